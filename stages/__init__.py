@@ -1,0 +1,1 @@
+"""One module per DVC stage; each ``main()`` reads its params section and writes its outs."""

@@ -1,0 +1,42 @@
+"""Stage ``corpus``: synthesise the embedded demo corpus (only when ``data.source: demo``).
+
+With ``data.source: commonvoice`` the stage writes a placeholder explaining that the demo
+corpus is not in use, so the DAG stays the same whichever source is chosen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from swedish_transcriber.atomic import atomic_dir
+from swedish_transcriber.cli import run_stage
+from swedish_transcriber.data_params import DataParams
+from swedish_transcriber.demo_corpus import CorpusParams, build_corpus
+from swedish_transcriber.params import section
+
+OUT_DIR = Path("data/raw/demo")
+
+
+def run() -> None:
+    """Build ``data/raw/demo`` from params ``corpus`` (and ``data.source``)."""
+    data = section("data", DataParams)
+    params = section("corpus", CorpusParams)
+    with atomic_dir(OUT_DIR) as tmp:
+        if data.source != "demo":
+            (tmp / "README.txt").write_text(
+                f"Demo corpus not generated: data.source is {data.source!r}; the pipeline reads "
+                f"{data.raw_dir}.\n",
+                encoding="utf-8",
+            )
+            print(f"corpus: data.source={data.source}, demo corpus skipped")
+            return
+        counts = build_corpus(params, tmp)
+    print("corpus: " + ", ".join(f"{s} {n} clips" for s, n in counts.items()) + f" -> {OUT_DIR}")
+
+
+def main() -> None:
+    run_stage("corpus", run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Reading ``params.yaml`` sections strictly.
+
+Every knob of the pipeline lives in ``params.yaml``; ``dvc exp run -S section.key=value``
+edits that file. A misspelt key would otherwise be silently ignored and an experiment would
+quietly run with the default, so each stage declares its section's keys as a dataclass and
+unknown or missing keys are an error that names the key and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+PARAMS_FILE = Path("params.yaml")
+
+T = TypeVar("T")
+
+
+class ParamsError(ValueError):
+    """A ``params.yaml`` section is missing, has unknown keys, or has a value of the wrong type."""
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    """Load the whole params file as a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found (run the stage from the repo root)")
+    with path.open(encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections at the top level")
+    return data
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a simple type annotation, converting int to float where asked."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ParamsError as exc:
+                errors.append(str(exc))
+        raise ParamsError(errors[0] if errors else f"{where}: unexpected value {value!r}")
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ParamsError(f"{where}: expected a list, got {value!r}")
+        inner = args[0] if args else Any
+        return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ParamsError(f"{where}: expected a mapping, got {value!r}")
+        return _build(annotation, value, where)
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ParamsError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ParamsError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls: type[T], raw: dict[str, Any], where: str, subset: bool = False) -> T:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    if subset:
+        raw = {k: v for k, v in raw.items() if k in fields}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ParamsError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(fields))}"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, field in fields.items():
+        if name in raw:
+            kwargs[name] = _coerce(raw[name], hints[name], f"{where}.{name}")
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ParamsError(f"{where}: missing required key {name!r}")
+    return cls(**kwargs)
+
+
+def section(
+    name: str, cls: type[T], path: str | Path = PARAMS_FILE, subset: bool = False
+) -> T:
+    """Return section ``name`` of the params file as an instance of the dataclass ``cls``.
+
+    ``subset=True`` is for a stage that reads a few keys of a section another stage owns
+    (that stage checks the section strictly); its other keys are then not this stage's concern.
+    """
+    params = load_params(path)
+    if name not in params:
+        raise ParamsError(f"{path}: missing section {name!r}")
+    raw = params[name]
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: section {name!r} must be a mapping")
+    return _build(cls, raw, f"{path}: {name}", subset=subset)
