@@ -1,0 +1,21 @@
+# The two Quickstart commands (README): `make repro` and `make test`.
+# Both set everything up first (scripts/setup.sh is idempotent and quick when done).
+SHELL := /bin/bash
+VENV := .venv/bin
+
+.PHONY: setup repro test lint bench
+
+setup:
+	@bash scripts/setup.sh
+
+repro: setup
+	source $(VENV)/activate && dvc repro
+
+test: setup
+	source $(VENV)/activate && ruff check . && pytest -q
+
+lint: setup
+	source $(VENV)/activate && ruff check . && ruff format --check .
+
+bench: setup
+	source $(VENV)/activate && python benchmarks/data_pipeline.py

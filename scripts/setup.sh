@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Set up everything the project needs, idempotently: running it again is quick and harmless.
+#  - espeak-ng (Debian package) speaks the embedded demo corpus;
+#  - .venv/ at the repo root holds the project (pip install -e '.[dev]', torch pinned to 2.13.0).
+# The install is redone only when pyproject.toml changes (a stamp in .venv records its hash).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+if ! command -v espeak-ng >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing espeak-ng (Debian package)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null && command -v apt-get >/dev/null; then
+    say "installing espeak-ng with sudo"
+    sudo DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null
+  else
+    say "espeak-ng is missing and cannot be installed without root. Install it, then run again:"
+    say "  Debian/Ubuntu: sudo apt-get install espeak-ng    macOS: brew install espeak-ng"
+    exit 1
+  fi
+fi
+
+PYTHON=${PYTHON:-}
+if [ -z "$PYTHON" ]; then
+  for candidate in python3.11 python3.12 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(not ((3, 11) <= sys.version_info[:2] < (3, 13)))'; then
+      PYTHON=$candidate
+      break
+    fi
+  done
+fi
+if [ -z "$PYTHON" ]; then
+  say "Python 3.11 or 3.12 is required (set PYTHON=/path/to/python3.11)"
+  exit 1
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv with $PYTHON"
+  "$PYTHON" -m venv .venv
+fi
+
+stamp=.venv/.swedish-transcriber-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  say "installing the project into .venv (torch==2.13.0, transformers, dvc, ...)"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  echo "$want" >"$stamp"
+else
+  say ".venv is up to date"
+fi

@@ -1,0 +1,115 @@
+"""The embedded demo corpus: Common Voice's layout, speaker- and sentence-disjoint, seeded."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from swedish_transcriber.commonvoice import read_tsv
+from swedish_transcriber.demo_corpus import (
+    MIN_SENTENCES,
+    TSV_COLUMNS,
+    CorpusError,
+    CorpusParams,
+    build_corpus,
+    plan,
+    read_sentences,
+)
+from swedish_transcriber.params import section
+from tests.conftest import REPO
+
+SENTENCES = [
+    "Hej, hur mår du idag?", "Jag köpte tjugo äpplen på torget i Malmö.",
+    "Vart går nästa tåg till Göteborg?", "Det regnar ute och vi stannar hemma.",
+    "Mormor bakar kanelbullar varje lördag.", "Klockan är halv åtta på morgonen.",
+    "Han cyklade till jobbet trots snön.", "Vi ska fira midsommar på Öland i år.",
+    "Har du sett min blå jacka någonstans?", "Barnen leker i parken efter skolan.",
+]
+
+
+@pytest.fixture
+def params(tmp_path) -> CorpusParams:
+    real = section("corpus", CorpusParams, REPO / "params.yaml")
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    return replace(real, sentences_file=str(sentences), max_sentences=10)
+
+
+def test_layout_columns_and_disjoint_splits(params, tmp_path):
+    out = tmp_path / "demo"
+    counts = build_corpus(params, out)
+    assert counts == {"train": 16, "dev": 1, "test": 2}
+    for name in ("train", "dev", "test", "validated"):
+        header = (out / f"{name}.tsv").read_text(encoding="utf-8").splitlines()[0]
+        assert header.split("\t") == list(TSV_COLUMNS)
+    tables = {s: read_tsv(out / f"{s}.tsv").rows for s in ("train", "dev", "test")}
+    assert len(read_tsv(out / "validated.tsv").rows) == 19
+    speakers = {s: set(t["client_id"]) for s, t in tables.items()}
+    sentences = {s: set(t["sentence"]) for s, t in tables.items()}
+    for a, b in (("train", "dev"), ("train", "test"), ("dev", "test")):
+        assert not speakers[a] & speakers[b], "splits must be speaker-disjoint"
+        assert not sentences[a] & sentences[b], "splits must be sentence-disjoint"
+    train = tables["train"]
+    assert train["client_id"].str.fullmatch(r"[0-9a-f]{128}").all()
+    assert set(train["gender"]) == {"male", "female"}
+    assert (train.groupby("sentence")["client_id"].nunique() == 2).all()
+    for clip in train["path"]:
+        assert (out / "clips" / clip).stat().st_size > 1000
+    import soundfile as sf
+
+    info = sf.info(out / "clips" / train["path"].iloc[0])
+    assert info.samplerate == 48_000 and info.channels == 1 and info.format == "MP3"
+
+
+def test_same_seed_same_corpus_other_seed_other_corpus(params, tmp_path):
+    build_corpus(params, tmp_path / "a")
+    build_corpus(params, tmp_path / "b")
+    build_corpus(replace(params, seed=99), tmp_path / "c")
+    for name in ("train", "dev", "test"):
+        a = (tmp_path / "a" / f"{name}.tsv").read_bytes()
+        assert a == (tmp_path / "b" / f"{name}.tsv").read_bytes()
+    clips = sorted(p.name for p in (tmp_path / "a/clips").iterdir())
+    assert all((tmp_path / "a/clips" / c).read_bytes() == (tmp_path / "b/clips" / c).read_bytes()
+               for c in clips[:3])
+    assert (tmp_path / "a/train.tsv").read_bytes() != (tmp_path / "c/train.tsv").read_bytes()
+
+
+def test_speakers_rates_and_pitches_vary(params):
+    utterances = plan(replace(params, max_sentences=0), SENTENCES * 1)
+    everything = [u for us in utterances.values() for u in us]
+    assert len({u.rate for u in everything}) > 3 and len({u.pitch for u in everything}) > 3
+
+
+def test_bad_corpus_params(params):
+    with pytest.raises(CorpusError, match="split train has 1 speaker"):
+        plan(replace(params, speakers=[s for s in params.speakers if s.split != "train"][:1]
+                     + [replace(params.speakers[0])]), SENTENCES)
+    with pytest.raises(CorpusError, match="duplicate sentence"):
+        path = Path(params.sentences_file)
+        path.write_text("Hej.\nHej.\n", encoding="utf-8")
+        read_sentences(path)
+
+
+def test_repo_speakers_are_distinct_voices_with_metadata():
+    params = section("corpus", CorpusParams, REPO / "params.yaml")
+    assert len({s.voice for s in params.speakers}) >= 6
+    for split in ("train", "dev", "test"):
+        assert any(s.split == split for s in params.speakers)
+    assert all(s.gender and s.age for s in params.speakers)
+
+
+def test_repo_sentences_are_many_varied_and_in_the_alphabet():
+    params = section("corpus", CorpusParams, REPO / "params.yaml")
+    sentences = read_sentences(REPO / params.sentences_file)
+    assert len(sentences) >= MIN_SENTENCES
+    allowed = re.compile(r"[A-Za-zÅÄÖåäöÉéüÜ ,.?!:;'\"()\-]+")
+    assert all(allowed.fullmatch(s) for s in sentences), "digits or symbols in a sentence"
+    assert sum(s.endswith("?") for s in sentences) >= 60
+    assert sum(any(c in s for c in "åäöÅÄÖ") for s in sentences) >= len(sentences) // 2
+    # Not template-made: no two-word opening dominates.
+    openings = pd.Series([" ".join(s.split()[:2]) for s in sentences]).value_counts()
+    assert openings.iloc[0] <= 10
