@@ -18,8 +18,11 @@ from swedish_transcriber.manifest import SPLITS, read_split, write_quarantine
 from swedish_transcriber.params import section
 
 MODEL_DIR = Path("models/base")
-INPUTS = {"train": Path("data/augmented"), "dev": Path("data/validated"),
-          "test": Path("data/validated")}
+INPUTS = {
+    "train": Path("data/augmented"),
+    "dev": Path("data/validated"),
+    "test": Path("data/validated"),
+}
 OUT_DIR = Path("data/features")
 QUARANTINE_DIR = Path("data/quarantine/featurize")
 

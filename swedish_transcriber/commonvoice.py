@@ -113,7 +113,8 @@ def read_tsv(path: str | Path) -> SplitTable:
                 {
                     "tsv_file": str(path),
                     "tsv_row": line_no,
-                    "path": fields[header.index("path")] if len(fields) > header.index("path")
+                    "path": fields[header.index("path")]
+                    if len(fields) > header.index("path")
                     else "",
                     "reason": f"{path}: line {line_no}: expected {len(header)} tab-separated "
                     f"fields, found {len(fields)}",

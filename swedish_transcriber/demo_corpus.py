@@ -28,8 +28,16 @@ from swedish_transcriber.audio import resample, write_audio
 from swedish_transcriber.manifest import SPLITS
 
 TSV_COLUMNS: tuple[str, ...] = (
-    "client_id", "path", "sentence", "up_votes", "down_votes", "age", "gender", "accent",
-    "locale", "segment",
+    "client_id",
+    "path",
+    "sentence",
+    "up_votes",
+    "down_votes",
+    "age",
+    "gender",
+    "accent",
+    "locale",
+    "segment",
 )
 LOCALE = "sv-SE"
 ESPEAK = "espeak-ng"
@@ -166,9 +174,14 @@ def plan(params: CorpusParams, sentences: list[str]) -> dict[str, list[Utterance
                         sentence=sentence,
                         speaker=speaker,
                         rate=speaker.rate + rng.randint(-params.rate_jitter, params.rate_jitter),
-                        pitch=min(99, max(0, speaker.pitch
-                                          + rng.randint(-params.pitch_jitter,
-                                                        params.pitch_jitter))),
+                        pitch=min(
+                            99,
+                            max(
+                                0,
+                                speaker.pitch
+                                + rng.randint(-params.pitch_jitter, params.pitch_jitter),
+                            ),
+                        ),
                         up_votes=rng.randint(2, 4),
                         down_votes=rng.randint(0, 1),
                     )
@@ -180,8 +193,17 @@ def plan(params: CorpusParams, sentences: list[str]) -> dict[str, list[Utterance
 def synthesise(utterance: Utterance, out_file: Path, sample_rate: int, espeak: str) -> None:
     """Speak one sentence with espeak-ng and write it as a Common-Voice-like MP3."""
     result = subprocess.run(
-        [espeak, "-v", utterance.speaker.voice, "-s", str(utterance.rate), "-p",
-         str(utterance.pitch), "--stdout", utterance.sentence],
+        [
+            espeak,
+            "-v",
+            utterance.speaker.voice,
+            "-s",
+            str(utterance.rate),
+            "-p",
+            str(utterance.pitch),
+            "--stdout",
+            utterance.sentence,
+        ],
         capture_output=True,
         check=False,
     )
@@ -213,8 +235,12 @@ def write_tsv(path: Path, utterances: list[Utterance]) -> None:
     """Write a Common Voice TSV (tab-separated, no quoting, UTF-8)."""
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(
-            fh, fieldnames=TSV_COLUMNS, delimiter="\t", quoting=csv.QUOTE_NONE,
-            lineterminator="\n", escapechar=None,
+            fh,
+            fieldnames=TSV_COLUMNS,
+            delimiter="\t",
+            quoting=csv.QUOTE_NONE,
+            lineterminator="\n",
+            escapechar=None,
         )
         writer.writeheader()
         for u in utterances:

@@ -24,7 +24,14 @@ from swedish_transcriber.manifest import quarantine_rows
 STAGE = "featurize"
 # Manifest columns carried into the feature tables (for slicing WER by speaker group later).
 KEEP_COLUMNS: tuple[str, ...] = (
-    "split", "path", "sentence", "client_id", "gender", "age", "accent", "duration",
+    "split",
+    "path",
+    "sentence",
+    "client_id",
+    "gender",
+    "age",
+    "accent",
+    "duration",
 )
 
 
@@ -89,8 +96,10 @@ class _Featurizer:
                 samples = np.zeros(WHISPER_SAMPLE_RATE, dtype=np.float32)
             seconds = len(samples) / WHISPER_SAMPLE_RATE
             if not reasons[i] and seconds > limit:
-                reasons[i] = f"{file}: clip is {seconds:.1f} s, over features.max_audio_seconds " \
-                             f"({limit:g} s, Whisper's window)"
+                reasons[i] = (
+                    f"{file}: clip is {seconds:.1f} s, over features.max_audio_seconds "
+                    f"({limit:g} s, Whisper's window)"
+                )
                 samples = samples[: int(limit * WHISPER_SAMPLE_RATE)]
             audio.append(samples)
         features = self.processor.feature_extractor(
@@ -130,12 +139,12 @@ def featurize_split(
     if manifest.empty:
         empty = {name: [] for name in features if name != "reason"}
         return datasets.Dataset.from_dict(
-            empty, features=datasets.Features({k: v for k, v in features.items()
-                                               if k != "reason"})
+            empty, features=datasets.Features({k: v for k, v in features.items() if k != "reason"})
         ), manifest.iloc[0:0]
     source = datasets.Dataset.from_pandas(
-        manifest[list(KEEP_COLUMNS) + ["audio_file"]].astype({c: "object" for c in KEEP_COLUMNS
-                                                              if c != "duration"}),
+        manifest[list(KEEP_COLUMNS) + ["audio_file"]].astype(
+            {c: "object" for c in KEEP_COLUMNS if c != "duration"}
+        ),
         preserve_index=False,
     )
     num_proc = min(settings.num_proc, max(1, len(manifest) // settings.batch_size))
@@ -150,8 +159,6 @@ def featurize_split(
     )
     reasons = np.asarray(table["reason"], dtype=object)
     bad = reasons != ""
-    quarantined = quarantine_rows(
-        manifest.reset_index(drop=True)[bad], STAGE, list(reasons[bad])
-    )
+    quarantined = quarantine_rows(manifest.reset_index(drop=True)[bad], STAGE, list(reasons[bad]))
     good = table.select(np.flatnonzero(~bad)).remove_columns("reason")
     return good, quarantined

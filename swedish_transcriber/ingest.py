@@ -43,9 +43,7 @@ def _measure_one(args: tuple[str, MeasureSettings]) -> dict[str, float | int] | 
         audio, sr = read_audio(audio_file)
     except AudioError as exc:
         return str(exc)
-    return asdict(
-        measure(audio, sr, settings.silence_threshold_db, settings.clipping_threshold)
-    )
+    return asdict(measure(audio, sr, settings.silence_threshold_db, settings.clipping_threshold))
 
 
 def measure_clips(
@@ -83,8 +81,12 @@ def ingest_split(
     rows["split"] = split
     no_path = rows["path"] == ""
     if no_path.any():
-        reasons = [f"{f}: line {r}: empty path" for f, r in
-                   zip(rows.loc[no_path, "tsv_file"], rows.loc[no_path, "tsv_row"], strict=True)]
+        reasons = [
+            f"{f}: line {r}: empty path"
+            for f, r in zip(
+                rows.loc[no_path, "tsv_file"], rows.loc[no_path, "tsv_row"], strict=True
+            )
+        ]
         quarantined.append(quarantine_rows(rows[no_path], STAGE, reasons))
         rows = rows[~no_path].reset_index(drop=True)
     rows["audio_file"] = [str(release_dir / commonvoice.CLIPS_DIR / p) for p in rows["path"]]
@@ -95,8 +97,10 @@ def ingest_split(
         reasons = [
             f"{f}: line {line}: {r}"
             for f, line, r in zip(
-                rows.loc[mask, "tsv_file"], rows.loc[mask, "tsv_row"],
-                [r for r in results if isinstance(r, str)], strict=True,
+                rows.loc[mask, "tsv_file"],
+                rows.loc[mask, "tsv_row"],
+                [r for r in results if isinstance(r, str)],
+                strict=True,
             )
         ]
         quarantined.append(quarantine_rows(rows[mask], STAGE, reasons))

@@ -103,10 +103,14 @@ def write_quarantine(frames: list[pd.DataFrame], directory: str | Path) -> Path:
     if frames:
         table = pd.concat(frames, ignore_index=True)
     else:
-        table = pd.DataFrame({c: pd.Series(dtype="string") for c in ("split", "path", "stage",
-                                                                     "reason")})
+        table = pd.DataFrame(
+            {c: pd.Series(dtype="string") for c in ("split", "path", "stage", "reason")}
+        )
     table.to_parquet(directory / "quarantine.parquet", index=False)
-    readable = [c for c in ("split", "tsv_file", "tsv_row", "path", "sentence", "reason")
-                if c in table.columns]
+    readable = [
+        c
+        for c in ("split", "tsv_file", "tsv_row", "path", "sentence", "reason")
+        if c in table.columns
+    ]
     table[readable].to_csv(directory / "quarantine.tsv", sep="\t", index=False)
     return directory / "quarantine.parquet"

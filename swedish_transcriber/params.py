@@ -106,9 +106,7 @@ def _build(cls: type[T], raw: dict[str, Any], where: str, subset: bool = False) 
     return cls(**kwargs)
 
 
-def section(
-    name: str, cls: type[T], path: str | Path = PARAMS_FILE, subset: bool = False
-) -> T:
+def section(name: str, cls: type[T], path: str | Path = PARAMS_FILE, subset: bool = False) -> T:
     """Return section ``name`` of the params file as an instance of the dataclass ``cls``.
 
     ``subset=True`` is for a stage that reads a few keys of a section another stage owns

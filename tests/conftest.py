@@ -13,14 +13,38 @@ from swedish_transcriber.audio import write_audio
 
 REPO = Path(__file__).resolve().parents[1]
 
-HEADER_NEW = ["client_id", "path", "sentence_id", "sentence", "sentence_domain", "up_votes",
-              "down_votes", "age", "gender", "accents", "variant", "locale", "segment"]
-HEADER_OLD = ["client_id", "path", "sentence", "up_votes", "down_votes", "age", "gender",
-              "accent", "locale", "segment"]
+HEADER_NEW = [
+    "client_id",
+    "path",
+    "sentence_id",
+    "sentence",
+    "sentence_domain",
+    "up_votes",
+    "down_votes",
+    "age",
+    "gender",
+    "accents",
+    "variant",
+    "locale",
+    "segment",
+]
+HEADER_OLD = [
+    "client_id",
+    "path",
+    "sentence",
+    "up_votes",
+    "down_votes",
+    "age",
+    "gender",
+    "accent",
+    "locale",
+    "segment",
+]
 
 
-def tone(seconds: float, sample_rate: int = 48_000, amplitude: float = 0.3,
-         seed: int = 0) -> np.ndarray:
+def tone(
+    seconds: float, sample_rate: int = 48_000, amplitude: float = 0.3, seed: int = 0
+) -> np.ndarray:
     """A speech-like test signal: a few harmonics with noise, syllable-rate amplitude."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * sample_rate)) / sample_rate
@@ -32,11 +56,15 @@ def tone(seconds: float, sample_rate: int = 48_000, amplitude: float = 0.3,
     return out.astype(np.float32)
 
 
-def write_clip(path: Path, seconds: float = 2.0, sample_rate: int = 48_000, seed: int = 0,
-               silent: bool = False) -> Path:
+def write_clip(
+    path: Path, seconds: float = 2.0, sample_rate: int = 48_000, seed: int = 0, silent: bool = False
+) -> Path:
     """Write an MP3 clip like Common Voice's (48 kHz mono)."""
-    audio = np.zeros(int(seconds * sample_rate), np.float32) if silent else tone(
-        seconds, sample_rate, seed=seed)
+    audio = (
+        np.zeros(int(seconds * sample_rate), np.float32)
+        if silent
+        else tone(seconds, sample_rate, seed=seed)
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     write_audio(path, audio, sample_rate)
     return path
@@ -54,8 +82,11 @@ def make_release(tmp_path: Path) -> Callable[..., Path]:
     "silent", "missing", "empty" or "corrupt", and ``_line`` replaces the whole TSV line.
     """
 
-    def build(splits: dict[str, list[dict[str, object]]], header: list[str] | None = None,
-              name: str = "cv-corpus-test/sv-SE") -> Path:
+    def build(
+        splits: dict[str, list[dict[str, object]]],
+        header: list[str] | None = None,
+        name: str = "cv-corpus-test/sv-SE",
+    ) -> Path:
         header = header or HEADER_NEW
         root = tmp_path / name
         (root / "clips").mkdir(parents=True, exist_ok=True)
@@ -70,8 +101,9 @@ def make_release(tmp_path: Path) -> Callable[..., Path]:
                 values.setdefault("down_votes", "0")
                 values.setdefault("locale", "sv-SE")
                 lines.append(str(row["_line"]) if "_line" in row else tsv_line(values, header))
-                clip_name = values["path"] if values["path"].endswith(".mp3") else \
-                    values["path"] + ".mp3"
+                clip_name = (
+                    values["path"] if values["path"].endswith(".mp3") else values["path"] + ".mp3"
+                )
                 clip = root / "clips" / clip_name
                 kind = row.get("_clip", "ok")
                 if kind == "missing" or "_line" in row:
@@ -81,8 +113,9 @@ def make_release(tmp_path: Path) -> Callable[..., Path]:
                 elif kind == "corrupt":
                     clip.write_bytes(b"ID3\x03\x00\x00\x00" + bytes(range(256)) * 8)
                 else:
-                    write_clip(clip, float(row.get("_seconds", 2.0)), seed=i,
-                               silent=kind == "silent")
+                    write_clip(
+                        clip, float(row.get("_seconds", 2.0)), seed=i, silent=kind == "silent"
+                    )
             (root / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
         return root
 
@@ -98,8 +131,9 @@ def repo_copy(tmp_path: Path) -> Callable[[], Path]:
         for item in ("params.yaml", "dvc.yaml", "stages", "swedish_transcriber", ".dvc"):
             src = REPO / item
             if src.is_dir():
-                shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns(
-                    "__pycache__", "tmp", "cache"))
+                shutil.copytree(
+                    src, dest / item, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache")
+                )
             else:
                 dest.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dest / item)

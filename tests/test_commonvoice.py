@@ -11,12 +11,24 @@ from tests.conftest import HEADER_NEW, HEADER_OLD
 
 
 def test_new_release_columns_are_normalised(make_release):
-    root = make_release({"train": [
-        {"path": "a", "sentence": 'Han sa "hej" och gick.', "gender": "male_masculine",
-         "accents": "Skånska", "sentence_id": "abc", "variant": "", "sentence_domain": ""},
-        {"path": "b.mp3", "sentence": "Var ligger  Kiruna?", "gender": "female_feminine"},
-        {"path": "c", "gender": "do_not_wish_to_say", "up_votes": "", "down_votes": ""},
-    ]}, header=HEADER_NEW)
+    root = make_release(
+        {
+            "train": [
+                {
+                    "path": "a",
+                    "sentence": 'Han sa "hej" och gick.',
+                    "gender": "male_masculine",
+                    "accents": "Skånska",
+                    "sentence_id": "abc",
+                    "variant": "",
+                    "sentence_domain": "",
+                },
+                {"path": "b.mp3", "sentence": "Var ligger  Kiruna?", "gender": "female_feminine"},
+                {"path": "c", "gender": "do_not_wish_to_say", "up_votes": "", "down_votes": ""},
+            ]
+        },
+        header=HEADER_NEW,
+    )
     table = read_tsv(root / "train.tsv")
     rows = table.rows
     assert list(rows["path"]) == ["a.mp3", "b.mp3", "c.mp3"]
@@ -32,19 +44,21 @@ def test_new_release_columns_are_normalised(make_release):
 
 def test_old_release_columns_and_missing_optional_ones(make_release):
     header = ["client_id", "path", "sentence", "up_votes", "down_votes", "gender"]
-    root = make_release({"dev": [{"path": "x.mp3", "gender": "male"},
-                                 {"path": "y.mp3", "gender": "other"}]}, header=header)
+    root = make_release(
+        {"dev": [{"path": "x.mp3", "gender": "male"}, {"path": "y.mp3", "gender": "other"}]},
+        header=header,
+    )
     rows = read_tsv(root / "dev.tsv").rows
     assert list(rows["gender"]) == ["male", "other"]
     assert list(rows["accent"]) == ["", ""] and list(rows["age"]) == ["", ""]
-    root_old = make_release({"dev": [{"path": "z", "accent": "Norrländska"}]},
-                            header=HEADER_OLD, name="old/sv-SE")
+    root_old = make_release(
+        {"dev": [{"path": "z", "accent": "Norrländska"}]}, header=HEADER_OLD, name="old/sv-SE"
+    )
     assert read_tsv(root_old / "dev.tsv").rows.loc[0, "accent"] == "Norrländska"
 
 
 def test_malformed_line_is_kept_as_a_quarantine_row(make_release):
-    root = make_release({"train": [{"path": "ok.mp3"},
-                                   {"_line": "only\ttwo"}]})
+    root = make_release({"train": [{"path": "ok.mp3"}, {"_line": "only\ttwo"}]})
     table = read_tsv(root / "train.tsv")
     assert len(table.rows) == 1
     bad = table.malformed.iloc[0]
@@ -54,8 +68,9 @@ def test_malformed_line_is_kept_as_a_quarantine_row(make_release):
 
 def test_non_utf8_tsv_names_file_and_line(tmp_path):
     path = tmp_path / "train.tsv"
-    path.write_bytes("client_id\tpath\tsentence\nc\ta.mp3\tHej\nc\tb.mp3\tBr\xe5d\n"
-                     .encode("latin-1"))
+    path.write_bytes(
+        "client_id\tpath\tsentence\nc\ta.mp3\tHej\nc\tb.mp3\tBr\xe5d\n".encode("latin-1")
+    )
     with pytest.raises(ReleaseError, match=r"train.tsv: line 3, byte 11: not valid UTF-8"):
         read_tsv(path)
 

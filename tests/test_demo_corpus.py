@@ -23,11 +23,16 @@ from swedish_transcriber.params import section
 from tests.conftest import REPO
 
 SENTENCES = [
-    "Hej, hur mår du idag?", "Jag köpte tjugo äpplen på torget i Malmö.",
-    "Vart går nästa tåg till Göteborg?", "Det regnar ute och vi stannar hemma.",
-    "Mormor bakar kanelbullar varje lördag.", "Klockan är halv åtta på morgonen.",
-    "Han cyklade till jobbet trots snön.", "Vi ska fira midsommar på Öland i år.",
-    "Har du sett min blå jacka någonstans?", "Barnen leker i parken efter skolan.",
+    "Hej, hur mår du idag?",
+    "Jag köpte tjugo äpplen på torget i Malmö.",
+    "Vart går nästa tåg till Göteborg?",
+    "Det regnar ute och vi stannar hemma.",
+    "Mormor bakar kanelbullar varje lördag.",
+    "Klockan är halv åtta på morgonen.",
+    "Han cyklade till jobbet trots snön.",
+    "Vi ska fira midsommar på Öland i år.",
+    "Har du sett min blå jacka någonstans?",
+    "Barnen leker i parken efter skolan.",
 ]
 
 
@@ -73,8 +78,10 @@ def test_same_seed_same_corpus_other_seed_other_corpus(params, tmp_path):
         a = (tmp_path / "a" / f"{name}.tsv").read_bytes()
         assert a == (tmp_path / "b" / f"{name}.tsv").read_bytes()
     clips = sorted(p.name for p in (tmp_path / "a/clips").iterdir())
-    assert all((tmp_path / "a/clips" / c).read_bytes() == (tmp_path / "b/clips" / c).read_bytes()
-               for c in clips[:3])
+    assert all(
+        (tmp_path / "a/clips" / c).read_bytes() == (tmp_path / "b/clips" / c).read_bytes()
+        for c in clips[:3]
+    )
     assert (tmp_path / "a/train.tsv").read_bytes() != (tmp_path / "c/train.tsv").read_bytes()
 
 
@@ -86,8 +93,14 @@ def test_speakers_rates_and_pitches_vary(params):
 
 def test_bad_corpus_params(params):
     with pytest.raises(CorpusError, match="split train has 1 speaker"):
-        plan(replace(params, speakers=[s for s in params.speakers if s.split != "train"][:1]
-                     + [replace(params.speakers[0])]), SENTENCES)
+        plan(
+            replace(
+                params,
+                speakers=[s for s in params.speakers if s.split != "train"][:1]
+                + [replace(params.speakers[0])],
+            ),
+            SENTENCES,
+        )
     with pytest.raises(CorpusError, match="duplicate sentence"):
         path = Path(params.sentences_file)
         path.write_text("Hej.\nHej.\n", encoding="utf-8")

@@ -11,12 +11,16 @@ from swedish_transcriber.ingest import MeasureSettings, ingest_release
 
 @pytest.fixture
 def manifest(make_release):
-    root = make_release({"train": [
-        {"path": "a.mp3", "sentence": "Hej, hur mår du?", "_seconds": 1.0},
-        {"path": "b.mp3", "sentence": "Tåget till Umeå går klockan sju.", "_seconds": 2.0},
-        {"path": "long.mp3", "sentence": "En mycket lång mening.", "_seconds": 31.0},
-        {"path": "c.mp3", "sentence": "Vi ses i morgon!", "_seconds": 1.5},
-    ]})
+    root = make_release(
+        {
+            "train": [
+                {"path": "a.mp3", "sentence": "Hej, hur mår du?", "_seconds": 1.0},
+                {"path": "b.mp3", "sentence": "Tåget till Umeå går klockan sju.", "_seconds": 2.0},
+                {"path": "long.mp3", "sentence": "En mycket lång mening.", "_seconds": 31.0},
+                {"path": "c.mp3", "sentence": "Vi ses i morgon!", "_seconds": 1.5},
+            ]
+        }
+    )
     return ingest_release(root, 0, 0, MeasureSettings()).splits["train"]
 
 
@@ -31,12 +35,14 @@ def test_features_labels_and_quarantine(manifest, processor_dir):
     # Same numbers as the processor computes directly on the decoded audio.
     from swedish_transcriber.audio import load_audio
 
-    direct = processor.feature_extractor(load_audio(manifest["audio_file"][1]),
-                                         sampling_rate=16_000, return_tensors="np")
+    direct = processor.feature_extractor(
+        load_audio(manifest["audio_file"][1]), sampling_rate=16_000, return_tensors="np"
+    )
     np.testing.assert_allclose(feats[1].astype(np.float32), direct.input_features[0], atol=2e-3)
     tok = processor.tokenizer
     prefix = tok.convert_tokens_to_ids(
-        ["<|startoftranscript|>", "<|sv|>", "<|transcribe|>", "<|notimestamps|>"])
+        ["<|startoftranscript|>", "<|sv|>", "<|transcribe|>", "<|notimestamps|>"]
+    )
     for labels, sentence in zip(table["labels"], table["sentence"], strict=True):
         assert labels[:4] == prefix and labels[-1] == tok.eos_token_id
         assert tok.decode(labels, skip_special_tokens=True) == sentence
@@ -49,13 +55,21 @@ def test_parallel_matches_serial_and_long_labels_are_quarantined(manifest, proce
     processor = load_processor(processor_dir, "sv", "transcribe")
     manifest = manifest.copy()
     manifest.loc[3, "sentence"] = "och " * 30
-    serial, q1 = featurize_split(manifest, processor, FeatureSettings(
-        num_proc=1, batch_size=1, max_label_tokens=20, dtype="float32"))
-    parallel, q2 = featurize_split(manifest, processor, FeatureSettings(
-        num_proc=2, batch_size=1, max_label_tokens=20, dtype="float32"))
+    serial, q1 = featurize_split(
+        manifest,
+        processor,
+        FeatureSettings(num_proc=1, batch_size=1, max_label_tokens=20, dtype="float32"),
+    )
+    parallel, q2 = featurize_split(
+        manifest,
+        processor,
+        FeatureSettings(num_proc=2, batch_size=1, max_label_tokens=20, dtype="float32"),
+    )
     assert serial["path"] == parallel["path"] == ["a.mp3", "b.mp3"]
-    np.testing.assert_array_equal(serial.with_format("numpy")[:]["input_features"],
-                                  parallel.with_format("numpy")[:]["input_features"])
+    np.testing.assert_array_equal(
+        serial.with_format("numpy")[:]["input_features"],
+        parallel.with_format("numpy")[:]["input_features"],
+    )
     assert sorted(q1["path"]) == sorted(q2["path"]) == ["c.mp3", "long.mp3"]
     assert "over features.max_label_tokens (20)" in q1.set_index("path").loc["c.mp3", "reason"]
 

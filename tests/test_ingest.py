@@ -14,13 +14,19 @@ from swedish_transcriber.manifest import COLUMNS
 
 
 def test_measures_every_clip_and_quarantines_undecodable_ones(make_release):
-    root = make_release({
-        "train": [{"path": "good1.mp3", "_seconds": 1.5}, {"path": "corrupt.mp3", "_clip": "corrupt"},
-                  {"path": "empty.mp3", "_clip": "empty"}, {"path": "gone.mp3", "_clip": "missing"},
-                  {"path": "silent.mp3", "_clip": "silent"}],
-        "dev": [{"path": "good2"}],
-        "test": [{"path": "good3.mp3", "_seconds": 3.0}],
-    })
+    root = make_release(
+        {
+            "train": [
+                {"path": "good1.mp3", "_seconds": 1.5},
+                {"path": "corrupt.mp3", "_clip": "corrupt"},
+                {"path": "empty.mp3", "_clip": "empty"},
+                {"path": "gone.mp3", "_clip": "missing"},
+                {"path": "silent.mp3", "_clip": "silent"},
+            ],
+            "dev": [{"path": "good2"}],
+            "test": [{"path": "good3.mp3", "_seconds": 3.0}],
+        }
+    )
     result = ingest_release(root, max_clips=0, seed=1, settings=MeasureSettings(), num_proc=2)
     train = result.splits["train"]
     assert list(train.columns) == list(COLUMNS)
@@ -65,8 +71,9 @@ def test_stage_fails_cleanly_on_a_broken_tsv(repo_copy, tmp_path):
     raw.mkdir(parents=True)
     for split in ("train", "dev", "test"):
         (raw / f"{split}.tsv").write_text("client_id\tpath\n", encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "stages.ingest"], cwd=repo,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stages.ingest"], cwd=repo, capture_output=True, text=True
+    )
     assert proc.returncode == 1
     assert "ingest: error:" in proc.stderr and "train.tsv: missing required column" in proc.stderr
     assert "Traceback" not in proc.stderr
