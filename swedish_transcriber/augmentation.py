@@ -81,8 +81,7 @@ class GaussianNoiseParams:
 
     def __post_init__(self) -> None:
         _check_p("gaussian_noise", self.p)
-        _check_range("gaussian_noise", "min_snr_db", self.min_snr_db, "max_snr_db",
-                     self.max_snr_db)
+        _check_range("gaussian_noise", "min_snr_db", self.min_snr_db, "max_snr_db", self.max_snr_db)
 
 
 @dataclass(frozen=True)
@@ -123,8 +122,9 @@ class PitchShiftParams:
 
     def __post_init__(self) -> None:
         _check_p("pitch_shift", self.p)
-        _check_range("pitch_shift", "min_semitones", self.min_semitones, "max_semitones",
-                     self.max_semitones)
+        _check_range(
+            "pitch_shift", "min_semitones", self.min_semitones, "max_semitones", self.max_semitones
+        )
         if self.min_semitones < -24 or self.max_semitones > 24:
             raise ParamsError("params.yaml: augment.pitch_shift semitones must lie in [-24, 24]")
 
@@ -158,8 +158,9 @@ class BackgroundNoiseParams:
 
     def __post_init__(self) -> None:
         _check_p("background_noise", self.p)
-        _check_range("background_noise", "min_snr_db", self.min_snr_db, "max_snr_db",
-                     self.max_snr_db)
+        _check_range(
+            "background_noise", "min_snr_db", self.min_snr_db, "max_snr_db", self.max_snr_db
+        )
 
     @property
     def active(self) -> bool:
@@ -176,8 +177,9 @@ class Mp3CompressionParams:
 
     def __post_init__(self) -> None:
         _check_p("mp3_compression", self.p)
-        _check_range("mp3_compression", "min_bitrate", self.min_bitrate, "max_bitrate",
-                     self.max_bitrate)
+        _check_range(
+            "mp3_compression", "min_bitrate", self.min_bitrate, "max_bitrate", self.max_bitrate
+        )
 
 
 @dataclass(frozen=True)
@@ -267,7 +269,7 @@ def _background_files(params: BackgroundNoiseParams) -> list[str]:
     if not folder.is_dir():
         raise ParamsError(
             f"params.yaml: augment.background_noise.sounds_path: {folder} is not a directory "
-            f"(point it at a folder of noise recordings, or set sounds_path: \"\")"
+            f'(point it at a folder of noise recordings, or set sounds_path: "")'
         )
     files = sorted(str(p) for p in find_audio_files_in_paths(folder))
     if not files:
@@ -286,23 +288,36 @@ class Chain:
         self.params = params
         self.uses_room = params.room.p > 0
         self.steps: list[Step] = []
-        ts, ps, room, bg = (params.time_stretch, params.pitch_shift, params.room,
-                            params.background_noise)
+        ts, ps, room, bg = (
+            params.time_stretch,
+            params.pitch_shift,
+            params.room,
+            params.background_noise,
+        )
         if ts.p > 0:
-            self.steps.append(Step(
-                "TimeStretch",
-                # The whole utterance must survive: a slower copy is longer, not truncated.
-                am.TimeStretch(min_rate=ts.min_rate, max_rate=ts.max_rate,
-                               leave_length_unchanged=False, p=ts.p),
-                lambda prm: {"rate": _round(prm["rate"])},
-            ))
+            self.steps.append(
+                Step(
+                    "TimeStretch",
+                    # The whole utterance must survive: a slower copy is longer, not truncated.
+                    am.TimeStretch(
+                        min_rate=ts.min_rate,
+                        max_rate=ts.max_rate,
+                        leave_length_unchanged=False,
+                        p=ts.p,
+                    ),
+                    lambda prm: {"rate": _round(prm["rate"])},
+                )
+            )
         if ps.p > 0:
-            self.steps.append(Step(
-                "PitchShift",
-                am.PitchShift(min_semitones=ps.min_semitones, max_semitones=ps.max_semitones,
-                              p=ps.p),
-                lambda prm: {"semitones": _round(prm["num_semitones"])},
-            ))
+            self.steps.append(
+                Step(
+                    "PitchShift",
+                    am.PitchShift(
+                        min_semitones=ps.min_semitones, max_semitones=ps.max_semitones, p=ps.p
+                    ),
+                    lambda prm: {"semitones": _round(prm["num_semitones"])},
+                )
+            )
         if room.p > 0:
             _require("pyroomacoustics", "pyroomacoustics", "room")
             import pyroomacoustics as pra
@@ -310,51 +325,75 @@ class Chain:
             # One thread: the RIR is summed per thread block, so the thread count would
             # otherwise change the last bits with the machine's core count.
             pra.constants.set("num_threads", 1)
-            self.steps.append(Step(
-                "RoomSimulator",
-                am.RoomSimulator(min_target_rt60=room.min_rt60, max_target_rt60=room.max_rt60,
-                                 calculation_mode="rt60", use_ray_tracing=True,
-                                 max_order=ROOM_MAX_ORDER, leave_length_unchanged=True,
-                                 p=room.p),
-                _room_record,
-            ))
+            self.steps.append(
+                Step(
+                    "RoomSimulator",
+                    am.RoomSimulator(
+                        min_target_rt60=room.min_rt60,
+                        max_target_rt60=room.max_rt60,
+                        calculation_mode="rt60",
+                        use_ray_tracing=True,
+                        max_order=ROOM_MAX_ORDER,
+                        leave_length_unchanged=True,
+                        p=room.p,
+                    ),
+                    _room_record,
+                )
+            )
         if bg.active:
             files = _background_files(bg)
             root = Path(bg.sounds_path).resolve()
-            self.steps.append(Step(
-                "AddBackgroundNoise",
-                am.AddBackgroundNoise(sounds_path=files, min_snr_db=bg.min_snr_db,
-                                      max_snr_db=bg.max_snr_db, p=bg.p),
-                lambda prm: {
-                    "snr_db": _round(prm["snr_db"]),
-                    "noise_file": Path(prm["noise_file_path"]).relative_to(root).as_posix(),
-                    "offset": _round(prm["offset"]),
-                },
-            ))
+            self.steps.append(
+                Step(
+                    "AddBackgroundNoise",
+                    am.AddBackgroundNoise(
+                        sounds_path=files,
+                        min_snr_db=bg.min_snr_db,
+                        max_snr_db=bg.max_snr_db,
+                        p=bg.p,
+                    ),
+                    lambda prm: {
+                        "snr_db": _round(prm["snr_db"]),
+                        "noise_file": Path(prm["noise_file_path"]).relative_to(root).as_posix(),
+                        "offset": _round(prm["offset"]),
+                    },
+                )
+            )
         gn = params.gaussian_noise
         if gn.p > 0:
-            self.steps.append(Step(
-                "AddGaussianSNR",
-                _gaussian_snr_class()(min_snr_db=gn.min_snr_db, max_snr_db=gn.max_snr_db,
-                                      p=gn.p),
-                lambda prm: {"snr_db": _round(prm["snr_db"])},
-            ))
+            self.steps.append(
+                Step(
+                    "AddGaussianSNR",
+                    _gaussian_snr_class()(
+                        min_snr_db=gn.min_snr_db, max_snr_db=gn.max_snr_db, p=gn.p
+                    ),
+                    lambda prm: {"snr_db": _round(prm["snr_db"])},
+                )
+            )
         gain = params.gain
         if gain.p > 0:
-            self.steps.append(Step(
-                "Gain",
-                am.Gain(min_gain_db=gain.min_gain_db, max_gain_db=gain.max_gain_db, p=gain.p),
-                lambda prm: {"gain_db": _round(20.0 * math.log10(prm["amplitude_ratio"]))},
-            ))
+            self.steps.append(
+                Step(
+                    "Gain",
+                    am.Gain(min_gain_db=gain.min_gain_db, max_gain_db=gain.max_gain_db, p=gain.p),
+                    lambda prm: {"gain_db": _round(20.0 * math.log10(prm["amplitude_ratio"]))},
+                )
+            )
         mp3 = params.mp3_compression
         if mp3.p > 0:
             _require("fast_mp3_augment", "fast-mp3-augment", "mp3_compression")
-            self.steps.append(Step(
-                "Mp3Compression",
-                am.Mp3Compression(min_bitrate=mp3.min_bitrate, max_bitrate=mp3.max_bitrate,
-                                  backend="fast-mp3-augment", p=mp3.p),
-                lambda prm: {"bitrate": int(prm["bitrate"])},
-            ))
+            self.steps.append(
+                Step(
+                    "Mp3Compression",
+                    am.Mp3Compression(
+                        min_bitrate=mp3.min_bitrate,
+                        max_bitrate=mp3.max_bitrate,
+                        backend="fast-mp3-augment",
+                        p=mp3.p,
+                    ),
+                    lambda prm: {"bitrate": int(prm["bitrate"])},
+                )
+            )
 
     @property
     def names(self) -> list[str]:
@@ -368,8 +407,10 @@ class Chain:
         if self.uses_room:
             import pyroomacoustics as pra
 
-            pra.random.seed(numpy=int.from_bytes(digest[12:20], "big"),
-                            libroom=int.from_bytes(digest[20:28], "big"))
+            pra.random.seed(
+                numpy=int.from_bytes(digest[12:20], "big"),
+                libroom=int.from_bytes(digest[20:28], "big"),
+            )
 
     def apply(
         self, audio: np.ndarray, sample_rate: int, path: str, copy: int
@@ -383,13 +424,15 @@ class Chain:
             if not step.transform.parameters.get("should_apply"):
                 continue
             samples = np.ascontiguousarray(samples, dtype=np.float32)
-            applied.append({"transform": step.name,
-                            "params": step.describe(step.transform.parameters)})
+            applied.append(
+                {"transform": step.name, "params": step.describe(step.transform.parameters)}
+            )
             peak = float(np.max(np.abs(samples))) if samples.size else 0.0
             if peak > PEAK_LIMIT:
-                samples = (samples * np.float32(PEAK_LIMIT / peak)).astype(np.float32)
-                applied.append({"transform": "PeakNormalize",
-                                "params": {"gain_db": _round(20.0 * math.log10(PEAK_LIMIT / peak))}})
+                scale = PEAK_LIMIT / peak
+                samples = (samples * np.float32(scale)).astype(np.float32)
+                gain_db = _round(20.0 * math.log10(scale))
+                applied.append({"transform": "PeakNormalize", "params": {"gain_db": gain_db}})
         if samples.ndim != 1 or samples.size == 0:
             raise ValueError(f"the chain returned no audio (shape {samples.shape})")
         if not np.isfinite(samples).all():
@@ -446,16 +489,21 @@ def augment_row(
     for k in range(1, params.copies + 1):
         name = copy_name(str(row["path"]), k)
         out = dict(row)
-        out.update(path=name, audio_file=(final_clips_dir / name).as_posix(),
-                   source_path=str(row["path"]), augmentation="[]")
+        out.update(
+            path=name,
+            audio_file=(final_clips_dir / name).as_posix(),
+            source_path=str(row["path"]),
+            augmentation="[]",
+        )
         try:
             augmented, applied = chain.apply(audio, params.sample_rate, str(row["path"]), k)
             target = work_clips_dir / name
             write_audio(target, augmented, params.sample_rate)
             stored, sr = read_audio(target)
         except Exception as exc:  # noqa: BLE001 - any failure of one copy quarantines it
-            quarantined.append((out, f"{source}: augmented copy {k} failed: "
-                                     f"{type(exc).__name__}: {exc}"))
+            quarantined.append(
+                (out, f"{source}: augmented copy {k} failed: {type(exc).__name__}: {exc}")
+            )
             (work_clips_dir / name).unlink(missing_ok=True)
             continue
         stats = measure(stored, sr, settings.silence_threshold_db, settings.clipping_threshold)
@@ -470,20 +518,24 @@ def augment_row(
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(params: AugmentParams, work_clips_dir: Path, final_clips_dir: Path,
-                 settings: MeasureSettings) -> None:
-    _WORKER.update(chain=build_chain(params), work=work_clips_dir, final=final_clips_dir,
-                   settings=settings)
+def _init_worker(
+    params: AugmentParams, work_clips_dir: Path, final_clips_dir: Path, settings: MeasureSettings
+) -> None:
+    _WORKER.update(
+        chain=build_chain(params), work=work_clips_dir, final=final_clips_dir, settings=settings
+    )
 
 
 def _run_chunk(chunk: list[dict[str, Any]]) -> list[RowResult]:
-    return [augment_row(r, _WORKER["chain"], _WORKER["work"], _WORKER["final"],
-                        _WORKER["settings"]) for r in chunk]
+    return [
+        augment_row(r, _WORKER["chain"], _WORKER["work"], _WORKER["final"], _WORKER["settings"])
+        for r in chunk
+    ]
 
 
 def _chunks(items: list[dict[str, Any]], size: int) -> Iterable[list[dict[str, Any]]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 @dataclass
@@ -545,8 +597,9 @@ def augment_manifest(
     work.mkdir(parents=True, exist_ok=True)
     paths = [str(p) for p in df["path"]]
     stems = pd.Series([Path(p).stem for p in paths])
-    duplicated = sorted({p for p, dup in zip(paths, stems.duplicated(keep=False), strict=True)
-                         if dup})
+    duplicated = sorted(
+        {p for p, dup in zip(paths, stems.duplicated(keep=False), strict=True) if dup}
+    )
     if duplicated:
         raise ValueError(
             f"train manifest: clips whose names differ only in extension or repeat would "
@@ -558,18 +611,25 @@ def augment_manifest(
     else:
         size = max(1, math.ceil(len(records) / (params.num_proc * 8)))
         ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(params.num_proc, initializer=_init_worker,
-                      initargs=(params, work, final, settings)) as pool:
-            results = [r for chunk in pool.imap(_run_chunk, _chunks(records, size))
-                       for r in chunk]
+        with ctx.Pool(
+            params.num_proc, initializer=_init_worker, initargs=(params, work, final, settings)
+        ) as pool:
+            results = [r for chunk in pool.imap(_run_chunk, _chunks(records, size)) for r in chunk]
     columns = _columns(df)
     rows = [r for res in results for r in res.rows]
     bad = [q for res in results for q in res.quarantined]
     quarantine = []
     if bad:
-        quarantine.append(quarantine_rows(_frame([r for r, _ in bad], columns), STAGE,
-                                          [reason for _, reason in bad]))
+        quarantine.append(
+            quarantine_rows(
+                _frame([r for r, _ in bad], columns), STAGE, [reason for _, reason in bad]
+            )
+        )
     written = sum(1 for r in rows if r["source_path"])
+    decoded = sum(1 for r in rows if not r["source_path"])
+    if decoded and not written:
+        # Not one copy of a decodable clip came out: a broken setup, not a few bad clips.
+        raise ValueError(f"augment: every augmented copy failed; the first: {bad[0][1]}")
     busy = sum(res.seconds for res in results)  # decode + augment + write + measure, 1 core
     return AugmentResult(
         manifest=_frame(rows, columns),

@@ -1,0 +1,53 @@
+"""Stage ``augment``: the validated train manifest -> train plus augmented copies.
+
+Reads ``data/validated/train.parquet`` and writes ``data/augmented/train.parquet`` (originals
+plus ``augment.copies`` augmented copies per clip) with the copies' audio under
+``data/augmented/clips/``. dev and test are not augmented; later stages read them from
+``data/validated``. Clips that cannot be decoded or augmented go to
+``data/quarantine/augment/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stages.ingest import IngestParams
+from swedish_transcriber.augmentation import SPLIT, AugmentParams, augment_train
+from swedish_transcriber.cli import run_stage
+from swedish_transcriber.ingest import MeasureSettings
+from swedish_transcriber.manifest import read_split
+from swedish_transcriber.params import section
+
+IN_DIR = Path("data/validated")
+OUT_DIR = Path("data/augmented")
+QUARANTINE_DIR = Path("data/quarantine/augment")
+
+
+def run() -> None:
+    """Augment the train split into ``data/augmented/``."""
+    params = section("augment", AugmentParams)
+    # Copies are measured like ingest measured the originals, so validation thresholds agree.
+    ingest = section("ingest", IngestParams)
+    settings = MeasureSettings(ingest.silence_threshold_db, ingest.clipping_threshold)
+    train = read_split(IN_DIR, SPLIT)
+    result = augment_train(train, params, OUT_DIR, QUARANTINE_DIR, settings)
+    quarantined = sum(len(q) for q in result.quarantine)
+    if not params.enabled:
+        detail = "augmentation disabled, train passed through"
+    else:
+        detail = (
+            f"{result.clips_written} augmented copies, "
+            f"{result.seconds_per_clip:.3f} s per copy on one core"
+        )
+    print(
+        f"augment: {len(train)} train rows -> {len(result.manifest)} rows ({detail}) -> "
+        f"{OUT_DIR}; {quarantined} quarantined -> {QUARANTINE_DIR}"
+    )
+
+
+def main() -> None:
+    run_stage("augment", run)
+
+
+if __name__ == "__main__":
+    main()

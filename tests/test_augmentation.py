@@ -1,0 +1,312 @@
+"""Augment stage: copies, recorded transforms, determinism, passthrough and quarantine."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from swedish_transcriber.audio import read_audio, write_audio
+from swedish_transcriber.augmentation import (
+    AugmentParams,
+    BackgroundNoiseParams,
+    GainParams,
+    GaussianNoiseParams,
+    Mp3CompressionParams,
+    PitchShiftParams,
+    RoomParams,
+    TimeStretchParams,
+    augment_train,
+)
+from swedish_transcriber.manifest import COLUMNS, conform, read_split
+from swedish_transcriber.params import ParamsError, section
+
+REPO = Path(__file__).resolve().parents[1]
+ALL_TRANSFORMS = [
+    "TimeStretch",
+    "PitchShift",
+    "RoomSimulator",
+    "AddGaussianSNR",
+    "Gain",
+    "Mp3Compression",
+]
+
+
+def speechlike(seconds: float, sample_rate: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    f0 = 110 + 60 * rng.random()
+    voiced = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 5))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)
+    return (0.15 * voiced * envelope + 0.01 * rng.standard_normal(t.shape)).astype(np.float32)
+
+
+def make_manifest(root: Path, names: list[str], corrupt: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Tiny clips (48 kHz MP3 / 22.05 kHz FLAC) and a train manifest pointing at them."""
+    clips = root / "clips"
+    clips.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, name in enumerate(names):
+        path = clips / name
+        if name in corrupt:
+            path.write_bytes(b"ID3\x03\x00\x00\x00" + bytes(range(256)) * 8)
+        else:
+            sr = 48_000 if name.endswith(".mp3") else 22_050
+            write_audio(path, speechlike(1.0 + 0.25 * i, sr, seed=i), sr)
+        rows.append(
+            {
+                "split": "train",
+                "path": name,
+                "audio_file": str(path),
+                "sentence": f"Mening {i}.",
+                "client_id": f"speaker-{i % 2}",
+                "gender": "female",
+                "age": "twenties",
+                "accent": "",
+                "locale": "sv-SE",
+                "up_votes": 2,
+                "down_votes": 0,
+                "duration": 1.0,
+                "sample_rate": 48_000,
+                "peak": 0.5,
+                "rms": 0.1,
+                "silence_ratio": 0.0,
+                "clipping_ratio": 0.0,
+                "tsv_file": "train.tsv",
+                "tsv_row": i + 2,
+            }
+        )
+    return conform(pd.DataFrame(rows))
+
+
+def params(**overrides) -> AugmentParams:
+    """Every transform on (p=1) unless overridden; one process, one copy."""
+    base = AugmentParams(
+        enabled=True,
+        copies=1,
+        seed=7,
+        num_proc=1,
+        sample_rate=16_000,
+        gaussian_noise=GaussianNoiseParams(1.0, 15.0, 40.0),
+        gain=GainParams(1.0, -6.0, 6.0),
+        time_stretch=TimeStretchParams(1.0, 0.9, 1.1),
+        pitch_shift=PitchShiftParams(1.0, -2.0, 2.0),
+        room=RoomParams(1.0, 0.2, 0.6),
+        background_noise=BackgroundNoiseParams(0.0, "", 10.0, 30.0),
+        mp3_compression=Mp3CompressionParams(1.0, 32, 96),
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+def run(tmp_path: Path, train: pd.DataFrame, prm: AugmentParams, name: str):
+    out, quarantine = tmp_path / name / "augmented", tmp_path / name / "quarantine"
+    result = augment_train(train, prm, out, quarantine)
+    return result, read_split(out, "train"), out, quarantine
+
+
+def clip_bytes(out: Path) -> dict[str, bytes]:
+    clips = out / "clips"
+    return {p.name: p.read_bytes() for p in sorted(clips.iterdir())} if clips.is_dir() else {}
+
+
+def test_copies_rows_columns_and_recorded_transforms(tmp_path):
+    train = make_manifest(tmp_path, ["a.mp3", "b.flac"])
+    result, manifest, out, _ = run(tmp_path, train, params(copies=2), "run")
+
+    assert list(manifest.columns) == [*COLUMNS, "augmentation", "source_path"]
+    assert manifest["path"].tolist() == [
+        "a.mp3",
+        "a.aug1.flac",
+        "a.aug2.flac",
+        "b.flac",
+        "b.aug1.flac",
+        "b.aug2.flac",
+    ]
+    assert result.clips_written == 4 and result.quarantine == []
+
+    originals = manifest[manifest["source_path"] == ""].reset_index(drop=True)
+    assert (originals["augmentation"] == "[]").all()
+    pd.testing.assert_frame_equal(originals[list(COLUMNS)], train)
+
+    copies = manifest[manifest["source_path"] != ""].set_index("path")
+    assert copies["source_path"].tolist() == ["a.mp3", "a.mp3", "b.flac", "b.flac"]
+    assert sorted(p.name for p in (out / "clips").iterdir()) == sorted(copies.index)
+    for name, row in copies.iterrows():
+        assert row["audio_file"] == (out / "clips" / name).as_posix()
+        audio, sr = read_audio(row["audio_file"])
+        assert sr == 16_000 and row["sample_rate"] == 16_000
+        assert row["duration"] == pytest.approx(len(audio) / sr)
+        assert row["peak"] == pytest.approx(float(np.abs(audio).max()), abs=1e-6)
+        assert 0 < row["rms"] < row["peak"] <= 0.99 + 1e-4 and row["clipping_ratio"] == 0.0
+        source = train.set_index("path").loc[row["source_path"]]
+        assert row["sentence"] == source["sentence"] and row["tsv_row"] == source["tsv_row"]
+
+        applied = json.loads(row["augmentation"])
+        names = [a["transform"] for a in applied if a["transform"] != "PeakNormalize"]
+        assert names == ALL_TRANSFORMS  # p=1: every transform, in chain order
+        values = {a["transform"]: a["params"] for a in applied}
+        assert 0.9 <= values["TimeStretch"]["rate"] <= 1.1
+        assert -2 <= values["PitchShift"]["semitones"] <= 2
+        assert 0.2 <= values["RoomSimulator"]["rt60"] <= 0.6
+        assert 15 <= values["AddGaussianSNR"]["snr_db"] <= 40
+        assert -6 <= values["Gain"]["gain_db"] <= 6
+        assert values["Mp3Compression"]["bitrate"] in (32, 40, 48, 56, 64, 80, 96)
+        # TimeStretch changes the length: the re-measured duration follows it.
+        source_seconds = (
+            len(read_audio(source["audio_file"])[0]) / read_audio(source["audio_file"])[1]
+        )
+        assert row["duration"] == pytest.approx(
+            source_seconds / values["TimeStretch"]["rate"], abs=0.03
+        )
+
+
+def test_same_seed_is_byte_identical_across_runs_and_process_counts(tmp_path):
+    train = make_manifest(tmp_path, [f"c{i}.mp3" for i in range(5)])
+    prm = params(
+        copies=2,
+        gaussian_noise=GaussianNoiseParams(0.5, 15.0, 40.0),
+        gain=GainParams(0.5, -6.0, 6.0),
+        time_stretch=TimeStretchParams(0.5, 0.9, 1.1),
+        pitch_shift=PitchShiftParams(0.5, -2.0, 2.0),
+        room=RoomParams(0.5, 0.2, 0.6),
+        mp3_compression=Mp3CompressionParams(0.5, 32, 96),
+    )
+    runs = {
+        name: run(tmp_path, train, dataclasses.replace(prm, num_proc=n), name)
+        for name, n in (("one", 1), ("again", 1), ("two", 2))
+    }
+    manifests = {k: m.drop(columns="audio_file") for k, (_, m, _, _) in runs.items()}
+    clips = {k: clip_bytes(out) for k, (_, _, out, _) in runs.items()}
+    assert len(clips["one"]) == 10
+    for other in ("again", "two"):
+        pd.testing.assert_frame_equal(manifests["one"], manifests[other])
+        assert clips["one"] == clips[other]
+    # p=0.5 over 10 copies: the chains differ from copy to copy.
+    recorded = manifests["one"].loc[manifests["one"]["source_path"] != "", "augmentation"]
+    assert recorded.nunique() == len(recorded)
+
+    _, differ, out, _ = run(tmp_path, train, dataclasses.replace(prm, seed=8), "seed8")
+    assert not differ["augmentation"].equals(runs["one"][1]["augmentation"])
+    assert clip_bytes(out) != clips["one"]
+
+
+def test_disabled_passes_train_through(tmp_path):
+    train = make_manifest(tmp_path, ["a.mp3", "b.flac"])
+    result, manifest, out, quarantine = run(tmp_path, train, params(enabled=False), "off")
+    assert list(manifest.columns) == [*COLUMNS, "augmentation", "source_path"]
+    pd.testing.assert_frame_equal(manifest[list(COLUMNS)], train)
+    assert (manifest["augmentation"] == "[]").all() and (manifest["source_path"] == "").all()
+    assert result.clips_written == 0 and not (out / "clips").exists()
+    assert len(pd.read_parquet(quarantine / "quarantine.parquet")) == 0
+
+
+def test_undecodable_clip_is_quarantined_naming_the_file(tmp_path):
+    train = make_manifest(tmp_path, ["a.mp3", "broken.mp3", "b.flac"], corrupt=("broken.mp3",))
+    result, manifest, out, quarantine = run(tmp_path, train, params(), "bad")
+    assert manifest["path"].tolist() == ["a.mp3", "a.aug1.flac", "b.flac", "b.aug1.flac"]
+    table = pd.read_parquet(quarantine / "quarantine.parquet")
+    assert table["path"].tolist() == ["broken.mp3"]
+    assert table["stage"].tolist() == ["augment"]
+    reason = table["reason"].iloc[0]
+    assert str(tmp_path / "clips" / "broken.mp3") in reason and "cannot decode" in reason
+    assert "broken.mp3" in (quarantine / "quarantine.tsv").read_text(encoding="utf-8")
+    assert sorted(p.name for p in (out / "clips").iterdir()) == ["a.aug1.flac", "b.aug1.flac"]
+
+
+def test_failed_augmentation_quarantines_the_copy_and_keeps_the_original(tmp_path, monkeypatch):
+    from swedish_transcriber import augmentation
+
+    real_apply = augmentation.Chain.apply
+
+    def flaky(self, audio, sample_rate, path, copy):
+        if path == "b.flac":
+            raise RuntimeError("encoder exploded")
+        return real_apply(self, audio, sample_rate, path, copy)
+
+    monkeypatch.setattr(augmentation.Chain, "apply", flaky)
+    train = make_manifest(tmp_path, ["a.mp3", "b.flac"])
+    _, manifest, out, quarantine = run(tmp_path, train, params(), "flaky")
+    assert manifest["path"].tolist() == ["a.mp3", "a.aug1.flac", "b.flac"]
+    table = pd.read_parquet(quarantine / "quarantine.parquet")
+    assert table["path"].tolist() == ["b.aug1.flac"]
+    assert table["source_path"].tolist() == ["b.flac"]
+    reason = table["reason"].iloc[0]
+    assert str(tmp_path / "clips" / "b.flac") in reason and "encoder exploded" in reason
+    assert sorted(p.name for p in (out / "clips").iterdir()) == ["a.aug1.flac"]
+
+    # When no copy at all comes out, the setup is broken: the stage fails and writes nothing.
+    with pytest.raises(ValueError, match="every augmented copy failed.*encoder exploded"):
+        run(tmp_path, train[train["path"] == "b.flac"], params(), "allfail")
+    assert not (tmp_path / "allfail").exists() or not any((tmp_path / "allfail").iterdir())
+
+
+def test_background_noise_from_a_folder_is_recorded(tmp_path):
+    noise_dir = tmp_path / "noise"
+    noise_dir.mkdir()
+    rng = np.random.default_rng(3)
+    write_audio(
+        noise_dir / "hum.wav", (0.1 * rng.standard_normal(32_000)).astype(np.float32), 16_000
+    )
+    train = make_manifest(tmp_path, ["a.mp3"])
+    prm = params(background_noise=BackgroundNoiseParams(1.0, str(noise_dir), 10.0, 30.0))
+    _, manifest, _, _ = run(tmp_path, train, prm, "bg")
+    applied = {a["transform"]: a["params"] for a in json.loads(manifest["augmentation"].iloc[1])}
+    assert applied["AddBackgroundNoise"]["noise_file"] == "hum.wav"
+    assert 10 <= applied["AddBackgroundNoise"]["snr_db"] <= 30
+
+
+def test_missing_background_folder_is_a_clear_error(tmp_path):
+    train = make_manifest(tmp_path, ["a.mp3"])
+    missing = tmp_path / "no-such-noise"
+    prm = params(background_noise=BackgroundNoiseParams(0.5, str(missing), 10.0, 30.0))
+    with pytest.raises(ParamsError, match="sounds_path.*no-such-noise.*not a directory"):
+        run(tmp_path, train, prm, "nobg")
+    assert not (tmp_path / "nobg" / "augmented").exists()
+    # Inactive (p=0) background noise does not look at the folder.
+    inactive = params(background_noise=BackgroundNoiseParams(0.0, str(missing), 10.0, 30.0))
+    run(tmp_path, train, inactive, "inactive")
+
+
+def write_params(path: Path, augment: dict) -> Path:
+    data = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    data["augment"] = augment
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def test_params_yaml_section_parses_and_unknown_keys_are_errors(tmp_path):
+    prm = section("augment", AugmentParams, REPO / "params.yaml")
+    assert prm.room.max_rt60 >= prm.room.min_rt60 and isinstance(
+        prm.background_noise, BackgroundNoiseParams
+    )
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["augment"]
+    with pytest.raises(ParamsError, match="copys"):
+        section("augment", AugmentParams, write_params(tmp_path / "p1.yaml", {**raw, "copys": 2}))
+    nested = {**raw, "room": {**raw["room"], "rt60": 0.3}}
+    with pytest.raises(ParamsError, match="room.*rt60"):
+        section("augment", AugmentParams, write_params(tmp_path / "p2.yaml", nested))
+    bad_range = {**raw, "gain": {**raw["gain"], "min_gain_db": 9.0}}
+    with pytest.raises(ParamsError, match="min_gain_db"):
+        section("augment", AugmentParams, write_params(tmp_path / "p3.yaml", bad_range))
+
+
+def test_stage_writes_final_paths_from_the_repo_root(tmp_path, monkeypatch):
+    from stages import augment as stage
+    from swedish_transcriber.manifest import write_split
+
+    monkeypatch.chdir(tmp_path)
+    train = make_manifest(tmp_path, ["a.mp3"])
+    write_split(train, tmp_path / "data" / "validated", "train")
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["augment"]
+    write_params(tmp_path / "params.yaml", {**raw, "num_proc": 1, "copies": 1})
+    stage.main()
+    manifest = read_split(tmp_path / "data" / "augmented", "train")
+    assert manifest["audio_file"].iloc[1] == "data/augmented/clips/a.aug1.flac"
+    assert (tmp_path / "data" / "augmented" / "clips" / "a.aug1.flac").is_file()
+    assert (tmp_path / "data" / "quarantine" / "augment" / "quarantine.parquet").is_file()
+    assert not [p for p in (tmp_path / "data").iterdir() if p.name.startswith(".")]
