@@ -1,0 +1,312 @@
+"""The validation suite: each expectation catches its bad row, good rows pass untouched.
+
+GX is slow to import and to set up, so the suite runs once per module over one manifest that
+holds a bad row for every expectation (``suite_run``); the tests then inspect that result.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from swedish_transcriber.manifest import COLUMNS, SPLITS, conform, write_split
+from swedish_transcriber.params import ParamsError, section
+from swedish_transcriber.validation import (
+    ValidationGateError,
+    ValidationSettings,
+    enforce_max_fail_rate,
+    validate_manifests,
+)
+
+SETTINGS = ValidationSettings(
+    min_duration=0.5,
+    max_duration=30.0,
+    allowed_characters="a-zA-ZåäöÅÄÖéÉüÜ .,?!:;'\"()\\-",
+    min_chars_per_second=3.0,
+    max_chars_per_second=30.0,
+    max_silence_ratio=0.8,
+    max_fail_rate=0.25,
+)
+GOOD_SENTENCE = "Hej, hur mår du i dag?"  # 22 characters: 7.3 chars/s over 3 s
+LONG_SENTENCE = "Det här är en ganska lång mening om vädret i Sverige. " * 4  # ~216 chars
+
+
+def row(split: str, n: int, **overrides: Any) -> dict[str, Any]:
+    """One valid manifest row of ``split`` (the n-th of its TSV); ``overrides`` break it."""
+    values: dict[str, Any] = {
+        "split": split,
+        "path": f"common_voice_sv-SE_{split}_{n}.mp3",
+        "audio_file": f"data/raw/test/clips/common_voice_sv-SE_{split}_{n}.mp3",
+        "sentence": GOOD_SENTENCE,
+        "client_id": f"speaker-{split}-{n % 2}",
+        "gender": "female",
+        "age": "twenties",
+        "accent": "",
+        "locale": "sv-SE",
+        "up_votes": 2,
+        "down_votes": 0,
+        "duration": 3.0,
+        "sample_rate": 48_000,
+        "peak": 0.5,
+        "rms": 0.1,
+        "silence_ratio": 0.2,
+        "clipping_ratio": 0.0,
+        "tsv_file": f"data/raw/test/{split}.tsv",
+        "tsv_row": n + 2,
+    }
+    values.update(overrides)
+    return values
+
+
+def manifest(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """A typed manifest (as ingest writes it) from rows."""
+    if not rows:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in COLUMNS.items()})
+    return conform(pd.DataFrame(rows), extra_ok=False)
+
+
+# The bad rows, by what breaks them; every other row is good.
+BAD_TRAIN = {
+    "too_long": {"duration": 45.02, "sentence": LONG_SENTENCE},
+    "empty_sentence": {"sentence": "   "},
+    "euro": {"sentence": "Det kostar mycket €"},
+    "hash": {"sentence": "Hej #svenska"},
+    "dup_first": {"path": "dup.mp3"},
+    "votes": {"up_votes": 1, "down_votes": 3},
+    "fast": {"sentence": "Hej hej hej hej hej hej hej hej hej hej", "duration": 0.6},
+    "silent": {"silence_ratio": 1.0},
+    "overlap": {"client_id": "speaker-test-0"},
+    "two": {"up_votes": 0, "down_votes": 1, "silence_ratio": 0.95},
+    "dup_bad_first": {"path": "dup2.mp3", "sentence": "Hej #ett två tre"},
+}
+
+
+@pytest.fixture(scope="module")
+def splits() -> dict[str, pd.DataFrame]:
+    train = [row("train", i) for i in range(40)]
+    for i, overrides in enumerate(BAD_TRAIN.values(), start=len(train)):
+        train.append(row("train", i, **overrides))
+    dev = [row("dev", i) for i in range(8)] + [row("dev", 8, path="dup.mp3")]
+    test = [row("test", i) for i in range(8)] + [row("test", 8, path="dup2.mp3")]
+    return {"train": manifest(train), "dev": manifest(dev), "test": manifest(test)}
+
+
+@pytest.fixture(scope="module")
+def suite_run(splits, tmp_path_factory):
+    docs = tmp_path_factory.mktemp("docs")
+    return validate_manifests(splits, SETTINGS, docs)
+
+
+def reason_of(result, split: str, tsv_row: int) -> str:
+    q = result.quarantined
+    hit = q[(q["split"] == split) & (q["tsv_row"] == tsv_row)]
+    assert len(hit) == 1, f"{split} line {tsv_row} is not quarantined once: {len(hit)}"
+    return str(hit["reason"].iloc[0])
+
+
+def bad_line(name: str) -> int:
+    """The TSV line of the bad train row ``name``."""
+    return 40 + list(BAD_TRAIN).index(name) + 2
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("too_long", "expect_column_values_to_be_between(duration): 45.02 s not in [0.5, 30.0]"),
+        ("empty_sentence", "expect_column_values_to_match_regex(sentence): sentence '   '"),
+        ("euro", "expect_column_values_to_not_match_regex(sentence): characters outside"),
+        ("hash", "'#' (U+0023 NUMBER SIGN)"),
+        ("votes", "expect_column_pair_values_a_to_be_greater_than_b(up_votes, down_votes)"),
+        ("fast", "expect_column_values_to_be_between(chars_per_second): 65.00 chars/s"),
+        ("silent", "expect_column_values_to_be_between(silence_ratio): 1.00 > 0.8"),
+        ("overlap", "also speaks in test; this TRAIN row is quarantined"),
+    ],
+)
+def test_each_expectation_catches_its_row(suite_run, name, expected):
+    assert expected in reason_of(suite_run, "train", bad_line(name))
+
+
+def test_euro_reason_names_the_character(suite_run):
+    assert "'€' (U+20AC EURO SIGN)" in reason_of(suite_run, "train", bad_line("euro"))
+
+
+def test_speaker_overlap_keeps_the_test_set_intact(suite_run, splits):
+    pd.testing.assert_frame_equal(
+        suite_run.passed["test"].iloc[:8], splits["test"].iloc[:8].reset_index(drop=True)
+    )
+    assert "speaker-test-0" not in set(suite_run.passed["train"]["client_id"])
+
+
+def test_duplicate_path_keeps_first_and_quarantines_later(suite_run):
+    assert "dup.mp3" in set(suite_run.passed["train"]["path"])
+    reason = reason_of(suite_run, "dev", 10)
+    assert reason.startswith("expect_column_values_to_be_unique(path): 'dup.mp3' is also at train")
+    assert f"line {bad_line('dup_first')} (that occurrence is kept)" in reason
+
+
+def test_duplicate_path_keeps_the_valid_copy_when_the_first_is_bad(suite_run):
+    # The train copy fails the character check; the later test copy is the one kept.
+    assert "dup2.mp3" in set(suite_run.passed["test"]["path"])
+    reason = reason_of(suite_run, "train", bad_line("dup_bad_first"))
+    assert "expect_column_values_to_not_match_regex(sentence)" in reason
+    assert "expect_column_values_to_be_unique(path): 'dup2.mp3' is also at test" in reason
+
+
+def test_a_row_failing_two_expectations_lists_both(suite_run):
+    reason = reason_of(suite_run, "train", bad_line("two"))
+    parts = reason.split("; ")
+    assert len(parts) == 2, reason
+    assert parts[0].startswith("expect_column_pair_values_a_to_be_greater_than_b")
+    assert parts[1] == "expect_column_values_to_be_between(silence_ratio): 0.95 > 0.8"
+
+
+def test_empty_sentence_is_not_also_counted_as_too_slow(suite_run):
+    assert "chars_per_second" not in reason_of(suite_run, "train", bad_line("empty_sentence"))
+
+
+def test_good_rows_pass_untouched(suite_run, splits):
+    for split in SPLITS:
+        good = splits[split].iloc[:8].reset_index(drop=True)
+        pd.testing.assert_frame_equal(suite_run.passed[split].iloc[:8], good)
+        assert list(suite_run.passed[split].columns) == list(COLUMNS)
+    # All 40 good train rows passed, and only the bad ones were quarantined.
+    assert len(suite_run.passed["train"]) == 40 + 1  # dup_first is kept
+    quarantined_train = suite_run.quarantined[suite_run.quarantined["split"] == "train"]
+    assert sorted(quarantined_train["tsv_row"]) == sorted(
+        bad_line(n) for n in BAD_TRAIN if n != "dup_first"
+    )
+
+
+def test_quarantine_has_manifest_columns_and_release_location(suite_run):
+    q = suite_run.quarantined
+    assert list(q.columns) == [*COLUMNS, "stage", "reason"]
+    assert set(q["stage"]) == {"validate"}
+    assert q["tsv_file"].notna().all() and (q["tsv_row"] > 1).all()
+
+
+def test_report_counts(suite_run):
+    report = suite_run.report
+    assert report["total"] == 51 + 9 + 9
+    assert report["failed"] == 10 + 1  # 10 bad train rows (dup_first kept) + the dev duplicate
+    assert report["passed"] == report["total"] - report["failed"]
+    assert report["fail_rate"] == pytest.approx(11 / 69, abs=1e-6)
+    assert report["failed_duration_in_range"] == 1
+    assert report["failed_sentence_not_blank"] == 1
+    assert report["failed_sentence_allowed_characters"] == 3  # euro, hash, dup_bad_first
+    assert report["failed_path_unique"] == 2
+    assert report["duplicate_paths"] == 2
+    assert report["failed_votes_up_ge_down"] == 2
+    assert report["failed_chars_per_second_in_range"] == 1
+    assert report["failed_silence_ratio_max"] == 2
+    assert report["failed_speaker_not_in_train_and_test"] == 1
+    assert report["failed_duration_not_null"] == 0
+    assert (report["train_total"], report["train_failed"]) == (51, 10)
+    assert (report["dev_total"], report["dev_failed"], report["test_failed"]) == (9, 1, 0)
+    assert all(isinstance(v, int | float) for v in report.values())
+    json.dumps(report)
+
+
+def test_data_docs_index_exists_and_works_offline(suite_run):
+    index = suite_run.docs_index
+    assert index is not None and index.is_file()
+    text = index.read_text(encoding="utf-8")
+    assert 'id="offline-index"' in text
+    pages = list((index.parent / "validations").rglob("*.html"))
+    assert len(pages) == 1
+    assert pages[0].relative_to(index.parent).as_posix() in text
+    assert (index.parent / "expectations" / "swedish_manifest.html").is_file()
+
+
+def test_nulls_are_caught_not_skipped():
+    bad = manifest([row("train", 0), row("train", 1)])
+    bad["sentence"] = bad["sentence"].astype("string")
+    bad.loc[0, "sentence"] = pd.NA
+    bad.loc[1, "duration"] = float("nan")
+    result = validate_manifests({"train": bad, "dev": manifest([]), "test": manifest([])}, SETTINGS)
+    reasons = list(result.quarantined["reason"])
+    assert reasons[0] == "expect_column_values_to_not_be_null(sentence): sentence is missing (null)"
+    assert reasons[1].startswith("expect_column_values_to_not_be_null(duration)")
+    assert result.report["dev_total"] == 0 and result.docs_index is None
+
+
+def test_gate_message_gives_rate_threshold_and_counts(suite_run):
+    with pytest.raises(ValidationGateError) as info:
+        enforce_max_fail_rate(suite_run, 0.1, where="see reports/")
+    message = str(info.value)
+    assert "11 of 69 rows failed validation: fail rate 15.9% > validate.max_fail_rate 10.0%" in (
+        message
+    )
+    assert "expect_column_values_to_not_match_regex(sentence): 3 row(s)" in message
+    assert message.endswith("see reports/")
+    enforce_max_fail_rate(suite_run, 0.25)  # within the threshold: no error
+
+
+def test_settings_reject_bad_thresholds():
+    with pytest.raises(ParamsError, match="unescaped"):
+        ValidationSettings(allowed_characters="a-]")
+    with pytest.raises(ParamsError, match="not a valid regex"):
+        ValidationSettings(allowed_characters="a-z\\")
+    assert ValidationSettings(allowed_characters="]a-z\\]").disallowed_regex == "[^]a-z\\]]"
+    with pytest.raises(ParamsError, match="min_duration < max_duration"):
+        ValidationSettings(min_duration=31.0)
+
+
+# --------------------------------------------------------------------------------------------
+# The stage, run in a scratch repo root
+
+
+def stage_repo(root: Path, splits: dict[str, pd.DataFrame], **validate: Any) -> None:
+    params = {"validate": {**ValidationSettings().__dict__, **validate}}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), "utf-8")
+    for split, frame in splits.items():
+        write_split(frame, root / "data" / "manifest", split)
+
+
+def test_params_section_is_exactly_the_repo_keys():
+    repo_params = Path(__file__).resolve().parents[1] / "params.yaml"
+    assert section("validate", ValidationSettings, repo_params) == ValidationSettings()
+
+
+def test_stage_writes_outputs(splits, tmp_path, monkeypatch):
+    from stages import validate as stage
+
+    stage_repo(tmp_path, splits)
+    monkeypatch.chdir(tmp_path)
+    stage.main()
+    for split in SPLITS:
+        out = pd.read_parquet(tmp_path / stage.OUT_DIR / f"{split}.parquet")
+        assert list(out.columns) == list(COLUMNS)
+    q = pd.read_parquet(tmp_path / stage.QUARANTINE_DIR / "quarantine.parquet")
+    assert len(q) == 11
+    assert (tmp_path / stage.QUARANTINE_DIR / "quarantine.tsv").is_file()
+    report = json.loads((tmp_path / stage.REPORT_FILE).read_text("utf-8"))
+    assert report["failed"] == 11
+    assert (tmp_path / stage.DOCS_DIR / "index.html").is_file()
+    assert not (tmp_path / "gx").exists()
+    leftovers = [p.name for p in tmp_path.rglob(".*tmp-*")]
+    assert not leftovers
+
+
+def test_stage_over_max_fail_rate_fails_and_writes_no_data(splits, tmp_path, monkeypatch, capsys):
+    from stages import validate as stage
+
+    stage_repo(tmp_path, splits, max_fail_rate=0.1)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationGateError, match=r"fail rate 15\.9% > validate\.max_fail_rate"):
+        stage.run()
+    assert not (tmp_path / stage.OUT_DIR).exists()
+    assert not (tmp_path / stage.QUARANTINE_DIR).exists()
+    # The report and the docs are there to look at.
+    assert json.loads((tmp_path / stage.REPORT_FILE).read_text("utf-8"))["fail_rate"] > 0.1
+    assert (tmp_path / stage.DOCS_DIR / "index.html").is_file()
+    with pytest.raises(SystemExit) as exit_info:
+        stage.main()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("validate: error: 11 of 69 rows failed validation")
+    assert "reports/validation.json" in err and "reports/data_docs/index.html" in err
