@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from swedish_transcriber.audio import write_audio
+from swedish_transcriber.demo_corpus import TSV_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,18 +29,8 @@ HEADER_NEW = [
     "locale",
     "segment",
 ]
-HEADER_OLD = [
-    "client_id",
-    "path",
-    "sentence",
-    "up_votes",
-    "down_votes",
-    "age",
-    "gender",
-    "accent",
-    "locale",
-    "segment",
-]
+# The columns of older releases, which the demo corpus also writes.
+HEADER_OLD = list(TSV_COLUMNS)
 
 
 def tone(
