@@ -1,0 +1,83 @@
+"""Every kind of bad clip and row, through the real ingest and validate stages.
+
+Each bad row must end up in a quarantine table with a reason that names the file and the
+line of the release it came from; the good rows must come through untouched.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import yaml
+
+GOOD = "Vi ses vid stationen i morgon bitti."
+
+
+def run_stage(repo, name):
+    proc = subprocess.run(
+        [sys.executable, "-m", f"stages.{name}"], cwd=repo, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_bad_clips_and_rows_are_quarantined_with_file_and_line(make_release, repo_copy):
+    release = make_release(
+        {
+            "train": [
+                {"path": "good0.mp3", "sentence": GOOD, "_seconds": 2.5},
+                {"path": "good1.mp3", "sentence": GOOD, "_seconds": 2.5},
+                {"path": "corrupt.mp3", "sentence": GOOD, "_clip": "corrupt"},
+                {"path": "zero.mp3", "sentence": GOOD, "_clip": "empty"},
+                {"path": "missing.mp3", "sentence": GOOD, "_clip": "missing"},
+                {"path": "silent.mp3", "sentence": GOOD, "_clip": "silent", "_seconds": 2.5},
+                {"path": "long.mp3", "sentence": GOOD, "_seconds": 45.0},
+                {"path": "nosentence.mp3", "sentence": "", "_seconds": 2.5},
+                {"path": "symbols.mp3", "sentence": "Det kostar 5 € #idag", "_seconds": 2.5},
+            ],
+            "dev": [{"path": "dev0.mp3", "sentence": GOOD, "_seconds": 2.5, "client_id": "d"}],
+            "test": [{"path": "test0.mp3", "sentence": GOOD, "_seconds": 2.5, "client_id": "t"}],
+        }
+    )
+    repo = repo_copy()
+    params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
+    params["data"].update(source="commonvoice", raw_dir=str(release))
+    params["validate"]["max_fail_rate"] = 0.9
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+    run_stage(repo, "ingest")
+    run_stage(repo, "validate")
+
+    ingest_q = pd.read_parquet(repo / "data/quarantine/ingest/quarantine.parquet")
+    validate_q = pd.read_parquet(repo / "data/quarantine/validate/quarantine.parquet")
+    reasons = dict(zip(ingest_q["path"], ingest_q["reason"], strict=True))
+    reasons.update(zip(validate_q["path"], validate_q["reason"], strict=True))
+    expected = {
+        "corrupt.mp3": "cannot decode audio",
+        "zero.mp3": "empty (0 bytes)",
+        "missing.mp3": "clip file is missing",
+        "silent.mp3": "silence_ratio",
+        "long.mp3": "duration",
+        "nosentence.mp3": "sentence",
+        "symbols.mp3": "'€'",
+    }
+    for path, fragment in expected.items():
+        assert path in reasons, f"{path} was not quarantined"
+        assert fragment in reasons[path], f"{path}: {reasons[path]}"
+    for path in ("corrupt.mp3", "zero.mp3", "missing.mp3"):
+        assert "train.tsv: line" in reasons[path] and f"clips/{path}" in reasons[path]
+    located = validate_q.set_index("path")
+    assert located.loc["long.mp3", "tsv_file"].endswith("train.tsv")
+    assert located.loc["long.mp3", "tsv_row"] == 8
+    # The readable TSV beside the Parquet table holds the same rows.
+    readable = pd.read_csv(repo / "data/quarantine/validate/quarantine.tsv", sep="\t")
+    assert sorted(readable["path"]) == sorted(validate_q["path"])
+
+    validated = pd.read_parquet(repo / "data/validated/train.parquet")
+    assert sorted(validated["path"]) == ["good0.mp3", "good1.mp3"]
+    # Nothing lost: every TSV row is either validated or quarantined.
+    total = sum(
+        len(pd.read_parquet(repo / f"data/validated/{s}.parquet")) for s in ("train", "dev", "test")
+    )
+    assert total + len(ingest_q) + len(validate_q) == 11
