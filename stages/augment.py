@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages.ingest import IngestParams
 from swedish_transcriber.augmentation import SPLIT, AugmentParams, augment_train
 from swedish_transcriber.cli import run_stage
-from swedish_transcriber.ingest import MeasureSettings
+from swedish_transcriber.ingest import IngestParams
 from swedish_transcriber.manifest import read_split
 from swedish_transcriber.params import section
 
@@ -27,8 +26,7 @@ def run() -> None:
     """Augment the train split into ``data/augmented/``."""
     params = section("augment", AugmentParams)
     # Copies are measured like ingest measured the originals, so validation thresholds agree.
-    ingest = section("ingest", IngestParams)
-    settings = MeasureSettings(ingest.silence_threshold_db, ingest.clipping_threshold)
+    settings = section("ingest", IngestParams).measure
     train = read_split(IN_DIR, SPLIT)
     result = augment_train(train, params, OUT_DIR, QUARANTINE_DIR, settings)
     quarantined = sum(len(q) for q in result.quarantine)

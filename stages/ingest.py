@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from swedish_transcriber.atomic import atomic_dir
 from swedish_transcriber.cli import run_stage
 from swedish_transcriber.data_params import DataParams
-from swedish_transcriber.ingest import MeasureSettings, ingest_release
+from swedish_transcriber.ingest import IngestParams, ingest_release
 from swedish_transcriber.manifest import write_quarantine, write_split
 from swedish_transcriber.params import section
 
 OUT_DIR = Path("data/manifest")
 QUARANTINE_DIR = Path("data/quarantine/ingest")
-
-
-@dataclass(frozen=True)
-class IngestParams:
-    """Params section ``ingest``."""
-
-    num_proc: int = 2
-    silence_threshold_db: float = -40.0
-    clipping_threshold: float = 0.999
 
 
 def run() -> None:
@@ -33,7 +23,7 @@ def run() -> None:
         data.raw_dir,
         data.max_clips,
         data.seed,
-        MeasureSettings(params.silence_threshold_db, params.clipping_threshold),
+        params.measure,
         params.num_proc,
     )
     with atomic_dir(QUARANTINE_DIR) as qtmp, atomic_dir(OUT_DIR) as tmp:

@@ -28,6 +28,20 @@ class MeasureSettings:
     clipping_threshold: float = 0.999
 
 
+@dataclass(frozen=True)
+class IngestParams:
+    """Params section ``ingest`` (the augment stage reads its thresholds too)."""
+
+    num_proc: int = 2
+    silence_threshold_db: float = -40.0
+    clipping_threshold: float = 0.999
+
+    @property
+    def measure(self) -> MeasureSettings:
+        """The measuring thresholds, for stages that measure audio the way ingest does."""
+        return MeasureSettings(self.silence_threshold_db, self.clipping_threshold)
+
+
 @dataclass
 class IngestResult:
     """Manifests per split and the rows set aside, with reasons."""
