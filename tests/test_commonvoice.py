@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from swedish_transcriber import commonvoice
 from swedish_transcriber.commonvoice import ReleaseError, read_tsv, take_subset
@@ -100,3 +102,21 @@ def test_subset_is_deterministic_and_order_independent():
     assert sorted(a["path"]) == sorted(b["path"]) and len(a) == 10
     assert sorted(take_subset(df, 10, seed=8)["path"]) != sorted(a["path"])
     assert len(take_subset(df, 0, seed=7)) == 50
+
+
+SENTENCE_CHARS = "abcåäöxyzABCÅÄÖ \"',.?!-:;()é"
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.text(alphabet=SENTENCE_CHARS, min_size=1, max_size=40), min_size=1, max_size=8))
+def test_any_sentence_survives_a_tsv_round_trip(tmp_path, sentences):
+    """Quotes and apostrophes are literal in Common Voice TSVs (no quoting)."""
+    path = tmp_path / "train.tsv"
+    lines = ["client_id\tpath\tsentence"]
+    lines += [f"c\tclip{i}\t{s}" for i, s in enumerate(sentences)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rows = read_tsv(path).rows
+    assert list(rows["sentence"]) == [" ".join(s.split()) for s in sentences]
+    assert list(rows["path"]) == [f"clip{i}.mp3" for i in range(len(sentences))]
