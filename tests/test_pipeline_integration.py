@@ -109,3 +109,17 @@ def test_dag_shows_the_whole_graph(pipeline):
         ("validate", "featurize"),
     ]:
         assert edge in edges, f"{edge} missing from dvc dag: {sorted(edges)}"
+
+
+def test_push_and_pull_through_a_local_remote(pipeline, tmp_path):
+    """The README's remote workflow: push every output, lose it locally, pull it back."""
+    remote = tmp_path / "remote"
+    run([sys.executable, "-m", "dvc", "remote", "add", "-f", "-d", "local", str(remote)], pipeline)
+    run([sys.executable, "-m", "dvc", "push"], pipeline)
+    before = (pipeline / "data/features/train/dataset_info.json").read_bytes()
+    shutil.rmtree(pipeline / "data/features")
+    shutil.rmtree(pipeline / ".dvc/cache")
+    run([sys.executable, "-m", "dvc", "pull"], pipeline)
+    assert (pipeline / "data/features/train/dataset_info.json").read_bytes() == before
+    status = run([sys.executable, "-m", "dvc", "status"], pipeline).stdout
+    assert "up to date" in status
