@@ -32,6 +32,7 @@ Policies worth knowing:
 from __future__ import annotations
 
 import contextlib
+import datetime
 import html
 import logging
 import math
@@ -532,6 +533,9 @@ def _for_gx(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+FIXED_RUN_TIME = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
+
+
 def run_suite(
     frame: pd.DataFrame,
     checks: list[Check],
@@ -568,9 +572,10 @@ def run_suite(
                 result_format=RESULT_FORMAT,
             )
         )
-        outcome = checkpoint.run(
-            batch_parameters={"dataframe": _for_gx(frame)}, run_id=RunIdentifier(run_name=RUN_NAME)
-        )
+        # A fixed run time keeps the Data Docs byte-identical for identical input, so that
+        # DVC sees an unchanged output (the docs are about the data, not about when it ran).
+        run_id = RunIdentifier(run_name=RUN_NAME, run_time=FIXED_RUN_TIME)
+        outcome = checkpoint.run(batch_parameters={"dataframe": _for_gx(frame)}, run_id=run_id)
 
     (suite_result,) = outcome.run_results.values()
     by_key = {c.key: c for c in checks}
@@ -719,6 +724,7 @@ def validate_manifests(
     if docs_dir is not None:
         index = Path(docs_dir) / "index.html"
         add_offline_index(index, report, labels)
+        make_docs_deterministic(Path(docs_dir))
     return ValidationResult(passed, quarantine, report, failed_by_check, labels, index)
 
 
@@ -746,6 +752,36 @@ def enforce_max_fail_rate(result: ValidationResult, max_fail_rate: float, where:
     if where:
         message += f"\n{where}"
     raise ValidationGateError(message, result)
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_CACHE_BUSTER = re.compile(r"\?d=\d{8}T\d{6}\.\d+Z")
+_STAMP = re.compile(r"\d{8}T\d{6}\.\d+Z")
+
+
+def _renumber_ids(text: str) -> str:
+    """Random uuid4 element ids -> ids numbered in order of first appearance."""
+    ids: dict[str, str] = {}
+
+    def number(match: re.Match[str]) -> str:
+        return ids.setdefault(match.group(0), f"00000000-0000-4000-8000-{len(ids):012d}")
+
+    return _UUID.sub(number, text)
+
+
+def make_docs_deterministic(docs_dir: Path) -> None:
+    """Remove the randomness and wall-clock stamps GX puts into its HTML.
+
+    Identical data must give identical Data Docs, or DVC would see a changed output on every
+    run. Element ids are renumbered within each page (its collapse/expand links keep working)
+    and render/validation times become the fixed run time: the docs describe the data, and
+    DVC's lock file records when and from what they were made.
+    """
+    fixed = FIXED_RUN_TIME.strftime("%Y%m%dT%H%M%S.%fZ")
+    for page in sorted(docs_dir.rglob("*.html")):
+        text = _CACHE_BUSTER.sub("", page.read_text(encoding="utf-8"))
+        text = _STAMP.sub(fixed, _renumber_ids(text))
+        page.write_text(text, encoding="utf-8")
 
 
 def add_offline_index(index: Path, report: Mapping[str, int | float], labels: Mapping) -> None:

@@ -310,3 +310,14 @@ def test_stage_over_max_fail_rate_fails_and_writes_no_data(splits, tmp_path, mon
     err = capsys.readouterr().err
     assert err.startswith("validate: error: 11 of 69 rows failed validation")
     assert "reports/validation.json" in err and "reports/data_docs/index.html" in err
+
+
+def test_data_docs_are_identical_for_identical_input(suite_run, splits, tmp_path):
+    """DVC must see an unchanged reports/data_docs when the data did not change."""
+    again = tmp_path / "docs"
+    validate_manifests(splits, SETTINGS, again)
+    first = suite_run.docs_index.parent
+    pages = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert pages == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    for page in pages:
+        assert (first / page).read_bytes() == (again / page).read_bytes(), page
