@@ -126,3 +126,25 @@ def test_repo_sentences_are_many_varied_and_in_the_alphabet():
     # Not template-made: no two-word opening dominates.
     openings = pd.Series([" ".join(s.split()[:2]) for s in sentences]).value_counts()
     assert openings.iloc[0] <= 0.04 * len(sentences)
+
+
+def test_stage_writes_only_a_placeholder_for_a_real_release(repo_copy):
+    import subprocess
+    import sys
+
+    import yaml
+
+    repo = repo_copy()
+    params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
+    params["data"].update(source="commonvoice", raw_dir="data/raw/cv-corpus-17.0/sv-SE")
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), "utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "stages.corpus"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "demo corpus skipped" in proc.stdout
+    assert [p.name for p in (repo / "data/raw/demo").iterdir()] == ["README.txt"]
+    assert "data/raw/cv-corpus-17.0/sv-SE" in (repo / "data/raw/demo/README.txt").read_text()
