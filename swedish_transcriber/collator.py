@@ -1,0 +1,42 @@
+"""Batching featurized rows for Whisper's Seq2Seq training.
+
+Features all have Whisper's fixed 30 s shape and are simply stacked. Labels vary in length:
+they are padded, and the padding is set to -100 so the loss ignores it. The labels stored
+by ``featurize`` start with ``<|startoftranscript|>``; the model builds its decoder inputs by
+shifting the labels right and prepending ``decoder_start_token_id`` (that same token), so
+the token is removed here when every sequence in the batch starts with it; otherwise the
+decoder would see it twice and learn to predict it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class SpeechSeq2SeqCollator:
+    """Collate rows with ``input_features`` and ``labels`` into a Seq2Seq training batch."""
+
+    pad_token_id: int
+    decoder_start_token_id: int
+
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        if not rows:
+            raise ValueError("cannot collate an empty batch")
+        features = torch.stack(
+            [torch.as_tensor(r["input_features"], dtype=torch.float32) for r in rows]
+        )
+        labels = [torch.as_tensor(r["labels"], dtype=torch.long) for r in rows]
+        if all(len(seq) and seq[0] == self.decoder_start_token_id for seq in labels):
+            labels = [seq[1:] for seq in labels]
+        length = max(len(seq) for seq in labels)
+        padded = torch.full((len(labels), length), IGNORE_INDEX, dtype=torch.long)
+        for i, seq in enumerate(labels):
+            padded[i, : len(seq)] = seq
+        return {"input_features": features, "labels": padded}

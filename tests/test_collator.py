@@ -1,0 +1,85 @@
+"""Collation for training: padding masked with -100, start-of-transcript not duplicated."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+from swedish_transcriber.collator import IGNORE_INDEX, SpeechSeq2SeqCollator
+
+SOT, SV, TRANSCRIBE, NOTS, EOT = 50258, 50273, 50359, 50363, 50257
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """A tiny randomly initialised multilingual Whisper (the real vocabulary size)."""
+    torch.manual_seed(0)
+    config = WhisperConfig(
+        vocab_size=51865,
+        num_mel_bins=80,
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_source_positions=1500,
+        max_target_positions=448,
+        decoder_start_token_id=SOT,
+        pad_token_id=EOT,
+        eos_token_id=EOT,
+        bos_token_id=EOT,
+    )
+    return WhisperForConditionalGeneration(config).eval()
+
+
+def rows():
+    return [
+        {
+            "input_features": np.zeros((80, 3000), np.float16),
+            "labels": [SOT, SV, TRANSCRIBE, NOTS, 100, 200, EOT],
+        },
+        {
+            "input_features": np.ones((80, 3000), np.float16),
+            "labels": [SOT, SV, TRANSCRIBE, NOTS, 300, EOT],
+        },
+    ]
+
+
+def test_pads_with_ignore_index_and_drops_start_token():
+    batch = SpeechSeq2SeqCollator(pad_token_id=EOT, decoder_start_token_id=SOT)(rows())
+    assert batch["input_features"].shape == (2, 80, 3000)
+    assert batch["input_features"].dtype == torch.float32
+    assert batch["labels"].tolist() == [
+        [SV, TRANSCRIBE, NOTS, 100, 200, EOT],
+        [SV, TRANSCRIBE, NOTS, 300, EOT, IGNORE_INDEX],
+    ]
+
+
+def test_decoder_sees_start_token_once(tiny_model):
+    batch = SpeechSeq2SeqCollator(pad_token_id=EOT, decoder_start_token_id=SOT)(rows())
+    from transformers.models.whisper.modeling_whisper import shift_tokens_right
+
+    decoder_inputs = shift_tokens_right(batch["labels"], EOT, SOT)
+    assert decoder_inputs[0, :2].tolist() == [SOT, SV]
+    out = tiny_model(**batch)
+    assert torch.isfinite(out.loss)
+
+
+def test_padding_does_not_change_the_loss(tiny_model):
+    """The padded row's loss equals its loss alone: -100 positions are ignored."""
+    collate = SpeechSeq2SeqCollator(pad_token_id=EOT, decoder_start_token_id=SOT)
+    alone = collate([rows()[1]])
+    with torch.no_grad():
+        logits_pair = tiny_model(**collate(rows())).logits[1]
+        logits_alone = tiny_model(**alone).logits[0]
+    n = alone["labels"].shape[1]
+    torch.testing.assert_close(logits_pair[:n], logits_alone, rtol=1e-4, atol=1e-4)
+
+
+def test_empty_batch_is_an_error():
+    with pytest.raises(ValueError, match="empty batch"):
+        SpeechSeq2SeqCollator(EOT, SOT)([])
