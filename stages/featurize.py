@@ -6,12 +6,12 @@ validated manifests: evaluation data is never augmented.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 
 from swedish_transcriber.atomic import atomic_dir
+from swedish_transcriber.base_model import ModelLanguage
 from swedish_transcriber.cli import run_stage
 from swedish_transcriber.features import FeatureSettings, featurize_split, load_processor
 from swedish_transcriber.manifest import SPLITS, read_split, write_quarantine
@@ -25,14 +25,6 @@ INPUTS = {
 }
 OUT_DIR = Path("data/features")
 QUARANTINE_DIR = Path("data/quarantine/featurize")
-
-
-@dataclass(frozen=True)
-class ModelLanguage:
-    """The part of params ``model`` that decides the label prefix."""
-
-    language: str = "sv"
-    task: str = "transcribe"
 
 
 def run() -> None:

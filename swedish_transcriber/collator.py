@@ -6,6 +6,10 @@ by ``featurize`` start with ``<|startoftranscript|>``; the model builds its deco
 shifting the labels right and prepending ``decoder_start_token_id`` (that same token), so
 the token is removed here when every sequence in the batch starts with it; otherwise the
 decoder would see it twice and learn to predict it.
+
+Rows may carry stored encoder outputs (``encoder_hidden_states``, see
+:mod:`swedish_transcriber.encoder_cache`) instead of log-mel features; the batch then holds
+``encoder_outputs`` and the model skips its (frozen) encoder.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from transformers.modeling_outputs import BaseModelOutput
 
 IGNORE_INDEX = -100
 
@@ -26,12 +31,11 @@ class SpeechSeq2SeqCollator:
     pad_token_id: int
     decoder_start_token_id: int
 
-    def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if not rows:
             raise ValueError("cannot collate an empty batch")
-        features = torch.stack(
-            [torch.as_tensor(r["input_features"], dtype=torch.float32) for r in rows]
-        )
+        key = "encoder_hidden_states" if "encoder_hidden_states" in rows[0] else "input_features"
+        stacked = torch.stack([torch.as_tensor(r[key]).to(torch.float32) for r in rows])
         labels = [torch.as_tensor(r["labels"], dtype=torch.long) for r in rows]
         if all(len(seq) and seq[0] == self.decoder_start_token_id for seq in labels):
             labels = [seq[1:] for seq in labels]
@@ -39,4 +43,7 @@ class SpeechSeq2SeqCollator:
         padded = torch.full((len(labels), length), IGNORE_INDEX, dtype=torch.long)
         for i, seq in enumerate(labels):
             padded[i, : len(seq)] = seq
-        return {"input_features": features, "labels": padded}
+        if key == "encoder_hidden_states":
+            # A ModelOutput, not a tuple: Whisper's generate() reads its shape this way.
+            return {"encoder_outputs": BaseModelOutput(last_hidden_state=stacked), "labels": padded}
+        return {"input_features": stacked, "labels": padded}

@@ -117,8 +117,8 @@ def make_release(tmp_path: Path) -> Callable[..., Path]:
 def repo_copy(tmp_path: Path) -> Callable[[], Path]:
     """Copy the repo's tracked sources into a temp dir, to run stages there."""
 
-    def copy() -> Path:
-        dest = tmp_path / "repo"
+    def copy(name: str = "repo") -> Path:
+        dest = tmp_path / name
         for item in ("params.yaml", "dvc.yaml", "stages", "swedish_transcriber", ".dvc"):
             src = REPO / item
             if src.is_dir():

@@ -64,8 +64,9 @@ def test_subset_reads_a_few_keys_of_another_stage_section(tmp_path):
 def test_repo_params_file_parses_for_every_stage():
     """Every section in the real params.yaml is readable by its stage's dataclass."""
     from stages.corpus import CorpusParams, DataParams
-    from stages.featurize import FeatureSettings, ModelLanguage
+    from stages.featurize import FeatureSettings
     from stages.ingest import IngestParams
+    from swedish_transcriber.base_model import ModelLanguage
 
     assert section("data", DataParams).source in ("demo", "commonvoice")
     assert len(section("corpus", CorpusParams).speakers) >= 6

@@ -1,0 +1,106 @@
+"""Stored encoder outputs, so a frozen encoder runs once per clip instead of once per step.
+
+With ``train.freeze_encoder`` the encoder's output for a clip never changes during training,
+yet a Trainer step would recompute it for every batch: on a CPU that is about two thirds of
+a step. :func:`build` runs the encoder once over a feature table and keeps ``float16``
+outputs (Whisper's encoder ends in a layer norm, so values are O(1) and float16 loses nothing
+the decoder notices) with the labels, in a ``datasets`` table that the collator turns into
+``encoder_outputs``.
+
+The tables live in the train stage's persistent ``checkpoints/`` folder under a fingerprint
+of the model and the features, so an experiment that only changes, say, the learning rate
+reuses them, and a changed model or data rebuilds them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+import datasets
+import torch
+
+from swedish_transcriber.atomic import atomic_dir
+
+FINGERPRINT_FILE = "fingerprint.json"
+COLUMN = "encoder_hidden_states"
+
+
+def tree_digest(paths: Iterable[str | Path]) -> str:
+    """sha256 over the relative names and contents of every file under ``paths``."""
+    digest = hashlib.sha256()
+    for root in paths:
+        root = Path(root)
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for file in files:
+            digest.update(str(file.relative_to(root.parent)).encode())
+            with file.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def read_fingerprint(folder: Path) -> str | None:
+    """The fingerprint a folder was written under, or None."""
+    try:
+        return json.loads((folder / FINGERPRINT_FILE).read_text(encoding="utf-8"))["fingerprint"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def write_fingerprint(folder: Path, fingerprint: str, **info: object) -> None:
+    """Record what a folder was built from (``info`` is kept for people reading it)."""
+    record = {"fingerprint": fingerprint, **info}
+    (folder / FINGERPRINT_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+@torch.no_grad()
+def _encode(batch: dict, model, device: torch.device) -> dict:
+    features = torch.as_tensor(batch["input_features"]).to(device=device, dtype=model.dtype)
+    hidden = model.get_encoder()(features).last_hidden_state
+    return {COLUMN: hidden.to(torch.float16).cpu().numpy(), "labels": batch["labels"]}
+
+
+def build(
+    model,
+    table: datasets.Dataset,
+    out_dir: Path,
+    fingerprint: str,
+    batch_size: int,
+    device: torch.device,
+) -> datasets.Dataset:
+    """Encoder outputs and labels for ``table``, reused from ``out_dir`` when up to date."""
+    if read_fingerprint(out_dir) == fingerprint:
+        return datasets.load_from_disk(str(out_dir / "table"))
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    frames = int(model.config.max_source_positions)
+    width = int(model.config.d_model)
+    schema = datasets.Features(
+        {
+            COLUMN: datasets.Array2D(shape=(frames, width), dtype="float16"),
+            "labels": datasets.Sequence(datasets.Value("int32")),
+        }
+    )
+    was_training = model.training
+    model.eval()
+    source = table.select_columns(["input_features", "labels"]).with_format("numpy")
+    encoded = source.map(
+        _encode,
+        batched=True,
+        batch_size=batch_size,
+        fn_kwargs={"model": model, "device": device},
+        remove_columns=["input_features", "labels"],
+        features=schema,
+        keep_in_memory=True,
+        new_fingerprint=fingerprint[:32],
+        desc="encoder outputs",
+    )
+    model.train(was_training)
+    with atomic_dir(out_dir) as tmp:
+        encoded.save_to_disk(str(tmp / "table"))
+        write_fingerprint(tmp, fingerprint, rows=len(encoded))
+    return datasets.load_from_disk(str(out_dir / "table"))

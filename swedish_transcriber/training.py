@@ -1,0 +1,321 @@
+"""Fine-tuning Whisper with transformers' ``Seq2SeqTrainer``: checks, resume, outputs.
+
+What this adds to a plain Trainer script, and why:
+
+* every input is checked before the first step (processor present, splits not empty,
+  GPU-only precision on a GPU), so a bad run fails in seconds, not after the encoder cache;
+* checkpoints live in a persistent folder stamped with a fingerprint of everything that
+  decides the result (train params, base model, features): a killed run resumes from its
+  newest checkpoint, while a changed experiment starts over instead of resuming someone
+  else's optimizer;
+* with a frozen encoder the decoder trains on stored encoder outputs
+  (:mod:`swedish_transcriber.encoder_cache`);
+* DVCLive logs train loss, dev loss and dev WER against the optimizer step
+  (:mod:`swedish_transcriber.live_logging`);
+* the result is a plain transformers checkpoint with its processor and Swedish generation
+  config, written atomically: ``from_pretrained`` alone loads it.
+
+It runs unchanged under ``torchrun`` (DDP through the Trainer; gloo on CPUs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+
+from swedish_transcriber.atomic import atomic_dir, write_text
+from swedish_transcriber.collator import SpeechSeq2SeqCollator
+from swedish_transcriber.encoder_cache import (
+    build as build_encoder_cache,
+)
+from swedish_transcriber.encoder_cache import (
+    read_fingerprint,
+    tree_digest,
+    write_fingerprint,
+)
+from swedish_transcriber.features import load_processor
+from swedish_transcriber.live_logging import DVCLiveStepCallback
+from swedish_transcriber.scoring import scores
+from swedish_transcriber.train_params import TrainParams, resolve_precision
+
+# Environment variable for fault-injection tests: SIGKILL this process right after the
+# optimizer step with this number (a real kill: no cleanup code runs).
+KILL_AT_STEP_ENV = "SWEDISH_TRANSCRIBER_KILL_AT_STEP"
+
+
+@dataclass(frozen=True)
+class TrainPaths:
+    """Where the train stage reads and writes (dvc.yaml's deps and outs)."""
+
+    base_model: Path = Path("models/base")
+    features: Path = Path("data/features")
+    checkpoints: Path = Path("checkpoints")
+    output: Path = Path("models/finetuned")
+    live: Path = Path("dvclive")
+    metrics: Path = Path("metrics/train.json")
+
+
+def load_split(features_dir: Path, split: str) -> datasets.Dataset:
+    """A featurized split; a missing or empty one is an error naming its folder."""
+    folder = features_dir / split
+    if not (folder / "dataset_info.json").is_file():
+        raise FileNotFoundError(
+            f"{folder}: no featurized {split} split; run the featurize stage first "
+            f"(dvc repro featurize)"
+        )
+    # datasets saves an empty table without data files and then cannot load it back.
+    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    table = datasets.load_from_disk(str(folder)) if state.get("_data_files") else None
+    if table is None or len(table) == 0:
+        raise ValueError(
+            f"{folder}: the featurized {split} split has no rows (every clip quarantined? "
+            f"see data/quarantine/); nothing to train or evaluate on"
+        )
+    return table
+
+
+def dev_subset(table: datasets.Dataset, max_clips: int, seed: int) -> datasets.Dataset:
+    """A deterministic subset of the dev split for the evaluations during training."""
+    if max_clips <= 0 or max_clips >= len(table):
+        return table
+    order = np.random.default_rng(seed).permutation(len(table))[:max_clips]
+    return table.select(sorted(order.tolist()))
+
+
+def _kill_at_step_callback(step: int):
+    import signal
+
+    from transformers import TrainerCallback
+
+    class KillAtStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    return KillAtStep()
+
+
+def compute_metrics_fn(tokenizer, pad_token_id: int):
+    """WER/CER of generated dev transcripts (raw and normalised), for ``compute_metrics``."""
+
+    def compute(prediction) -> dict[str, float]:
+        predictions = np.where(prediction.predictions < 0, pad_token_id, prediction.predictions)
+        labels = np.where(prediction.label_ids < 0, pad_token_id, prediction.label_ids)
+        hypotheses = tokenizer.batch_decode(predictions, skip_special_tokens=True)
+        references = tokenizer.batch_decode(labels, skip_special_tokens=True)
+        return scores(references, [h.strip() for h in hypotheses])
+
+    return compute
+
+
+def fingerprint(params: TrainParams, language: str, task: str, *digests: str) -> str:
+    """What decides a training run's result (eval-only knobs included: they shape the logs)."""
+    record = {"train": asdict(params), "language": language, "task": task, "inputs": digests}
+    return tree_hash(json.dumps(record, sort_keys=True))
+
+
+def tree_hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def prepare_run_dir(run_dir: Path, run_fingerprint: str) -> str | None:
+    """Keep ``run_dir`` if it holds checkpoints of this very run; return the newest one.
+
+    A fingerprint mismatch means a different experiment left it: it is cleared (its
+    optimizer state and step count would silently corrupt this run).
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if run_dir.exists() and read_fingerprint(run_dir) != run_fingerprint:
+        print(f"train: {run_dir} holds checkpoints of other params or data; starting over")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_fingerprint(run_dir, run_fingerprint)
+    last = get_last_checkpoint(str(run_dir))
+    return last
+
+
+def training_arguments(params: TrainParams, run_dir: Path, precision: str):
+    """``Seq2SeqTrainingArguments`` from params (names follow the Trainer's own)."""
+    from transformers import Seq2SeqTrainingArguments
+
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return Seq2SeqTrainingArguments(
+        output_dir=str(run_dir),
+        seed=params.seed,
+        data_seed=params.seed,
+        learning_rate=params.learning_rate,
+        lr_scheduler_type=params.lr_scheduler_type,
+        warmup_steps=params.warmup_steps,
+        max_steps=params.max_steps,
+        per_device_train_batch_size=params.batch_size,
+        per_device_eval_batch_size=params.eval_batch_size,
+        gradient_accumulation_steps=params.gradient_accumulation_steps,
+        weight_decay=params.weight_decay,
+        max_grad_norm=params.max_grad_norm,
+        logging_strategy="steps",
+        logging_steps=params.logging_steps,
+        eval_strategy="steps",
+        eval_steps=params.eval_steps,
+        save_strategy="steps",
+        save_steps=params.save_steps,
+        save_total_limit=params.save_total_limit,
+        gradient_checkpointing=params.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        predict_with_generate=True,
+        generation_num_beams=params.generation_num_beams,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        dataloader_num_workers=params.dataloader_num_workers,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        report_to=[],
+        disable_tqdm=True,
+        ddp_backend=("gloo" if distributed and not torch.cuda.is_available() else None),
+        ddp_find_unused_parameters=False,
+        use_cpu=not torch.cuda.is_available(),
+        save_safetensors=True,
+    )
+
+
+def train(
+    params: TrainParams, language: str, task: str, paths: TrainPaths = TrainPaths()
+) -> dict[str, float]:
+    """Fine-tune ``paths.base_model`` on the featurized train split; return final dev metrics."""
+    from transformers import Seq2SeqTrainer, WhisperForConditionalGeneration
+
+    # Checks first: each of these would otherwise fail minutes into the run.
+    precision = resolve_precision(
+        params.precision,
+        torch.cuda.is_available(),
+        torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+    )
+    processor = load_processor(paths.base_model, language, task)
+    train_table = load_split(paths.features, "train")
+    dev_table = dev_subset(load_split(paths.features, "dev"), params.eval_max_clips, params.seed)
+    args = training_arguments(params, paths.checkpoints / "trainer", precision)
+
+    model = WhisperForConditionalGeneration.from_pretrained(paths.base_model)
+    model.config.apply_spec_augment = params.mask_time_prob + params.mask_feature_prob > 0
+    model.config.mask_time_prob = params.mask_time_prob
+    model.config.mask_feature_prob = params.mask_feature_prob
+    if params.freeze_encoder:
+        model.freeze_encoder()
+    if params.gradient_checkpointing:
+        model.config.use_cache = False
+    # Whisper's generate() ignores max_length (it keeps 448); max_new_tokens is what caps a
+    # hallucinating model's dev transcripts. Restored before the checkpoint is written.
+    saved_max_new_tokens = model.generation_config.max_new_tokens
+    model.generation_config.max_new_tokens = params.generation_max_length
+
+    model_digest = tree_digest(sorted(paths.base_model.glob("*")))
+    data_digest = tree_digest([paths.features / "train", paths.features / "dev"])
+    run_fingerprint = fingerprint(params, language, task, model_digest, data_digest)
+    with args.main_process_first(desc="prepare checkpoints and encoder cache"):
+        resume_from = None
+        if args.process_index == 0:
+            resume_from = prepare_run_dir(paths.checkpoints / "trainer", run_fingerprint)
+        if params.uses_encoder_cache:
+            device = args.device
+            model.to(device)
+            cache_key = tree_hash(model_digest + data_digest)
+            train_data = build_encoder_cache(
+                model,
+                train_table,
+                paths.checkpoints / "encoder_cache" / "train",
+                cache_key,
+                params.eval_batch_size,
+                device,
+            )
+            eval_data = build_encoder_cache(
+                model,
+                dev_table,
+                paths.checkpoints / "encoder_cache" / "dev",
+                tree_hash(f"{cache_key} {params.eval_max_clips} {params.seed}"),
+                params.eval_batch_size,
+                device,
+            )
+        else:
+            columns = ["input_features", "labels"]
+            train_data = train_table.select_columns(columns)
+            eval_data = dev_table.select_columns(columns)
+    if args.process_index != 0:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        resume_from = get_last_checkpoint(str(paths.checkpoints / "trainer"))
+    train_data = train_data.with_format("torch")
+    eval_data = eval_data.with_format("torch")
+
+    resume_step = _checkpoint_step(resume_from)
+    live = DVCLiveStepCallback(paths.live, resume_step)
+    callbacks = [live]
+    kill_at = os.environ.get(KILL_AT_STEP_ENV)
+    if kill_at:
+        callbacks.append(_kill_at_step_callback(int(kill_at)))
+    trainer = Seq2SeqTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_data,
+        eval_dataset=eval_data,
+        data_collator=SpeechSeq2SeqCollator(
+            pad_token_id=model.config.pad_token_id,
+            decoder_start_token_id=model.config.decoder_start_token_id,
+        ),
+        processing_class=processor.feature_extractor,
+        compute_metrics=compute_metrics_fn(processor.tokenizer, model.config.pad_token_id),
+        callbacks=callbacks,
+    )
+    if resume_from:
+        print(f"train: resuming from {resume_from}")
+    trainer.train(resume_from_checkpoint=resume_from)
+    final = _final_eval(trainer)
+    live.finish()
+    model.generation_config.max_new_tokens = saved_max_new_tokens
+    if trainer.is_world_process_zero():
+        _write_model(trainer, processor, paths.output, params)
+        write_text(paths.metrics, json.dumps(final, indent=2, sort_keys=True) + "\n")
+    return final
+
+
+def _checkpoint_step(checkpoint: str | None) -> int | None:
+    return int(Path(checkpoint).name.rsplit("-", 1)[1]) if checkpoint else None
+
+
+def _final_eval(trainer) -> dict[str, float]:
+    """Dev metrics at the last step (evaluated now unless the schedule just did)."""
+    state = trainer.state
+    last = [h for h in state.log_history if "eval_loss" in h and h.get("step") == state.global_step]
+    metrics = last[-1] if last else trainer.evaluate()
+    keep = {
+        k: v
+        for k, v in metrics.items()
+        if k.startswith("eval_")
+        and k.split("_", 1)[1] in ("loss", "wer", "cer", "wer_norm", "cer_norm")
+    }
+    losses = [h["loss"] for h in state.log_history if "loss" in h]
+    out = {k.replace("eval_", "dev_"): round(float(v), 6) for k, v in keep.items()}
+    if losses:
+        out["train_loss"] = round(float(losses[-1]), 6)
+    out["step"] = int(state.global_step)
+    return out
+
+
+def _write_model(trainer, processor, out_dir: Path, params: TrainParams) -> None:
+    """The fine-tuned checkpoint, processor and generation config, all or nothing."""
+    model = trainer.model
+    model.config.use_cache = True
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+        model.generation_config.save_pretrained(tmp)
+        info = {"train": asdict(params), "steps": trainer.state.global_step}
+        (tmp / "train_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,319 @@
+"""The train stage on a tiny random Whisper: outputs, DVCLive logs, resume after a kill,
+fingerprinted checkpoints, the encoder cache, bad input, and DDP under torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from swedish_transcriber.train_params import TrainParams, resolve_precision
+from swedish_transcriber.training import KILL_AT_STEP_ENV
+from tests.tiny import save_tiny_base, save_tiny_features
+
+TINY_TRAIN = {
+    "max_steps": 6,
+    "batch_size": 4,
+    "eval_batch_size": 4,
+    "logging_steps": 1,
+    "eval_steps": 3,
+    "save_steps": 2,
+    "warmup_steps": 0,
+    "learning_rate": 1e-2,
+    "generation_max_length": 12,
+}
+
+
+def set_params(repo: Path, **sections: dict) -> None:
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for name, values in sections.items():
+        params[name].update(values)
+    path.write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+@pytest.fixture
+def tiny_repo(repo_copy, tmp_path_factory) -> Path:
+    """A repo copy with a tiny models/base and tiny data/features, params set for speed."""
+    repo = repo_copy()
+    save_tiny_base(repo / "models" / "base")
+    save_tiny_features(repo / "data" / "features")
+    set_params(repo, train=TINY_TRAIN)
+    return repo
+
+
+def env_for(repo: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(repo)
+    env.pop(KILL_AT_STEP_ENV, None)
+    env.update(extra)
+    return env
+
+
+def run(cmd: list[str], repo: Path, check: bool = True, **extra: str):
+    proc = subprocess.run(
+        cmd, cwd=repo, env=env_for(repo, **extra), capture_output=True, text=True, timeout=900
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def train_stage(repo: Path, check: bool = True, **extra: str):
+    return run([sys.executable, "-m", "stages.train"], repo, check=check, **extra)
+
+
+def git_commit_all(repo: Path) -> None:
+    """A git repo with one commit (DVCLive and `dvc exp` need a HEAD)."""
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    if not (repo / ".git").exists():
+        subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(git + ["commit", "-qm", "tiny"], cwd=repo, check=True)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(model_dir / "model.safetensors"))
+
+
+# --------------------------------------------------------------------------------------------
+# One run: what it writes
+
+
+@pytest.fixture
+def trained(tiny_repo) -> Path:
+    train_stage(tiny_repo)
+    return tiny_repo
+
+
+def test_finetuned_model_loads_with_from_pretrained_alone(trained):
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    out = trained / "models" / "finetuned"
+    model = WhisperForConditionalGeneration.from_pretrained(out)
+    processor = WhisperProcessor.from_pretrained(out)
+    assert model.generation_config.language == "sv"
+    assert model.generation_config.task == "transcribe"
+    assert model.generation_config.max_new_tokens is None  # the dev-eval cap is not kept
+    assert processor.tokenizer.decode(processor.tokenizer("hej då").input_ids[4:-1]) == "hej då"
+    base = weights(trained / "models" / "base")
+    tuned = weights(out)
+    # The encoder was frozen, the decoder trained.
+    assert torch.equal(
+        base["model.encoder.layers.0.fc1.weight"], tuned["model.encoder.layers.0.fc1.weight"]
+    )
+    assert not torch.equal(
+        base["model.decoder.layers.0.fc1.weight"], tuned["model.decoder.layers.0.fc1.weight"]
+    )
+    info = read_json(out / "train_info.json")
+    assert info["steps"] == 6 and info["train"]["learning_rate"] == pytest.approx(1e-2)
+
+
+def test_dvclive_logs_loss_and_wer_against_the_step(trained):
+    live = trained / "dvclive"
+    summary = read_json(live / "metrics.json")
+    assert summary["step"] == 6
+    assert set(summary["eval"]) >= {"loss", "wer", "wer_norm", "cer", "cer_norm"}
+    assert "loss" in summary["train"]
+    wer_rows = (live / "plots" / "metrics" / "eval" / "wer.tsv").read_text().splitlines()
+    assert wer_rows[0].split("\t") == ["step", "wer"]
+    assert [int(r.split("\t")[0]) for r in wer_rows[1:]] == [3, 6]  # every eval_steps
+    loss_rows = (live / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()
+    assert [int(r.split("\t")[0]) for r in loss_rows[1:]] == [1, 2, 3, 4, 5, 6]
+    losses = [float(r.split("\t")[1]) for r in loss_rows[1:]]
+    assert losses[-1] < losses[0]  # it learns
+
+
+def test_checkpoints_are_kept_with_a_fingerprint(trained):
+    run_dir = trained / "checkpoints" / "trainer"
+    assert sorted(p.name for p in run_dir.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-6"]
+    assert read_json(run_dir / "fingerprint.json")["fingerprint"]
+    cache = trained / "checkpoints" / "encoder_cache"
+    assert (cache / "train" / "fingerprint.json").is_file()
+    assert (cache / "dev" / "fingerprint.json").is_file()
+
+
+def test_changed_params_start_over_but_reuse_the_encoder_cache(trained):
+    cache = trained / "checkpoints" / "encoder_cache" / "train" / "fingerprint.json"
+    stamp = cache.stat().st_mtime_ns
+    set_params(trained, train={"learning_rate": 5e-3})
+    proc = train_stage(trained)
+    assert "starting over" in proc.stdout
+    assert "resuming" not in proc.stdout
+    assert cache.stat().st_mtime_ns == stamp
+    assert read_json(trained / "models" / "finetuned" / "train_info.json")["train"][
+        "learning_rate"
+    ] == pytest.approx(5e-3)
+
+
+# --------------------------------------------------------------------------------------------
+# Kill and resume through `dvc repro`
+
+
+def test_killed_run_resumes_under_dvc_repro_and_matches_an_uninterrupted_run(tiny_repo, repo_copy):
+    reference = train_stage(tiny_repo)
+    assert "resuming" not in reference.stdout
+
+    killed = repo_copy("killed")
+    for rel in ("models/base", "data/features"):
+        shutil.copytree(tiny_repo / rel, killed / rel)
+    set_params(killed, train=TINY_TRAIN)
+    git_commit_all(killed)
+    dvc = [sys.executable, "-m", "dvc", "repro", "--single-item", "train"]
+
+    first = run(dvc, killed, check=False, **{KILL_AT_STEP_ENV: "5"})
+    assert first.returncode != 0
+    assert not (killed / "models" / "finetuned").exists()
+    saved = sorted(p.name for p in (killed / "checkpoints" / "trainer").glob("checkpoint-*"))
+    assert saved == ["checkpoint-2", "checkpoint-4"]
+
+    second = run(dvc, killed)
+    assert "resuming from checkpoints/trainer/checkpoint-4" in second.stdout + second.stderr
+
+    assert read_json(killed / "dvclive" / "metrics.json") == read_json(
+        tiny_repo / "dvclive" / "metrics.json"
+    )
+    for tsv in (tiny_repo / "dvclive" / "plots").rglob("*.tsv"):
+        twin = killed / tsv.relative_to(tiny_repo)
+        assert twin.read_text() == tsv.read_text(), tsv.name
+    a = weights(tiny_repo / "models" / "finetuned")
+    b = weights(killed / "models" / "finetuned")
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input: a clear error before any long work
+
+
+def stage_error(repo: Path, capsys, monkeypatch) -> str:
+    import stages.train
+
+    monkeypatch.chdir(repo)
+    with pytest.raises(SystemExit) as exc:
+        stages.train.main()
+    assert exc.value.code == 1
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith("train: error: "), err
+    assert not (repo / "checkpoints").exists(), "work started before the check"
+    assert not (repo / "models" / "finetuned").exists()
+    return err
+
+
+def test_missing_processor_is_a_clear_error(tiny_repo, capsys, monkeypatch):
+    (tiny_repo / "models" / "base" / "preprocessor_config.json").unlink()
+    assert "models/base: no Whisper processor" in stage_error(tiny_repo, capsys, monkeypatch)
+
+
+def test_empty_train_split_is_a_clear_error(tiny_repo, capsys, monkeypatch):
+    from tests.tiny import feature_table
+
+    target = tiny_repo / "data" / "features" / "train"
+    shutil.rmtree(target)
+    feature_table(0, 0, "train").save_to_disk(str(target))
+    err = stage_error(tiny_repo, capsys, monkeypatch)
+    assert "data/features/train: the featurized train split has no rows" in err
+
+
+def test_max_steps_zero_is_a_clear_error(tiny_repo, capsys, monkeypatch):
+    set_params(tiny_repo, train={"max_steps": 0})
+    assert "train.max_steps must be >= 1" in stage_error(tiny_repo, capsys, monkeypatch)
+
+
+def test_unknown_param_is_a_clear_error(tiny_repo, capsys, monkeypatch):
+    set_params(tiny_repo, train={"learning_rat": 1e-4})
+    err = stage_error(tiny_repo, capsys, monkeypatch)
+    assert "unknown key(s) learning_rat" in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only refusal")
+def test_gpu_only_precision_on_cpu_is_a_clear_error(tiny_repo, capsys, monkeypatch):
+    set_params(tiny_repo, train={"precision": "bf16"})
+    assert "train.precision=bf16 needs a CUDA GPU" in stage_error(tiny_repo, capsys, monkeypatch)
+
+
+def test_precision_resolution():
+    assert resolve_precision("auto", False, False) == "fp32"
+    assert resolve_precision("auto", True, True) == "bf16"
+    assert resolve_precision("auto", True, False) == "fp16"
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        resolve_precision("fp16", False, False)
+    with pytest.raises(ValueError, match="bf16 support"):
+        resolve_precision("bf16", True, False)
+
+
+def test_specaugment_with_a_cached_encoder_is_refused():
+    with pytest.raises(ValueError, match="cache_encoder_outputs: false"):
+        TrainParams(mask_time_prob=0.05)
+    assert TrainParams(mask_time_prob=0.05, cache_encoder_outputs=False).mask_time_prob == 0.05
+    assert not TrainParams(freeze_encoder=False, mask_time_prob=0.05).uses_encoder_cache
+
+
+# --------------------------------------------------------------------------------------------
+# The encoder cache is faithful, and training without it works too
+
+
+def test_cached_and_uncached_frozen_encoder_train_alike(tiny_repo, tmp_path):
+    """Stored float16 encoder outputs give the decoder what the live encoder gives it."""
+    set_params(tiny_repo, train={"max_steps": 2, "eval_steps": 2, "save_steps": 2})
+    train_stage(tiny_repo)
+    cached = read_json(tiny_repo / "dvclive" / "metrics.json")
+    set_params(tiny_repo, train={"cache_encoder_outputs": False})
+    train_stage(tiny_repo)
+    live = read_json(tiny_repo / "dvclive" / "metrics.json")
+    assert live["train"]["loss"] == pytest.approx(cached["train"]["loss"], rel=1e-3)
+    assert live["eval"]["loss"] == pytest.approx(cached["eval"]["loss"], rel=1e-3)
+
+
+def test_full_fine_tuning_with_specaugment_changes_the_encoder(tiny_repo):
+    set_params(
+        tiny_repo,
+        train={
+            "freeze_encoder": False,
+            "mask_time_prob": 0.05,
+            "mask_feature_prob": 0.05,
+            "gradient_checkpointing": True,
+            "max_steps": 2,
+            "eval_steps": 2,
+            "save_steps": 2,
+        },
+    )
+    train_stage(tiny_repo)
+    base = weights(tiny_repo / "models" / "base")
+    tuned = weights(tiny_repo / "models" / "finetuned")
+    key = "model.encoder.layers.0.fc1.weight"
+    assert not torch.equal(base[key], tuned[key])
+    assert not (tiny_repo / "checkpoints" / "encoder_cache").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# DDP: 2 CPU processes (gloo) under torchrun, started through params train.launcher
+
+
+def test_torchrun_two_processes(tiny_repo):
+    launcher = f"{shlex.quote(sys.executable)} -m torch.distributed.run --nproc_per_node=2"
+    set_params(tiny_repo, train={"launcher": launcher, "max_steps": 4})
+    params = yaml.safe_load((tiny_repo / "params.yaml").read_text(encoding="utf-8"))
+    # What dvc.yaml's cmd `${train.launcher} -m stages.train` expands to:
+    cmd = shlex.split(params["train"]["launcher"]) + ["-m", "stages.train"]
+    proc = run(cmd, tiny_repo, OMP_NUM_THREADS="1")
+    assert "train: final dev metrics" in proc.stdout
+    assert (tiny_repo / "models" / "finetuned" / "model.safetensors").is_file()
+    assert read_json(tiny_repo / "models" / "finetuned" / "train_info.json")["steps"] == 4
+    assert read_json(tiny_repo / "dvclive" / "metrics.json")["step"] == 4
