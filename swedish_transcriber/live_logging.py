@@ -46,35 +46,37 @@ def truncate_logs(live_dir: Path, last_step: int) -> None:
 class DVCLiveStepCallback(TrainerCallback):
     """Log the Trainer's metrics to DVCLive at the Trainer's global step (main process only)."""
 
-    def __init__(self, live_dir: Path, resume_step: int | None) -> None:
+    def __init__(self, live_dir: Path) -> None:
         self.live_dir = Path(live_dir)
-        self.resume_step = resume_step
         self.live = None
 
-    def _open(self):
+    def open(self, resume_step: int | None) -> None:
+        """Start logging (main process only): afresh, or after ``resume_step``'s checkpoint."""
         from dvclive import Live
+        from scmrepo.exceptions import SCMError
 
-        if self.resume_step is not None:
-            truncate_logs(self.live_dir, self.resume_step)
+        if resume_step is not None:
+            truncate_logs(self.live_dir, resume_step)
         # dvc.yaml declares the metrics and plots itself; DVCLive must not edit it or make
         # an experiment of its own (the stage already runs inside `dvc repro`/`dvc exp run`).
-        self.live = Live(
-            dir=str(self.live_dir),
-            resume=self.resume_step is not None,
-            save_dvc_exp=False,
-            dvcyaml=None,
-            report=None,
-        )
-        return self.live
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        if state.is_world_process_zero and self.live is None:
-            self._open()
+        try:
+            self.live = Live(
+                dir=str(self.live_dir),
+                resume=resume_step is not None,
+                save_dvc_exp=False,
+                dvcyaml=None,
+                report=None,
+            )
+        except SCMError as exc:
+            raise ValueError(
+                f"DVCLive cannot start ({exc}): the project must be a git repository with at "
+                f"least one commit (git add -A && git commit)"
+            ) from exc
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs:
+        if not state.is_world_process_zero or not logs or self.live is None:
             return
-        live = self.live or self._open()
+        live = self.live
         values = {LOGGED[k]: float(v) for k, v in logs.items() if k in LOGGED}
         if not values:
             return

@@ -222,8 +222,10 @@ def train(
     run_fingerprint = fingerprint(params, language, task, model_digest, data_digest)
     with args.main_process_first(desc="prepare checkpoints and encoder cache"):
         resume_from = None
+        live = DVCLiveStepCallback(paths.live)
         if args.process_index == 0:
             resume_from = prepare_run_dir(paths.checkpoints / "trainer", run_fingerprint)
+            live.open(_checkpoint_step(resume_from))  # fails now, not after the cache
         if params.uses_encoder_cache:
             device = args.device
             model.to(device)
@@ -255,8 +257,6 @@ def train(
     train_data = train_data.with_format("torch")
     eval_data = eval_data.with_format("torch")
 
-    resume_step = _checkpoint_step(resume_from)
-    live = DVCLiveStepCallback(paths.live, resume_step)
     callbacks = [live]
     kill_at = os.environ.get(KILL_AT_STEP_ENV)
     if kill_at:

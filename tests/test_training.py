@@ -47,6 +47,7 @@ def tiny_repo(repo_copy, tmp_path_factory) -> Path:
     save_tiny_base(repo / "models" / "base")
     save_tiny_features(repo / "data" / "features")
     set_params(repo, train=TINY_TRAIN)
+    git_commit_all(repo)
     return repo
 
 
