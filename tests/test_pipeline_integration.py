@@ -14,6 +14,8 @@ import yaml
 
 from tests.conftest import REPO
 
+WORKFLOW = REPO / ".github" / "workflows" / "pull-request.yml"
+
 pytestmark = pytest.mark.integration
 
 TRACKED = (
@@ -21,6 +23,8 @@ TRACKED = (
     "dvc.yaml",
     "pyproject.toml",
     ".dvcignore",
+    ".gitignore",
+    "scripts",
     "stages",
     "swedish_transcriber",
     ".dvc/config",
@@ -57,11 +61,30 @@ def pipeline(tmp_path_factory) -> Path:
     params["corpus"]["max_sentences"] = 20  # 32 train, 2 dev, 4 test clips
     params["data"]["max_clips"] = 6
     params["augment"]["copies"] = 1
+    # Two decoder steps on the real embedded whisper-base: the whole DAG, minutes not hours.
+    params["train"].update(
+        learning_rate=5e-4,
+        max_steps=4,
+        batch_size=4,
+        eval_batch_size=4,
+        logging_steps=1,
+        eval_steps=2,
+        save_steps=2,
+        warmup_steps=0,
+        eval_max_clips=2,
+        generation_max_length=24,
+    )
+    params["evaluate"].update(max_clips=3, max_new_tokens=32)
     (repo / "params.yaml").write_text(
         yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8"
     )
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(git + ["commit", "-qm", "pipeline"], cwd=repo, check=True)
     run([sys.executable, "-m", "dvc", "repro"], repo)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(git + ["commit", "-qm", "baseline results"], cwd=repo, check=True)
     return repo
 
 
@@ -86,6 +109,27 @@ def test_repro_builds_features_from_raw_audio(pipeline):
     assert (pipeline / "dvc.lock").is_file()
 
 
+def test_repro_fine_tunes_and_evaluates(pipeline):
+    from transformers import WhisperForConditionalGeneration
+
+    model = WhisperForConditionalGeneration.from_pretrained(pipeline / "models/finetuned")
+    assert model.generation_config.language == "sv"
+    result = json.loads((pipeline / "metrics/eval.json").read_text(encoding="utf-8"))
+    for name in ("zero_shot", "finetuned"):
+        assert set(result[name]) == {"wer", "cer", "wer_norm", "cer_norm"}
+        assert all(0 <= v < 10 for v in result[name].values())
+    assert "relative_wer_reduction" in result and result["test_clips"] == 3
+    predictions = __import__("pandas").read_csv(pipeline / "reports/predictions.csv")
+    assert len(predictions) == 3
+    assert {"reference", "zero_shot", "finetuned", "finetuned_wer"} <= set(predictions.columns)
+    slices = json.loads((pipeline / "metrics/slices.json").read_text(encoding="utf-8"))
+    assert {r["group"] for r in slices} == {"gender", "age", "accent", "duration"}
+    live = json.loads((pipeline / "dvclive/metrics.json").read_text(encoding="utf-8"))
+    assert live["step"] == 4 and "wer_norm" in live["eval"]
+    shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], pipeline).stdout
+    assert "metrics/eval.json" in shown and "dvclive/metrics.json" in shown
+
+
 def test_second_repro_does_nothing(pipeline):
     proc = run([sys.executable, "-m", "dvc", "repro"], pipeline)
     out = proc.stdout + proc.stderr
@@ -107,6 +151,13 @@ def test_dag_shows_the_whole_graph(pipeline):
         ("validate", "augment"),
         ("augment", "featurize"),
         ("validate", "featurize"),
+        ("base_model", "train"),
+        ("featurize", "train"),
+        ("train", "transcribe@finetuned"),
+        ("base_model", "transcribe@zero_shot"),
+        ("featurize", "transcribe@zero_shot"),
+        ("transcribe@zero_shot", "evaluate"),
+        ("transcribe@finetuned", "evaluate"),
     ]:
         assert edge in edges, f"{edge} missing from dvc dag: {sorted(edges)}"
 
@@ -123,3 +174,70 @@ def test_push_and_pull_through_a_local_remote(pipeline, tmp_path):
     assert (pipeline / "data/features/train/dataset_info.json").read_bytes() == before
     status = run([sys.executable, "-m", "dvc", "status"], pipeline).stdout
     assert "up to date" in status
+
+
+# --------------------------------------------------------------------------------------------
+# Experiments on the same pipeline (these change the workspace, so they run last)
+
+
+def metric_diff(repo: Path, *revs: str) -> dict:
+    return json.loads(dvc("metrics", "diff", *revs, "--json", cwd=repo).stdout)
+
+
+def dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "dvc", *args], cwd)
+
+
+def test_two_experiments_differ_in_dvc_metrics_diff(pipeline):
+    """HEAD trained with learning rate 5e-4; the experiment with 0 keeps the base model."""
+    proc = dvc("exp", "run", "-n", "lr-zero", "-S", "train.learning_rate=0", cwd=pipeline)
+    out = proc.stdout + proc.stderr
+    assert "Running stage 'train'" in out
+    assert "Running stage 'transcribe@zero_shot'" not in out  # the base model did not change
+    result = json.loads((pipeline / "metrics/eval.json").read_text(encoding="utf-8"))
+    assert result["finetuned"] == result["zero_shot"]  # nothing learnt at learning rate 0
+    diff = metric_diff(pipeline)  # HEAD (5e-4) vs the workspace (0)
+    evaluated = diff["metrics/eval.json"]
+    changed = {k for k, v in evaluated.items() if k.startswith("finetuned.") and v.get("diff")}
+    assert {"finetuned.wer", "finetuned.wer_norm"} & changed, evaluated
+    assert not any(k.startswith("zero_shot.") for k in evaluated)
+    assert "dvclive/metrics.json" in diff  # the dev curves changed too
+
+    shown = json.loads(dvc("exp", "show", "--json", cwd=pipeline).stdout)
+    assert "lr-zero" in json.dumps(shown)
+    exp_diff = dvc("exp", "diff", "HEAD", "lr-zero", "--md", cwd=pipeline).stdout
+    assert "finetuned.wer" in exp_diff and "learning_rate" in exp_diff
+
+    # The pull-request workflow's report, run the same way here.
+    run(["bash", "scripts/metrics_report.sh", "HEAD", "report"], pipeline)
+    report = (pipeline / "report" / "report.md").read_text(encoding="utf-8")
+    assert "| metrics/eval.json" in report and "finetuned.wer" in report
+    assert "train.learning_rate" in report
+    assert (pipeline / "report" / "plots" / "index.html").is_file()
+    vega = json.loads((pipeline / "report" / "plots" / "dev_wer_vs_step.vega.json").read_text())
+    assert vega, "empty Vega spec"
+
+
+def test_pull_request_workflow_is_valid_and_uses_the_tested_commands():
+    """The workflow cannot run here; its YAML and the commands it runs are checked."""
+    spec = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    assert spec[True]["pull_request"]["branches"] == ["main"]  # YAML 1.1 reads `on` as True
+    assert spec["permissions"]["pull-requests"] == "write"
+    steps = spec["jobs"]["repro"]["steps"]
+    commands = "\n".join(step.get("run", "") for step in steps)
+    assert "dvc repro" in commands
+    assert "scripts/metrics_report.sh origin/main report" in commands
+    assert "gh pr comment" in commands and "report/report.md" in commands
+    assert "make setup" in commands
+    checkout = next(s for s in steps if s.get("uses", "").startswith("actions/checkout"))
+    assert checkout["with"]["fetch-depth"] == 0  # main's metrics come from git history
+
+
+def test_a_queued_sweep_expands_to_one_experiment_per_value(pipeline):
+    """The README's sweep: `dvc exp run --queue` with comma-separated values (Hydra syntax)."""
+    dvc("exp", "run", "--queue", "-S", "train.learning_rate=0.001,0.01,0.1", cwd=pipeline)
+    try:
+        status = dvc("queue", "status", cwd=pipeline).stdout
+        assert status.count("Queued") == 3, status
+    finally:
+        dvc("queue", "remove", "--all", cwd=pipeline)
