@@ -45,6 +45,10 @@ class TrainParams:
     eval_max_clips: int = 0  # dev clips transcribed at each evaluation; 0 = all
     gradient_checkpointing: bool = False
     freeze_encoder: bool = True
+    # Keep the (tied) token embeddings / output projection fixed: every step would otherwise
+    # push down the logits of every word not in the batch, forgetting unseen vocabulary.
+    freeze_embeddings: bool = False
+    dropout: float = 0.0  # Whisper's dropout (0.0 in the pretrained config) while training
     # With a frozen encoder its output for a clip never changes: compute it once per clip
     # and train the decoder on the stored outputs (about 3x faster per step on a CPU).
     cache_encoder_outputs: bool = True
@@ -77,7 +81,7 @@ class TrainParams:
         need(self.max_grad_norm > 0, "max_grad_norm must be > 0")
         need(self.eval_max_clips >= 0, "eval_max_clips must be >= 0 (0 = every dev clip)")
         need(self.dataloader_num_workers >= 0, "dataloader_num_workers must be >= 0")
-        for name in ("mask_time_prob", "mask_feature_prob"):
+        for name in ("mask_time_prob", "mask_feature_prob", "dropout"):
             value = getattr(self, name)
             need(0.0 <= value < 1.0, f"{name} must be in [0, 1), got {value}")
         need(

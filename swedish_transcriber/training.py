@@ -204,12 +204,17 @@ def train(
     dev_table = dev_subset(load_split(paths.features, "dev"), params.eval_max_clips, params.seed)
     args = training_arguments(params, paths.checkpoints / "trainer", precision)
 
-    model = WhisperForConditionalGeneration.from_pretrained(paths.base_model)
+    # dropout is read when the layers are built, so it is a load-time override.
+    model = WhisperForConditionalGeneration.from_pretrained(
+        paths.base_model, dropout=params.dropout
+    )
     model.config.apply_spec_augment = params.mask_time_prob + params.mask_feature_prob > 0
     model.config.mask_time_prob = params.mask_time_prob
     model.config.mask_feature_prob = params.mask_feature_prob
     if params.freeze_encoder:
         model.freeze_encoder()
+    if params.freeze_embeddings:
+        model.get_decoder().embed_tokens.requires_grad_(False)  # proj_out is tied to it
     if params.gradient_checkpointing:
         model.config.use_cache = False
     # Whisper's generate() ignores max_length (it keeps 448); max_new_tokens is what caps a
@@ -280,6 +285,7 @@ def train(
     final = _final_eval(trainer)
     live.finish()
     model.generation_config.max_new_tokens = saved_max_new_tokens
+    model.config.dropout = 0.0  # the published config: no dropout left on at inference
     if trainer.is_world_process_zero():
         _write_model(trainer, processor, paths.output, params)
         write_text(paths.metrics, json.dumps(final, indent=2, sort_keys=True) + "\n")

@@ -318,3 +318,25 @@ def test_torchrun_two_processes(tiny_repo):
     assert (tiny_repo / "models" / "finetuned" / "model.safetensors").is_file()
     assert read_json(tiny_repo / "models" / "finetuned" / "train_info.json")["steps"] == 4
     assert read_json(tiny_repo / "dvclive" / "metrics.json")["step"] == 4
+
+
+def test_frozen_embeddings_and_dropout(tiny_repo):
+    set_params(
+        tiny_repo,
+        train={
+            "freeze_embeddings": True,
+            "dropout": 0.1,
+            "max_steps": 2,
+            "eval_steps": 2,
+            "save_steps": 2,
+        },
+    )
+    train_stage(tiny_repo)
+    base = weights(tiny_repo / "models" / "base")
+    tuned = weights(tiny_repo / "models" / "finetuned")
+    embed = "model.decoder.embed_tokens.weight"
+    assert torch.equal(base[embed], tuned[embed])
+    fc1 = "model.decoder.layers.0.fc1.weight"
+    assert not torch.equal(base[fc1], tuned[fc1])
+    config = read_json(tiny_repo / "models" / "finetuned" / "config.json")
+    assert config["dropout"] == 0.0  # training-time dropout is not published
