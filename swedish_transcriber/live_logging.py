@@ -52,8 +52,9 @@ class DVCLiveStepCallback(TrainerCallback):
 
     def open(self, resume_step: int | None) -> None:
         """Start logging (main process only): afresh, or after ``resume_step``'s checkpoint."""
-        from dvclive import Live
         from scmrepo.exceptions import SCMError
+
+        from dvclive import Live
 
         if resume_step is not None:
             truncate_logs(self.live_dir, resume_step)
@@ -72,6 +73,8 @@ class DVCLiveStepCallback(TrainerCallback):
                 f"DVCLive cannot start ({exc}): the project must be a git repository with at "
                 f"least one commit (git add -A && git commit)"
             ) from exc
+        if resume_step is not None:
+            self.live.step = resume_step  # DVCLive would count on from its last summary
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs or self.live is None:

@@ -279,9 +279,15 @@ def train(
         compute_metrics=compute_metrics_fn(processor.tokenizer, model.config.pad_token_id),
         callbacks=callbacks,
     )
-    if resume_from:
-        print(f"train: resuming from {resume_from}")
-    trainer.train(resume_from_checkpoint=resume_from)
+    if resume_from and _checkpoint_step(resume_from) >= params.max_steps:
+        # The run had finished (only the outputs were lost): take the final checkpoint as it
+        # is. Trainer.train() would count one step more than it trains.
+        print(f"train: {resume_from} is the finished run; writing its outputs again")
+        _load_finished(trainer, resume_from)
+    else:
+        if resume_from:
+            print(f"train: resuming from {resume_from}")
+        trainer.train(resume_from_checkpoint=resume_from)
     final = _final_eval(trainer)
     live.finish()
     model.generation_config.max_new_tokens = saved_max_new_tokens
@@ -290,6 +296,21 @@ def train(
         _write_model(trainer, processor, paths.output, params)
         write_text(paths.metrics, json.dumps(final, indent=2, sort_keys=True) + "\n")
     return final
+
+
+def _load_finished(trainer, checkpoint: str) -> None:
+    """Weights and state (log history included) of a finished run's last checkpoint."""
+    from safetensors.torch import load_file
+    from transformers import TrainerState
+
+    weights = load_file(str(Path(checkpoint) / "model.safetensors"))
+    missing, unexpected = trainer.model.load_state_dict(weights, strict=False)
+    tied = {"proj_out.weight"}  # stored once, as the decoder's token embeddings
+    if unexpected or set(missing) - tied:
+        raise ValueError(
+            f"{checkpoint}: checkpoint does not match the model ({missing or unexpected})"
+        )
+    trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
 
 
 def _checkpoint_step(checkpoint: str | None) -> int | None:

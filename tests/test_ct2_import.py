@@ -33,6 +33,7 @@ from swedish_transcriber.ct2_checkpoint import (
     read_model_bin,
 )
 from swedish_transcriber.whisper_import import WhisperImportError, ct2_to_hf_state_dict
+from tests.tiny import tiny_whisper
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -132,33 +133,6 @@ def hf_to_ct2(model, dtype=np.float32) -> tuple[dict[str, np.ndarray], dict[str,
     linear("encoder/conv2", "model.encoder.conv2")
     v["decoder/embeddings/weight"] = a(sd["model.decoder.embed_tokens.weight"])
     return v, {"decoder/projection/weight": "decoder/embeddings/weight"}
-
-
-def tiny_whisper(seed: int = 0):
-    """A random Whisper with base's vocabulary but d_model 64 and 2 layers (fits the tokenizer)."""
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
-
-    torch.manual_seed(seed)
-    config = WhisperConfig(
-        vocab_size=51865,
-        num_mel_bins=80,
-        d_model=64,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=128,
-        decoder_ffn_dim=128,
-        decoder_start_token_id=50258,
-        pad_token_id=50257,
-        bos_token_id=50257,
-        eos_token_id=50257,
-    )
-    model = WhisperForConditionalGeneration(config).eval()
-    with torch.no_grad():
-        for p in model.parameters():  # no zero biases / unit norms: every tensor distinct
-            p.normal_(0.0, 0.05)
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -149,6 +149,20 @@ def test_checkpoints_are_kept_with_a_fingerprint(trained):
     assert (cache / "dev" / "fingerprint.json").is_file()
 
 
+def test_rerun_of_a_finished_run_rewrites_the_same_outputs(trained):
+    """Lost outputs (e.g. a killed `dvc repro` after training) come back unchanged."""
+    before = read_json(trained / "dvclive" / "metrics.json")
+    info = (trained / "models" / "finetuned" / "train_info.json").read_text()
+    model = weights(trained / "models" / "finetuned")
+    shutil.rmtree(trained / "models" / "finetuned")
+    proc = train_stage(trained)
+    assert "checkpoint-6 is the finished run" in proc.stdout
+    assert read_json(trained / "dvclive" / "metrics.json") == before
+    assert (trained / "models" / "finetuned" / "train_info.json").read_text() == info
+    again = weights(trained / "models" / "finetuned")
+    assert all(torch.equal(model[k], again[k]) for k in model)
+
+
 def test_changed_params_start_over_but_reuse_the_encoder_cache(trained):
     cache = trained / "checkpoints" / "encoder_cache" / "train" / "fingerprint.json"
     stamp = cache.stat().st_mtime_ns
