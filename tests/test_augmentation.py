@@ -303,7 +303,7 @@ def test_stage_writes_final_paths_from_the_repo_root(tmp_path, monkeypatch):
     train = make_manifest(tmp_path, ["a.mp3"])
     write_split(train, tmp_path / "data" / "validated", "train")
     raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["augment"]
-    write_params(tmp_path / "params.yaml", {**raw, "num_proc": 1, "copies": 1})
+    write_params(tmp_path / "params.yaml", {**raw, "enabled": True, "num_proc": 1, "copies": 1})
     stage.main()
     manifest = read_split(tmp_path / "data" / "augmented", "train")
     assert manifest["audio_file"].iloc[1] == "data/augmented/clips/a.aug1.flac"

@@ -60,7 +60,7 @@ def pipeline(tmp_path_factory) -> Path:
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     params["corpus"]["max_sentences"] = 20  # 32 train, 2 dev, 4 test clips
     params["data"]["max_clips"] = 6
-    params["augment"]["copies"] = 1
+    params["augment"].update(enabled=True, copies=1)  # exercise the augment stage too
     # Two decoder steps on the real embedded whisper-base: the whole DAG, minutes not hours.
     params["train"].update(
         learning_rate=5e-4,
