@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import WhisperConfig, WhisperForConditionalGeneration
 
 from swedish_transcriber.collator import IGNORE_INDEX, SpeechSeq2SeqCollator
+from tests.tiny import tiny_whisper
 
 SOT, SV, TRANSCRIBE, NOTS, EOT = 50258, 50273, 50359, 50363, 50257
 
@@ -15,25 +15,7 @@ SOT, SV, TRANSCRIBE, NOTS, EOT = 50258, 50273, 50359, 50363, 50257
 @pytest.fixture(scope="module")
 def tiny_model():
     """A tiny randomly initialised multilingual Whisper (the real vocabulary size)."""
-    torch.manual_seed(0)
-    config = WhisperConfig(
-        vocab_size=51865,
-        num_mel_bins=80,
-        d_model=32,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_source_positions=1500,
-        max_target_positions=448,
-        decoder_start_token_id=SOT,
-        pad_token_id=EOT,
-        eos_token_id=EOT,
-        bos_token_id=EOT,
-    )
-    return WhisperForConditionalGeneration(config).eval()
+    return tiny_whisper()
 
 
 def rows():
@@ -83,3 +65,25 @@ def test_padding_does_not_change_the_loss(tiny_model):
 def test_empty_batch_is_an_error():
     with pytest.raises(ValueError, match="empty batch"):
         SpeechSeq2SeqCollator(EOT, SOT)([])
+
+
+def test_stored_encoder_outputs_become_encoder_outputs(tiny_model):
+    """Rows from the encoder cache: the model skips its encoder and gives the same loss."""
+    from transformers.modeling_outputs import BaseModelOutput
+
+    collate = SpeechSeq2SeqCollator(pad_token_id=EOT, decoder_start_token_id=SOT)
+    live = collate(rows())
+    with torch.no_grad():
+        hidden = tiny_model.get_encoder()(live["input_features"]).last_hidden_state
+    cached = [
+        {"encoder_hidden_states": h.numpy().astype(np.float16), "labels": r["labels"]}
+        for h, r in zip(hidden, rows(), strict=True)
+    ]
+    batch = collate(cached)
+    assert set(batch) == {"encoder_outputs", "labels"}
+    assert isinstance(batch["encoder_outputs"], BaseModelOutput)
+    assert torch.equal(batch["labels"], live["labels"])
+    with torch.no_grad():
+        expected = tiny_model(**live).loss
+        got = tiny_model(**batch).loss
+    torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-3)
