@@ -14,8 +14,8 @@ from swedish_transcriber.atomic import atomic_file
 from swedish_transcriber.base_model import ModelLanguage
 from swedish_transcriber.cli import run_stage
 from swedish_transcriber.evaluation import TRANSCRIPT_COLUMNS
+from swedish_transcriber.features import load_split
 from swedish_transcriber.params import section
-from swedish_transcriber.training import load_split
 from swedish_transcriber.transcription import (
     EvaluateParams,
     load_model,

@@ -11,6 +11,7 @@ quarantined with the reason instead of being silently truncated.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,3 +163,22 @@ def featurize_split(
     quarantined = quarantine_rows(manifest.reset_index(drop=True)[bad], STAGE, list(reasons[bad]))
     good = table.select(np.flatnonzero(~bad)).remove_columns("reason")
     return good, quarantined
+
+
+def load_split(features_dir: Path, split: str) -> datasets.Dataset:
+    """A featurized split; a missing or empty one is an error naming its folder."""
+    folder = features_dir / split
+    if not (folder / "dataset_info.json").is_file():
+        raise FileNotFoundError(
+            f"{folder}: no featurized {split} split; run the featurize stage first "
+            f"(dvc repro featurize)"
+        )
+    # datasets saves an empty table without data files and then cannot load it back.
+    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    table = datasets.load_from_disk(str(folder)) if state.get("_data_files") else None
+    if table is None or len(table) == 0:
+        raise ValueError(
+            f"{folder}: the featurized {split} split has no rows (every clip quarantined? "
+            f"see data/quarantine/); nothing to train or evaluate on"
+        )
+    return table

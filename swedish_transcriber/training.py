@@ -40,7 +40,7 @@ from swedish_transcriber.encoder_cache import (
     tree_digest,
     write_fingerprint,
 )
-from swedish_transcriber.features import load_processor
+from swedish_transcriber.features import load_processor, load_split
 from swedish_transcriber.live_logging import DVCLiveStepCallback
 from swedish_transcriber.scoring import scores
 from swedish_transcriber.train_params import TrainParams, resolve_precision
@@ -60,25 +60,6 @@ class TrainPaths:
     output: Path = Path("models/finetuned")
     live: Path = Path("dvclive")
     metrics: Path = Path("metrics/train.json")
-
-
-def load_split(features_dir: Path, split: str) -> datasets.Dataset:
-    """A featurized split; a missing or empty one is an error naming its folder."""
-    folder = features_dir / split
-    if not (folder / "dataset_info.json").is_file():
-        raise FileNotFoundError(
-            f"{folder}: no featurized {split} split; run the featurize stage first "
-            f"(dvc repro featurize)"
-        )
-    # datasets saves an empty table without data files and then cannot load it back.
-    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-    table = datasets.load_from_disk(str(folder)) if state.get("_data_files") else None
-    if table is None or len(table) == 0:
-        raise ValueError(
-            f"{folder}: the featurized {split} split has no rows (every clip quarantined? "
-            f"see data/quarantine/); nothing to train or evaluate on"
-        )
-    return table
 
 
 def dev_subset(table: datasets.Dataset, max_clips: int, seed: int) -> datasets.Dataset:
