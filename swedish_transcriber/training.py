@@ -20,6 +20,7 @@ It runs unchanged under ``torchrun`` (DDP through the Trainer; gloo on CPUs).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -30,7 +31,7 @@ import datasets
 import numpy as np
 import torch
 
-from swedish_transcriber.atomic import atomic_dir, write_text
+from swedish_transcriber.atomic import atomic_dir
 from swedish_transcriber.collator import SpeechSeq2SeqCollator
 from swedish_transcriber.encoder_cache import (
     build as build_encoder_cache,
@@ -59,7 +60,6 @@ class TrainPaths:
     checkpoints: Path = Path("checkpoints")
     output: Path = Path("models/finetuned")
     live: Path = Path("dvclive")
-    metrics: Path = Path("metrics/train.json")
 
 
 def dev_subset(table: datasets.Dataset, max_clips: int, seed: int) -> datasets.Dataset:
@@ -99,12 +99,11 @@ def compute_metrics_fn(tokenizer, pad_token_id: int):
 def fingerprint(params: TrainParams, language: str, task: str, *digests: str) -> str:
     """What decides a training run's result (eval-only knobs included: they shape the logs)."""
     record = {"train": asdict(params), "language": language, "task": task, "inputs": digests}
-    return tree_hash(json.dumps(record, sort_keys=True))
+    return text_digest(json.dumps(record, sort_keys=True))
 
 
-def tree_hash(text: str) -> str:
-    import hashlib
-
+def text_digest(text: str) -> str:
+    """sha256 of a string (fingerprints of params and of other digests)."""
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -215,7 +214,7 @@ def train(
         if params.uses_encoder_cache:
             device = args.device
             model.to(device)
-            cache_key = tree_hash(model_digest + data_digest)
+            cache_key = text_digest(model_digest + data_digest)
             train_data = build_encoder_cache(
                 model,
                 train_table,
@@ -228,7 +227,7 @@ def train(
                 model,
                 dev_table,
                 paths.checkpoints / "encoder_cache" / "dev",
-                tree_hash(f"{cache_key} {params.eval_max_clips} {params.seed}"),
+                text_digest(f"{cache_key} {params.eval_max_clips} {params.seed}"),
                 params.eval_batch_size,
                 device,
             )
@@ -275,7 +274,6 @@ def train(
     model.config.dropout = 0.0  # the published config: no dropout left on at inference
     if trainer.is_world_process_zero():
         _write_model(trainer, processor, paths.output, params)
-        write_text(paths.metrics, json.dumps(final, indent=2, sort_keys=True) + "\n")
     return final
 
 
@@ -322,8 +320,7 @@ def _write_model(trainer, processor, out_dir: Path, params: TrainParams) -> None
     model = trainer.model
     model.config.use_cache = True
     with atomic_dir(out_dir) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, safe_serialization=True)  # with generation_config.json
         processor.save_pretrained(tmp)
-        model.generation_config.save_pretrained(tmp)
         info = {"train": asdict(params), "steps": trainer.state.global_step}
         (tmp / "train_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
