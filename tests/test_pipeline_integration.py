@@ -130,6 +130,26 @@ def test_repro_fine_tunes_and_evaluates(pipeline):
     assert "metrics/eval.json" in shown and "dvclive/metrics.json" in shown
 
 
+def test_repro_exports_the_fine_tuned_model_for_the_page(pipeline):
+    import pandas as pd
+
+    from swedish_transcriber.audio import load_audio
+    from swedish_transcriber.engines import CTRANSLATE2, DecodeOptions, load_engine, model_kind
+
+    ct2 = pipeline / "models/ct2"
+    assert model_kind(ct2) == CTRANSLATE2
+    info = json.loads((ct2 / "export_info.json").read_text(encoding="utf-8"))
+    assert info["quantization"] == "int8"
+    # int8 matrices: well under half the float32 checkpoint.
+    assert (ct2 / "model.bin").stat().st_size < 0.5 * (
+        pipeline / "models/finetuned/model.safetensors"
+    ).stat().st_size
+    clip = pd.read_parquet(pipeline / "data/validated/test.parquet").audio_file.iloc[0]
+    engine = load_engine(ct2, DecodeOptions(max_new_tokens=32))
+    [text] = engine.transcribe([load_audio(pipeline / clip)])
+    assert isinstance(text, str) and text.strip()
+
+
 def test_second_repro_does_nothing(pipeline):
     proc = run([sys.executable, "-m", "dvc", "repro"], pipeline)
     out = proc.stdout + proc.stderr
@@ -158,6 +178,7 @@ def test_dag_shows_the_whole_graph(pipeline):
         ("featurize", "transcribe@zero_shot"),
         ("transcribe@zero_shot", "evaluate"),
         ("transcribe@finetuned", "evaluate"),
+        ("train", "export"),
     ]:
         assert edge in edges, f"{edge} missing from dvc dag: {sorted(edges)}"
 

@@ -62,3 +62,18 @@ def test_bad_inputs_are_clear_errors():
         wer([], [])
     with pytest.raises(ValueError, match="empty reference"):
         scores(["  "], ["hej"])
+
+
+def test_word_diff_aligns_normalised_words():
+    from swedish_transcriber.word_diff import word_diff
+
+    diff = word_diff("Det regnar i Göteborg.", "det regnar mycket i göte borg")
+    kinds = [(op.kind, op.reference, op.hypothesis) for op in diff.ops]
+    assert kinds[0] == ("equal", ("det", "regnar"), ("det", "regnar"))
+    assert ("insert", (), ("mycket",)) in kinds
+    assert diff.wer == pytest.approx(
+        scores(["Det regnar i Göteborg."], ["det regnar mycket i göte borg"])["wer_norm"]
+    )
+    assert word_diff("Hej på dig", "").ops[0].kind == "delete"
+    with pytest.raises(ValueError, match="no words"):
+        word_diff("?!", "hej")

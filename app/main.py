@@ -1,0 +1,216 @@
+"""Swedish Transcriber: the demo page. Start it from the repo root: ``streamlit run app/main.py``.
+
+Upload Swedish audio or video, or record it, trim it, and transcribe it with the fine-tuned
+model (or its fast CTranslate2 export, or the zero-shot base, or any checkpoint directory).
+The page's logic lives in the ``swedish_transcriber`` package (``page``, ``media``,
+``engines``, ``long_form``, ``subtitles``); this script only draws it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
+
+from swedish_transcriber import media, page  # noqa: E402
+from swedish_transcriber.engines import DecodeOptions, load_engine  # noqa: E402
+from swedish_transcriber.long_form import Transcript, transcribe_audio  # noqa: E402
+from swedish_transcriber.subtitles import timestamp, to_srt, to_txt  # noqa: E402
+from swedish_transcriber.word_diff import word_diff  # noqa: E402
+
+OTHER = "Another directory…"
+SOURCES = ("Audio file", "Video file", "Microphone")
+
+
+@st.cache_resource(show_spinner=False, max_entries=3)
+def engine_for(path: str, options: DecodeOptions):
+    """One loaded model per directory and settings, shared by every session of the process."""
+    return load_engine(path, options)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def decoded(data: bytes, name: str, limits: media.MediaLimits):
+    """The upload as 16 kHz mono, decoded once (widget changes re-run the script)."""
+    return media.decode(data, name, limits)
+
+
+def pick_model(config: page.PageConfig) -> page.ModelChoice | None:
+    """The sidebar's model picker; None until a usable model is chosen."""
+    choices = page.model_choices(config)
+    usable = [c for c in choices if c.available]
+    label = st.sidebar.radio("Model", [c.label for c in usable] + [OTHER], key="model")
+    for missing in (c for c in choices if not c.available):
+        st.sidebar.caption(f"Not available: {missing.label}. {missing.problem}")
+    if label != OTHER:
+        return next(c for c in usable if c.label == label)
+    typed = st.sidebar.text_input(
+        "Model directory", key="model_dir", help="A transformers or CTranslate2 Whisper directory"
+    )
+    if not typed.strip():
+        st.sidebar.info("Type the path of a model directory.")
+        return None
+    choice = page.inspect_model(typed.strip(), typed.strip(), config.root)
+    if not choice.available:
+        st.sidebar.error(choice.problem)
+        return None
+    return choice
+
+
+def get_input(config: page.PageConfig) -> tuple[bytes, str] | None:
+    """The bytes and name of the chosen upload or recording, or None."""
+    source = st.radio("Input", SOURCES, horizontal=True, key="source")
+    limit = f"at most {config.app.max_upload_mb:g} MB and {config.app.max_seconds:g} s"
+    if source == "Audio file":
+        file = st.file_uploader(
+            f"Swedish speech ({', '.join(media.AUDIO_TYPES)}; {limit})",
+            type=list(media.AUDIO_TYPES),
+            key="audio_file",
+        )
+    elif source == "Video file":
+        file = st.file_uploader(
+            f"A video; its audio track is transcribed ({', '.join(media.VIDEO_TYPES)}; {limit})",
+            type=list(media.VIDEO_TYPES),
+            key="video_file",
+        )
+    else:
+        file = st.audio_input("Record Swedish speech", key="recording")
+    if file is None:
+        return None
+    return file.getvalue(), file.name or "recording.wav"
+
+
+def show_result(transcript: Transcript, seconds: float, model_label: str, stem: str) -> None:
+    """Transcript, timed segments, downloads and speed."""
+    st.subheader("Transcript")
+    if transcript.text:
+        st.text(transcript.text)
+    else:
+        st.warning("The model heard no words in this clip.")
+    speed = transcript.duration / seconds if seconds > 0 else float("inf")
+    st.caption(
+        f"{transcript.duration:.1f} s of audio in {seconds:.1f} s ({speed:.1f}x real time), "
+        f"{len(transcript.segments)} chunk(s), model: {model_label}"
+    )
+    if transcript.segments:
+        st.dataframe(
+            [
+                {
+                    "start": timestamp(s.start, "."),
+                    "end": timestamp(s.end, "."),
+                    "text": s.text,
+                }
+                for s in transcript.segments
+            ],
+            hide_index=True,
+            width="stretch",
+        )
+    left, right = st.columns(2)
+    left.download_button(
+        "Download .txt", to_txt(transcript), f"{stem}.txt", "text/plain", key="download_txt"
+    )
+    right.download_button(
+        "Download .srt", to_srt(transcript), f"{stem}.srt", "application/x-subrip", key="srt"
+    )
+
+
+def show_comparison(transcript: Transcript) -> None:
+    """WER against the reference text the user typed, and the differing words."""
+    reference = st.text_area(
+        "Reference text (optional): what was really said, to see the word error rate",
+        key="reference",
+    )
+    if not reference.strip():
+        return
+    try:
+        diff = word_diff(reference, transcript.text)
+    except ValueError as exc:
+        st.error(str(exc))
+        return
+    st.metric("Word error rate (normalised)", f"{diff.wer:.1%}")
+    st.markdown(page.diff_html(diff), unsafe_allow_html=True)
+
+
+def main() -> None:
+    st.set_page_config(page_title="Swedish Transcriber", page_icon="🎙️")
+    st.title("Swedish Transcriber")
+    st.caption("Whisper fine-tuned for Swedish. Upload or record speech, trim it, transcribe.")
+    try:
+        config = page.load_config()
+    except (ValueError, FileNotFoundError) as exc:
+        st.error(f"The page's settings cannot be read: {exc}")
+        st.stop()
+    choice = pick_model(config)
+
+    given = get_input(config)
+    if given is None:
+        st.info("Choose a file or record a clip to start.")
+        st.stop()
+    data, name = given
+    try:
+        audio = decoded(data, name, config.app.limits)
+    except media.MediaError as exc:
+        st.error(str(exc))
+        st.stop()
+    duration = audio.shape[0] / media.WHISPER_SAMPLE_RATE
+    start, end = st.slider(
+        "Trim (seconds)",
+        min_value=0.0,
+        max_value=round(duration, 1) if duration >= 0.2 else 0.2,
+        value=(0.0, round(duration, 1) if duration >= 0.2 else 0.2),
+        step=0.1,
+        key="trim",
+    )
+    try:
+        clip = media.trim(audio, start, end)
+    except media.MediaError as exc:
+        st.error(str(exc))
+        st.stop()
+    st.audio(media.wav_bytes(clip), format="audio/wav")
+    if media.is_silent(clip, config.app.silence_threshold_db):
+        st.error(
+            f"{name}: the clip is silent (no part reaches {config.app.silence_threshold_db:g} dB);"
+            f" there is nothing to transcribe"
+        )
+        st.stop()
+    if choice is None:
+        st.warning("Choose a model in the sidebar.")
+        st.stop()
+
+    options = config.decode_options()
+    key = (hashlib.sha1(data).hexdigest(), round(start, 1), round(end, 1), str(choice.path))
+    if st.button("Transcribe", type="primary", key="transcribe"):
+        try:
+            with st.spinner(f"Loading {choice.label}…"):
+                engine = engine_for(str(choice.path), options)
+        except (OSError, ValueError, RuntimeError) as exc:
+            st.error(f"{choice.path}: the model cannot be loaded ({exc})")
+            st.stop()
+        bar = st.progress(0.0, text="Transcribing…")
+
+        def progress(done: int, total: int) -> None:
+            bar.progress(done / max(total, 1), text=f"Transcribing: chunk {done} of {total}")
+
+        began = time.perf_counter()
+        try:
+            transcript = transcribe_audio(
+                clip, engine, config.app.plan, config.app.batch_size, progress
+            )
+        except (ValueError, RuntimeError) as exc:
+            st.error(f"Transcription failed: {exc}")
+            st.stop()
+        bar.empty()
+        st.session_state["result"] = (key, transcript, time.perf_counter() - began, choice.label)
+
+    result = st.session_state.get("result")
+    if result and result[0] == key:
+        _, transcript, seconds, label = result
+        show_result(transcript, seconds, label, Path(name).stem)
+        show_comparison(transcript)
+
+
+main()

@@ -1,0 +1,90 @@
+"""Exporting the fine-tuned model to CTranslate2 (``models/ct2``), the page's fast CPU engine.
+
+CTranslate2's own converter reads the transformers checkpoint and stores its matrices
+quantized (int8 by default: a quarter of float32's size, integer matrix products on the
+CPU). The Whisper processor's files are copied beside ``model.bin`` so the directory is
+self-contained: ``engines.load_engine("models/ct2", ...)`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from swedish_transcriber.atomic import atomic_dir
+
+# Quantizations CTranslate2 can store; the CPU computes in int8, int16 or float32.
+QUANTIZATIONS: tuple[str, ...] = (
+    "int8",
+    "int8_float32",
+    "int8_float16",
+    "int8_bfloat16",
+    "int16",
+    "float16",
+    "bfloat16",
+    "float32",
+)
+# The Whisper processor: feature extractor and tokenizer (not config.json: CTranslate2 writes
+# its own, and the transformers one would then be read by the wrong library).
+PROCESSOR_FILES: tuple[str, ...] = (
+    "preprocessor_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "normalizer.json",
+)
+
+
+@dataclass(frozen=True)
+class ExportParams:
+    """Params section ``export``."""
+
+    quantization: str = "int8"
+
+    def __post_init__(self) -> None:
+        if self.quantization not in QUANTIZATIONS:
+            raise ValueError(
+                f"params.yaml: export.quantization must be one of {', '.join(QUANTIZATIONS)}, "
+                f"got {self.quantization!r}"
+            )
+
+
+def export_ct2(model_dir: str | Path, out_dir: str | Path, quantization: str) -> dict:
+    """Convert the transformers Whisper in ``model_dir`` to a CTranslate2 model in ``out_dir``.
+
+    All or nothing: ``out_dir`` is replaced only when the conversion has succeeded.
+    """
+    from ctranslate2.converters import TransformersConverter
+
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    ExportParams(quantization)
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{model_dir}: no transformers checkpoint (config.json) to export; run the train "
+            f"stage first (dvc repro train)"
+        )
+    if not (model_dir / "preprocessor_config.json").is_file():
+        raise FileNotFoundError(f"{model_dir}: no Whisper processor (preprocessor_config.json)")
+    with atomic_dir(out_dir) as tmp:
+        TransformersConverter(str(model_dir)).convert(
+            str(tmp), quantization=quantization, force=True
+        )
+        copied = []
+        for name in PROCESSOR_FILES:
+            if (model_dir / name).is_file():
+                shutil.copy2(model_dir / name, tmp / name)
+                copied.append(name)
+        info = {
+            "source": str(model_dir),
+            "quantization": quantization,
+            "converter": "ctranslate2.converters.TransformersConverter",
+            "processor_files": copied,
+            "model_bytes": (tmp / "model.bin").stat().st_size,
+        }
+        (tmp / "export_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return info

@@ -1,0 +1,213 @@
+"""The demo page, driven by Streamlit's AppTest with the tiny Whisper (fast on a CPU)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+from streamlit.testing.v1 import AppTest
+
+from swedish_transcriber import media, page
+from swedish_transcriber.engines import load_engine
+from swedish_transcriber.export import export_ct2
+from swedish_transcriber.long_form import transcribe_audio
+from tests.conftest import REPO, tone
+from tests.media_files import encode
+from tests.tiny import save_tiny_base
+
+APP = str(REPO / "app" / "main.py")
+TRANSFORMERS_LABEL = "tiny (transformers)"
+CT2_LABEL = "tiny (CTranslate2 int8)"
+MISSING_LABEL = "not built yet"
+
+
+@pytest.fixture(scope="module")
+def params_file(tmp_path_factory) -> Path:
+    """A params file whose ``app`` section offers tiny models and has small limits."""
+    root = tmp_path_factory.mktemp("app")
+    base = save_tiny_base(root / "models" / "tiny")
+    export_ct2(base, root / "models" / "tiny-ct2", "int8")
+    params = {
+        "model": {"source": "unused", "language": "sv", "task": "transcribe"},
+        "app": {
+            "models": {
+                TRANSFORMERS_LABEL: "models/tiny",
+                CT2_LABEL: str(root / "models" / "tiny-ct2"),  # absolute paths work too
+                MISSING_LABEL: "models/ct2-not-there",
+            },
+            "max_upload_mb": 3.0,
+            "max_seconds": 90.0,
+            "silence_threshold_db": -45.0,
+            "chunk_seconds": 30.0,
+            "min_pause": 0.3,
+            "batch_size": 2,
+            "num_beams": 1,
+            "max_new_tokens": 8,
+            "threads": 2,
+            "ct2_compute_type": "int8",
+        },
+    }
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def app(params_file, monkeypatch) -> AppTest:
+    monkeypatch.setenv(page.PARAMS_ENV, str(params_file))
+    at = AppTest.from_file(APP, default_timeout=120)
+    return at.run()
+
+
+def wav(audio: np.ndarray, sample_rate: int = 16_000) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def expected(params_file: Path, model_dir: Path, data: bytes, name: str) -> str:
+    """What the page must show: the same engine on the same decoded audio."""
+    config = page.load_config(params_file)
+    audio = media.decode(data, name, config.app.limits)
+    engine = load_engine(model_dir, config.decode_options())
+    return transcribe_audio(audio, engine, config.app.plan, config.app.batch_size).text
+
+
+def errors(at: AppTest) -> list[str]:
+    assert not at.exception, [e.value for e in at.exception]
+    return [e.value for e in at.error]
+
+
+def test_model_picker_offers_built_models_and_says_what_is_missing(app):
+    radio = app.sidebar.radio(key="model")
+    assert radio.options == [TRANSFORMERS_LABEL, CT2_LABEL, "Another directory…"]
+    assert radio.value == TRANSFORMERS_LABEL
+    notes = " ".join(c.value for c in app.sidebar.caption)
+    assert f"Not available: {MISSING_LABEL}" in notes and "ct2-not-there" in notes
+    assert app.info[0].value == "Choose a file or record a clip to start."
+    assert not errors(app)
+
+
+def test_uploaded_clip_is_transcribed_with_segments_and_downloads(app, params_file):
+    data = wav(np.concatenate([np.zeros(8000, np.float32), tone(2.0, 16_000, seed=4)]))
+    app.file_uploader(key="audio_file").upload("hej.wav", data, "audio/wav").run()
+    assert app.slider(key="trim").value == (0.0, 2.5)
+    app.button(key="transcribe").click().run()
+    assert not errors(app)
+    text = expected(params_file, params_file.parent / "models/tiny", data, "hej.wav")
+    assert text and app.text[0].value == text
+    segments = app.dataframe[0].value
+    assert list(segments.columns) == ["start", "end", "text"] and len(segments) == 1
+    assert segments.start[0] == "00:00:00.400"  # the leading 0.5 s of silence is skipped
+    assert "2.5 s of audio" in " ".join(c.value for c in app.caption)
+    assert "tiny (transformers)" in " ".join(c.value for c in app.caption)
+    # The downloads' labels; their contents are subtitles.to_txt / to_srt (tested there).
+    assert {"Download .txt", "Download .srt"} <= {b.proto.label for b in app.get("download_button")}
+
+
+def test_ct2_model_and_a_typed_directory(app, params_file):
+    data = wav(tone(1.5, 16_000, seed=5))
+    app.sidebar.radio(key="model").set_value(CT2_LABEL).run()
+    app.file_uploader(key="audio_file").upload("a.wav", data, "audio/wav").run()
+    app.button(key="transcribe").click().run()
+    ct2_dir = params_file.parent / "models/tiny-ct2"
+    assert app.text[0].value == expected(params_file, ct2_dir, data, "a.wav")
+    assert CT2_LABEL in " ".join(c.value for c in app.caption)
+
+    app.sidebar.radio(key="model").set_value("Another directory…").run()
+    assert app.sidebar.info[0].value == "Type the path of a model directory."
+    app.sidebar.text_input(key="model_dir").input(str(params_file.parent / "nowhere")).run()
+    assert "no such model directory" in app.sidebar.error[0].value
+    app.sidebar.text_input(key="model_dir").input(str(ct2_dir)).run()
+    app.button(key="transcribe").click().run()
+    assert not errors(app) and not app.sidebar.error
+    assert app.text[0].value == expected(params_file, ct2_dir, data, "a.wav")
+
+
+def test_trimmed_clip_is_what_gets_transcribed(app):
+    data = wav(tone(4.0, 16_000, seed=6))
+    app.file_uploader(key="audio_file").upload("long.wav", data, "audio/wav").run()
+    app.slider(key="trim").set_value((1.0, 2.5)).run()
+    assert len(app.get("audio")) == 1  # the preview player
+    app.button(key="transcribe").click().run()
+    assert not errors(app)
+    assert "1.5 s of audio" in " ".join(c.value for c in app.caption)
+
+
+def test_video_and_microphone_inputs(app, params_file):
+    audio = tone(2.0, 16_000, seed=7)
+    app.radio(key="source").set_value("Video file").run()
+    assert {".mp4", ".webm", ".mkv"} <= set(app.file_uploader(key="video_file").allowed_type)
+    app.file_uploader(key="video_file").upload("talk.mp4", encode(audio, 16_000, "mp4")).run()
+    app.button(key="transcribe").click().run()
+    assert not errors(app) and app.text[0].value
+
+    app.radio(key="source").set_value("Microphone").run()
+    recording = wav(audio)
+    app.get("audio_input")[0].upload("recording.wav", recording).run()
+    app.button(key="transcribe").click().run()
+    assert not errors(app)
+    tiny = params_file.parent / "models/tiny"
+    assert app.text[0].value == expected(params_file, tiny, recording, "recording.wav")
+
+
+def test_long_audio_is_transcribed_in_timed_chunks(app):
+    parts = []
+    for i in range(5):  # 5 x (12 s speech + 1 s pause) = 65 s
+        parts += [tone(12.0, 16_000, seed=i), np.zeros(16_000, np.float32)]
+    data = encode(np.concatenate(parts), 16_000, "mp3")
+    app.file_uploader(key="audio_file").upload("lecture.mp3", data, "audio/mpeg").run()
+    app.button(key="transcribe").click().run()
+    assert not errors(app)
+    segments = app.dataframe[0].value
+    assert len(segments) == 3  # 2 + 2 + 1 utterances, each chunk <= 30 s
+    assert segments.start.tolist() == sorted(segments.start.tolist())
+    assert "3 chunk(s)" in " ".join(c.value for c in app.caption)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("empty.wav", b"", "the file is empty"),
+        ("notes.wav", b"just some text, not audio\n" * 40, "not an audio or video file"),
+        ("silence.wav", wav(np.zeros(32_000, np.float32)), "the clip is silent"),
+        ("huge.wav", wav(tone(100.0, 16_000)), "the limit is 3 MB"),
+        ("long.flac", encode(tone(95.0, 16_000), 16_000, "flac"), "longer than the limit of 90 s"),
+    ],
+    ids=["empty", "not-audio", "silent", "too-big", "too-long"],
+)
+def test_bad_input_gets_a_message_and_the_page_keeps_working(app, name, data, message):
+    app.file_uploader(key="audio_file").upload(name, data, "audio/wav").run()
+    shown = errors(app)
+    assert len(shown) == 1 and message in shown[0] and name in shown[0]
+    assert not app.button  # nothing to transcribe
+    good = wav(tone(1.0, 16_000, seed=8))
+    app.file_uploader(key="audio_file").upload("good.wav", good, "audio/wav").run()
+    app.button(key="transcribe").click().run()
+    assert not errors(app) and app.text[0].value
+
+
+def test_reference_text_shows_wer_and_the_differing_words(app):
+    app.file_uploader(key="audio_file").upload("a.wav", wav(tone(1.0, 16_000)), "audio/wav").run()
+    app.button(key="transcribe").click().run()
+    transcript = app.text[0].value
+    app.text_area(key="reference").input(transcript).run()
+    assert app.metric[0].value == "0.0%"
+    app.text_area(key="reference").input("Det regnar i Göteborg.").run()
+    assert float(app.metric[0].value.rstrip("%")) > 0
+    diff = app.markdown[-1].value
+    assert 'class="word-diff"' in diff and "göteborg" in diff
+    app.text_area(key="reference").input("?!").run()
+    assert "no words to compare" in errors(app)[0]
+
+
+def test_unreadable_settings_are_reported(tmp_path, monkeypatch):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("model: {language: sv, task: transcribe}\napp: {batch_size: 0}\n")
+    monkeypatch.setenv(page.PARAMS_ENV, str(bad))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert "app.batch_size must be >= 1" in errors(at)[0]

@@ -1,0 +1,141 @@
+"""Engines (transformers, CTranslate2) and the ``export`` stage, on the tiny Whisper."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from swedish_transcriber.engines import (
+    CTRANSLATE2,
+    TRANSFORMERS,
+    CTranslate2Engine,
+    DecodeOptions,
+    TransformersEngine,
+    load_engine,
+    model_kind,
+)
+from swedish_transcriber.export import ExportParams, export_ct2
+from tests.conftest import REPO, tone
+from tests.tiny import save_tiny_base
+
+OPTIONS = DecodeOptions(max_new_tokens=12, ct2_compute_type="float32")
+
+
+@pytest.fixture(scope="module")
+def tiny_dirs(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("engines")
+    base = save_tiny_base(root / "tiny")
+    export_ct2(base, root / "tiny-ct2", "float32")
+    return base, root / "tiny-ct2"
+
+
+def test_model_kind_reads_the_directory(tiny_dirs, tmp_path):
+    base, ct2 = tiny_dirs
+    assert model_kind(base) == TRANSFORMERS
+    assert model_kind(ct2) == CTRANSLATE2
+    with pytest.raises(FileNotFoundError, match="no such model directory"):
+        model_kind(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="neither a transformers checkpoint"):
+        model_kind(tmp_path)
+    (tmp_path / "model.bin").write_bytes(b"x")
+    with pytest.raises(FileNotFoundError, match="no Whisper processor"):
+        model_kind(tmp_path)
+
+
+def test_export_is_self_contained_and_records_what_it_did(tiny_dirs):
+    _, ct2 = tiny_dirs
+    info = json.loads((ct2 / "export_info.json").read_text(encoding="utf-8"))
+    assert info["quantization"] == "float32"
+    assert {"preprocessor_config.json", "tokenizer.json"} <= set(info["processor_files"])
+    # CTranslate2's own config, not the transformers one.
+    assert "alignment_heads" in json.loads((ct2 / "config.json").read_text(encoding="utf-8"))
+
+
+def test_both_engines_transcribe_a_batch_with_the_same_token_cap(tiny_dirs):
+    base, ct2 = tiny_dirs
+    clips = [tone(2.0, 16_000, seed=1), tone(5.0, 16_000, seed=2)]
+    hf = load_engine(base, OPTIONS)
+    fast = load_engine(ct2, OPTIONS)
+    assert isinstance(hf, TransformersEngine) and isinstance(fast, CTranslate2Engine)
+    hf_text, ct2_text = hf.transcribe(clips), fast.transcribe(clips)
+    assert len(hf_text) == len(ct2_text) == 2 and all(hf_text) and all(ct2_text)
+    # The random model never stops by itself: both run to max_new_tokens, no further.
+    ids = fast.generate_ids(clips)
+    assert [len(i) for i in ids] == [OPTIONS.max_new_tokens] * 2
+    assert fast.prompt == fast.processor.tokenizer.convert_tokens_to_ids(
+        ["<|startoftranscript|>", "<|sv|>", "<|transcribe|>", "<|notimestamps|>"]
+    )
+    assert hf.transcribe([]) == fast.transcribe([]) == []
+
+
+def test_a_clip_over_whispers_window_is_refused(tiny_dirs):
+    _, ct2 = tiny_dirs
+    with pytest.raises(ValueError, match="over Whisper's 30 s window"):
+        load_engine(ct2, OPTIONS).transcribe([np.zeros(31 * 16_000, np.float32)])
+
+
+def test_int8_export_is_smaller(tiny_dirs, tmp_path):
+    base, ct2 = tiny_dirs
+    info = export_ct2(base, tmp_path / "int8", "int8")
+    assert info["model_bytes"] < 0.5 * (ct2 / "model.bin").stat().st_size
+    [text] = load_engine(tmp_path / "int8", DecodeOptions(max_new_tokens=4)).transcribe(
+        [tone(1.0, 16_000)]
+    )
+    assert isinstance(text, str)
+
+
+def test_export_refuses_bad_input_and_leaves_nothing_half_written(tmp_path):
+    with pytest.raises(ValueError, match="export.quantization must be one of"):
+        ExportParams("int4")
+    with pytest.raises(FileNotFoundError, match="run the train stage first"):
+        export_ct2(tmp_path / "missing", tmp_path / "out", "int8")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "whisper"}', encoding="utf-8")
+    (broken / "preprocessor_config.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(Exception):  # noqa: B017 - whatever the converter raises
+        export_ct2(broken, tmp_path / "out", "int8")
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_export_stage_runs_from_params(repo_copy, tiny_dirs):
+    base, _ = tiny_dirs
+    repo = repo_copy()
+    import shutil
+
+    shutil.copytree(base, repo / "models/finetuned")
+    params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
+    params["export"]["quantization"] = "int8_float32"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    run = subprocess.run(
+        [sys.executable, "-m", "stages.export"], cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert "models/ct2 (int8_float32" in run.stdout
+    assert model_kind(repo / "models/ct2") == CTRANSLATE2
+    (repo / "params.yaml").write_text(
+        (repo / "params.yaml").read_text(encoding="utf-8").replace("int8_float32", "int3"),
+        encoding="utf-8",
+    )
+    bad = subprocess.run(
+        [sys.executable, "-m", "stages.export"], cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert bad.returncode == 1
+    assert "export: error: params.yaml: export.quantization must be one of" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_dvc_yaml_declares_the_export_stage():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    export = stages["export"]
+    assert "models/finetuned" in export["deps"] and export["outs"] == ["models/ct2"]
+    assert export["params"] == ["export"]
