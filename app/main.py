@@ -114,7 +114,11 @@ def show_result(transcript: Transcript, seconds: float, model_label: str, stem: 
         "Download .txt", to_txt(transcript), f"{stem}.txt", "text/plain", key="download_txt"
     )
     right.download_button(
-        "Download .srt", to_srt(transcript), f"{stem}.srt", "application/x-subrip", key="srt"
+        "Download .srt",
+        to_srt(transcript),
+        f"{stem}.srt",
+        "application/x-subrip",
+        key="download_srt",
     )
 
 
@@ -138,7 +142,7 @@ def show_comparison(transcript: Transcript) -> None:
 def main() -> None:
     st.set_page_config(page_title="Swedish Transcriber", page_icon="🎙️")
     st.title("Swedish Transcriber")
-    st.caption("Whisper fine-tuned for Swedish. Upload or record speech, trim it, transcribe.")
+    st.caption("Swedish speech to text with Whisper. Upload or record speech, trim it, transcribe.")
     try:
         config = page.load_config()
     except (ValueError, FileNotFoundError) as exc:
@@ -156,13 +160,14 @@ def main() -> None:
     except media.MediaError as exc:
         st.error(str(exc))
         st.stop()
-    duration = audio.shape[0] / media.WHISPER_SAMPLE_RATE
+    end_of_clip = page.trim_end(audio.shape[0] / media.WHISPER_SAMPLE_RATE)
     start, end = st.slider(
         "Trim (seconds)",
         min_value=0.0,
-        max_value=round(duration, 1) if duration >= 0.2 else 0.2,
-        value=(0.0, round(duration, 1) if duration >= 0.2 else 0.2),
+        max_value=end_of_clip,
+        value=(0.0, end_of_clip),
         step=0.1,
+        format="%.1f",
         key="trim",
     )
     try:

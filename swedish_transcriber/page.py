@@ -9,6 +9,7 @@ tests point it at tiny models).
 from __future__ import annotations
 
 import html
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,6 +131,14 @@ def inspect_model(label: str, path: str | Path, root: Path) -> ModelChoice:
 def model_choices(config: PageConfig) -> list[ModelChoice]:
     """The models params ``app.models`` lists, in order, each checked on disk."""
     return [inspect_model(label, p, config.root) for label, p in config.app.models.items()]
+
+
+def trim_end(duration: float, step: float = 0.1) -> float:
+    """The trim slider's end: the clip's length rounded *up* to the slider's step.
+
+    Rounding to the nearest step would cut up to half a step off every clip's end.
+    """
+    return max(2 * step, round(math.ceil(round(duration / step, 6)) * step, 6))
 
 
 _DIFF_STYLE = {

