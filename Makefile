@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VENV := .venv/bin
 
-.PHONY: setup repro test lint bench
+.PHONY: setup repro test lint bench bench-inference
 
 setup:
 	@bash scripts/setup.sh
@@ -19,3 +19,6 @@ lint: setup
 
 bench: setup
 	source $(VENV)/activate && python benchmarks/data_pipeline.py
+
+bench-inference: setup
+	source $(VENV)/activate && python benchmarks/inference.py

@@ -1,0 +1,269 @@
+"""The inference benchmark's pure helpers: the 60 s recording, agreement, the verdict.
+
+No model is loaded: the engines' numbers are made up, so that what is checked is the
+arithmetic that turns them into the table and the pass/miss lines.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SR = 16_000
+
+
+def _load_benchmark():
+    spec = importlib.util.spec_from_file_location(
+        "inference_benchmark", REPO / "benchmarks/inference.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_benchmark()
+
+
+def _clip(seconds: float, value: float) -> np.ndarray:
+    return np.full(int(round(seconds * SR)), value, dtype=np.float32)
+
+
+# ---------------------------------------------------------------- the 60 s recording
+
+
+def test_recording_is_exactly_sixty_seconds_of_whole_clips_with_silent_gaps():
+    clips = [_clip(7.0, 0.1 * (i + 1)) for i in range(10)]  # 70 s of audio
+    rec = bench.build_recording(clips, seconds=60.0, gap_seconds=0.5, sample_rate=SR)
+
+    assert rec.audio.shape == (60 * SR,)
+    assert rec.audio.dtype == np.float32
+    assert rec.seconds == 60.0
+    # 8 clips + 7 gaps = 59.5 s fit; a 9th would end at 67.5 s, so it is left out whole.
+    assert rec.clip_indices == tuple(range(8))
+    assert rec.spans[0] == (0, 7 * SR)
+    for (_, end), (start, _) in zip(rec.spans, rec.spans[1:], strict=False):
+        assert start - end == SR // 2
+        assert not rec.audio[end:start].any()  # the gap is digital silence
+    for (start, end), i in zip(rec.spans, rec.clip_indices, strict=True):
+        np.testing.assert_array_equal(rec.audio[start:end], clips[i])  # clips uncut
+    last_end = rec.spans[-1][1]
+    assert last_end == int(59.5 * SR)
+    assert not rec.audio[last_end:].any()  # padded with silence up to 60 s
+    assert rec.speech_seconds == pytest.approx(56.0)
+
+
+def test_recording_that_ends_exactly_on_a_clip_needs_no_padding():
+    clips = [_clip(10.0, 0.5), _clip(19.5, 0.25), _clip(29.5, 0.75), _clip(1.0, 0.9)]
+    rec = bench.build_recording(clips, seconds=60.0, gap_seconds=0.5, sample_rate=SR)
+    assert rec.audio.shape == (60 * SR,)
+    assert rec.clip_indices == (0, 1, 2)
+    assert rec.spans[-1][1] == 60 * SR
+    assert rec.audio[-1] == np.float32(0.75)
+
+
+def test_recording_is_deterministic():
+    rng = np.random.default_rng(0)
+    clips = [rng.uniform(-0.5, 0.5, int(rng.uniform(2, 6) * SR)).astype(np.float32)]
+    clips = clips * 30
+    a = bench.build_recording(clips, sample_rate=SR)
+    b = bench.build_recording(list(clips), sample_rate=SR)
+    np.testing.assert_array_equal(a.audio, b.audio)
+    assert a.spans == b.spans
+
+
+def test_recording_refuses_too_little_audio():
+    with pytest.raises(ValueError, match="only"):
+        bench.build_recording([_clip(10.0, 0.1)] * 5, seconds=60.0, sample_rate=SR)
+
+
+def test_recording_refuses_a_first_clip_longer_than_the_recording():
+    with pytest.raises(ValueError, match="first clip"):
+        bench.build_recording([_clip(61.0, 0.1), _clip(1.0, 0.1)], sample_rate=SR)
+
+
+# ---------------------------------------------------------------- agreement
+
+
+def test_agreement_compares_normalized_words_clip_by_clip():
+    baseline = ["Hej, världen!", "Spårvagnen går.", "Tre katter", ""]
+    other = ["hej världen", "Sparvagnen går", "tre  katter.", ""]
+    agree = bench.agreement(baseline, other)
+    assert agree.clips == 4
+    assert agree.same == 3  # punctuation and case do not count; å vs a does
+    assert agree.differing == (1,)
+    assert agree.fraction == pytest.approx(0.75)
+    assert agree.word_edits == 1
+    assert agree.baseline_words == 6
+    assert agree.word_difference_rate == pytest.approx(1 / 6)
+
+
+def test_agreement_counts_insertions_and_deletions():
+    agree = bench.agreement(["ett två tre", "fyra"], ["ett tre", "fyra fem sex"])
+    assert agree.same == 0
+    assert agree.word_edits == 1 + 2
+
+
+def test_agreement_needs_the_same_clips():
+    with pytest.raises(ValueError, match="baseline"):
+        bench.agreement(["a", "b"], ["a"])
+
+
+@pytest.mark.parametrize(
+    ("ref", "hyp", "edits"),
+    [([], [], 0), (["a"], [], 1), ([], ["a", "b"], 2), (["a", "b", "c"], ["a", "x", "c"], 1)],
+)
+def test_word_edits_is_levenshtein_over_words(ref, hyp, edits):
+    assert bench.word_edits(ref, hyp) == edits
+
+
+# ---------------------------------------------------------------- table and verdict
+
+
+def _result(runs, load=1.0, rss=500.0, transcripts=("a b", "c d"), wer=0.2):
+    return {
+        "load_seconds": load,
+        "run_seconds": list(runs),
+        "recording_seconds": 60.0,
+        "peak_rss_mb": rss,
+        "test_transcripts": list(transcripts),
+        "test_wer_norm": wer,
+        "long_form_text": " ".join(transcripts),
+    }
+
+
+def test_summary_speedup_uses_medians_and_judges_both_targets():
+    results = {
+        "transformers": _result([20.0, 30.0, 21.0], transcripts=["a b", "c d", "e", "f"]),
+        "ct2-int8": _result([6.0, 7.0, 100.0], transcripts=["a b", "c x", "e", "f"]),
+        "ct2-int8-weights-float32": _result(
+            [10.0, 10.0, 10.0], transcripts=["a b", "c d", "e", "f"]
+        ),
+    }
+    summary = bench.summarize(results)
+    rows = {row["engine"]: row for row in summary.rows}
+
+    assert rows["transformers"]["wall_seconds"] == 21.0
+    assert rows["transformers"]["rtf"] == pytest.approx(60 / 21)
+    assert rows["transformers"]["speedup"] == pytest.approx(1.0)
+    assert rows["transformers"]["same_words"] == 1.0
+    assert rows["ct2-int8"]["wall_seconds"] == 7.0  # the 100 s outlier does not count
+    assert rows["ct2-int8"]["speedup"] == pytest.approx(3.0)
+    assert rows["ct2-int8"]["same_words"] == pytest.approx(0.75)
+    assert rows["ct2-int8"]["differing_clips"] == [1]
+    assert rows["ct2-int8"]["long_form_same_words"] is False
+    assert rows["ct2-int8-weights-float32"]["same_words"] == 1.0
+
+    t = summary.targets
+    assert t["engine"] == "ct2-int8"
+    assert t["speedup_met"] is True  # exactly 3x meets "at least 3x"
+    assert t["agreement_met"] is False
+    lines = bench.verdict(t)
+    assert "3.00x -> MET" in lines[0]
+    assert "75.0% -> MISSED" in lines[1]
+
+
+def test_summary_without_the_baseline_judges_nothing():
+    summary = bench.summarize({"ct2-int8": _result([5.0])})
+    assert summary.rows[0]["speedup"] is None
+    assert summary.rows[0]["same_words"] is None
+    assert summary.targets["speedup_met"] is None
+    assert "not judged" in bench.verdict(summary.targets)[0]
+    assert "| n/a | 500 | n/a |" in bench.markdown_table(summary.rows, clips=2)
+
+
+def test_markdown_table_has_one_row_per_engine_with_every_column():
+    results = {
+        "transformers": _result([12.0], load=2.5, rss=812.4, wer=0.31234),
+        "ct2-int8": _result([3.0], load=0.5, rss=301.6, transcripts=("a b", "x")),
+    }
+    table = bench.markdown_table(bench.summarize(results).rows, clips=2).splitlines()
+    assert len(table) == 4
+    assert all(line.count("|") == 9 for line in table)
+    assert "% of 2 test clips" in table[0]
+    assert table[2] == "| transformers | 2.50 | 12.00 | 5.00 | 1.00x | 812 | 100.0 | 0.3123 |"
+    assert table[3] == "| ct2-int8 | 0.50 | 3.00 | 20.00 | 4.00x | 302 | 50.0 | 0.2000 |"
+
+
+def test_contention_warns_only_when_other_processes_took_a_real_share():
+    quiet = {"run_seconds": [10.0, 10.0], "run_other_cpu_seconds": [0.5, 1.0]}
+    busy = {"run_seconds": [10.0, 10.0], "run_other_cpu_seconds": [9.0, 11.0]}
+    unknown = {"run_seconds": [10.0], "run_other_cpu_seconds": [None]}
+    # 1.5 of 40 CPU seconds is 3.75 %; 20 of 40 is 50 %.
+    warnings = bench.contention({"a": quiet, "b": busy, "c": unknown}, cpus=2)
+    assert len(warnings) == 1
+    assert "b's timed runs" in warnings[0] and "50%" in warnings[0]
+
+
+def test_machine_busy_seconds_grows_with_work():
+    before = bench.machine_busy_seconds()
+    if before is None:
+        pytest.skip("no /proc/stat here")
+    own = bench.own_cpu_seconds()
+    end = bench.time.perf_counter() + 0.3
+    while bench.time.perf_counter() < end:
+        pass
+    assert bench.own_cpu_seconds() - own > 0.1
+    assert bench.machine_busy_seconds() >= before
+
+
+# ---------------------------------------------------------------- the parent process
+
+
+def test_main_compares_workers_and_writes_json(tmp_path, capsys, monkeypatch):
+    """The parent with fake workers: the order, the flags it forwards, the JSON it writes."""
+    monkeypatch.setattr(bench, "check_inputs", lambda names: None)  # no models needed
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "model: {language: sv, task: transcribe}\n"
+        "app: {batch_size: 4, threads: 3, max_new_tokens: 100}\n",
+        encoding="utf-8",
+    )
+    calls = []
+
+    def fake_spawn(name, argv, threads):
+        calls.append((name, argv, threads))
+        r = _result([12.0] if name == "transformers" else [4.0])
+        r.update(
+            run_cpu_seconds=[20.0],
+            run_other_cpu_seconds=[0.0],
+            test_clips=2,
+            test_audio_seconds=5.0,
+            test_seconds=1.0,
+            recording_clips=16,
+            recording_speech_seconds=52.0,
+            recording_chunks=3,
+            long_form_wer_norm=0.1,
+            warmup_seconds=13.0,
+            long_form_deterministic=True,
+            rss_before_load_mb=200.0,
+            peak_rss_after_test_clips_mb=600.0,
+        )
+        return r
+
+    out = tmp_path / "sub" / "inference.json"
+    bench.main(
+        ["--engines", "ct2-int8", "transformers", "--clips", "2", "--threads", "2"]
+        + ["--params", str(params), "--out", str(out)],
+        spawn=fake_spawn,
+    )
+    assert [c[0] for c in calls] == ["transformers", "ct2-int8"]  # baseline first
+    assert all(c[2] == 2 for c in calls)  # --threads overrides params' app.threads
+    argv = calls[0][1]
+    assert argv[argv.index("--clips") + 1] == "2"
+    assert argv[argv.index("--params") + 1] == str(params)
+    printed = capsys.readouterr().out
+    assert "| ct2-int8 |" in printed and "3.00x -> MET" in printed
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["settings"]["batch_size"] == 4  # read from params' app section
+    assert report["settings"]["max_new_tokens"] == 100
+    assert report["settings"]["threads"] == 2
+    assert report["targets"]["speedup"] == pytest.approx(3.0)
+    assert report["targets"]["agreement_met"] is True
+    assert [row["engine"] for row in report["rows"]] == ["transformers", "ct2-int8"]
