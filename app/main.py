@@ -218,4 +218,7 @@ def main() -> None:
         show_comparison(transcript)
 
 
-main()
+# Streamlit (and AppTest) run this file as __main__. A multiprocessing "spawn" child of a
+# process that ran it imports it as __mp_main__ and must not draw the page again.
+if __name__ == "__main__":
+    main()

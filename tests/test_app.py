@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -56,11 +57,40 @@ def params_file(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def keep_main_module(monkeypatch):
+    """AppTest leaves the page script in ``sys.modules["__main__"]``; put pytest's back.
+
+    Otherwise every later ``multiprocessing`` "spawn" child (datasets, the ingest and augment
+    stages) would start by importing the page instead of pytest.
+    """
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
+
+
 @pytest.fixture
 def app(params_file, monkeypatch) -> AppTest:
     monkeypatch.setenv(page.PARAMS_ENV, str(params_file))
     at = AppTest.from_file(APP, default_timeout=120)
     return at.run()
+
+
+def test_page_is_drawn_only_when_run_as_main(monkeypatch):
+    """A spawn child imports the parent's main script as __mp_main__: it must draw nothing."""
+    import runpy
+
+    import streamlit
+
+    class Drawn(Exception):
+        pass
+
+    def set_page_config(*args, **kwargs):
+        raise Drawn
+
+    monkeypatch.setattr(streamlit, "set_page_config", set_page_config)
+    namespace = runpy.run_path(APP, run_name="__mp_main__")
+    assert callable(namespace["main"])
+    with pytest.raises(Drawn):
+        runpy.run_path(APP, run_name="__main__")
 
 
 def wav(audio: np.ndarray, sample_rate: int = 16_000) -> bytes:
