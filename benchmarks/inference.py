@@ -159,20 +159,13 @@ def words(text: str) -> list[str]:
 
 
 def word_edits(reference: Sequence[str], hypothesis: Sequence[str]) -> int:
-    """Levenshtein distance in words (substitutions, insertions, deletions)."""
-    previous = list(range(len(hypothesis) + 1))
-    for i, ref_word in enumerate(reference, start=1):
-        current = [i]
-        for j, hyp_word in enumerate(hypothesis, start=1):
-            current.append(
-                min(
-                    previous[j] + 1,
-                    current[j - 1] + 1,
-                    previous[j - 1] + (ref_word != hyp_word),
-                )
-            )
-        previous = current
-    return previous[-1]
+    """Word-level Levenshtein distance (substitutions + deletions + insertions), by jiwer."""
+    import jiwer
+
+    if not reference:  # jiwer cannot align against an empty reference
+        return len(hypothesis)
+    out = jiwer.process_words(" ".join(reference), " ".join(hypothesis))
+    return out.substitutions + out.deletions + out.insertions
 
 
 @dataclass(frozen=True)

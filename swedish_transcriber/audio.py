@@ -64,6 +64,26 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
         sf.write(path, clipped, sample_rate)
 
 
+def frame_rms(audio: np.ndarray, sample_rate: int, frame_seconds: float = 0.02) -> np.ndarray:
+    """RMS of each whole ``frame_seconds`` frame; a clip shorter than a frame is one frame.
+
+    The one measure of loudness over time: validation's silence ratio, the demo page's
+    silent-clip check and its cuts at pauses all use it, so "silent" means the same everywhere.
+    """
+    n = int(audio.shape[0])
+    frame = max(1, int(round(frame_seconds * sample_rate)))
+    n_frames = max(1, n // frame)
+    frames = audio[: n_frames * frame].reshape(n_frames, -1) if n >= frame else audio[None, :]
+    return np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
+
+
+def frame_levels_db(
+    audio: np.ndarray, sample_rate: int = WHISPER_SAMPLE_RATE, frame_seconds: float = 0.02
+) -> np.ndarray:
+    """``frame_rms`` in dBFS (floor -120 dB)."""
+    return 20.0 * np.log10(np.maximum(frame_rms(audio, sample_rate, frame_seconds), 1e-6))
+
+
 @dataclass(frozen=True)
 class AudioStats:
     """Measurements the validation suite uses to catch broken or unusable clips."""
@@ -89,12 +109,8 @@ def measure(
     absolute = np.abs(audio)
     peak = float(absolute.max()) if n else 0.0
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if n else 0.0
-    frame = max(1, int(round(frame_seconds * sample_rate)))
-    n_frames = max(1, n // frame)
-    frames = audio[: n_frames * frame].reshape(n_frames, -1) if n >= frame else audio[None, :]
-    frame_rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
     threshold = 10.0 ** (silence_threshold_db / 20.0)
-    silence_ratio = float(np.mean(frame_rms < threshold))
+    silence_ratio = float(np.mean(frame_rms(audio, sample_rate, frame_seconds) < threshold))
     clipping_ratio = float(np.mean(absolute >= clipping_threshold)) if n else 0.0
     return AudioStats(
         duration=duration,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 
-from swedish_transcriber.audio import WHISPER_SAMPLE_RATE
+from swedish_transcriber.audio import WHISPER_SAMPLE_RATE, frame_levels_db
 
 AUDIO_TYPES: tuple[str, ...] = ("wav", "mp3", "flac", "ogg", "m4a")
 VIDEO_TYPES: tuple[str, ...] = ("mp4", "webm", "mkv")
@@ -93,18 +93,6 @@ def decode(
     if not np.isfinite(audio).all():
         raise MediaError(f"{name}: the audio contains invalid (NaN or infinite) samples")
     return np.ascontiguousarray(audio)
-
-
-def frame_levels_db(
-    audio: np.ndarray, sample_rate: int = WHISPER_SAMPLE_RATE, frame_seconds: float = 0.02
-) -> np.ndarray:
-    """RMS level of each ``frame_seconds`` frame in dBFS (floor -120 dB)."""
-    frame = max(1, int(round(frame_seconds * sample_rate)))
-    n = max(1, audio.shape[0] // frame)
-    padded = np.zeros(n * frame, np.float32)
-    padded[: min(audio.shape[0], n * frame)] = audio[: n * frame]
-    rms = np.sqrt(np.mean(np.square(padded.reshape(n, frame), dtype=np.float64), axis=1))
-    return 20.0 * np.log10(np.maximum(rms, 1e-6))
 
 
 def is_silent(

@@ -102,6 +102,13 @@ def trained(tiny_repo) -> Path:
     return tiny_repo
 
 
+def train_two_steps(repo: Path, **train) -> tuple[dict, dict]:
+    """Train 2 steps with ``train`` params; the base's and the fine-tuned model's weights."""
+    set_params(repo, train={"max_steps": 2, "eval_steps": 2, "save_steps": 2, **train})
+    train_stage(repo)
+    return weights(repo / "models" / "base"), weights(repo / "models" / "finetuned")
+
+
 def test_finetuned_model_loads_with_from_pretrained_alone(trained):
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
@@ -297,21 +304,13 @@ def test_cached_and_uncached_frozen_encoder_train_alike(tiny_repo, tmp_path):
 
 
 def test_full_fine_tuning_with_specaugment_changes_the_encoder(tiny_repo):
-    set_params(
+    base, tuned = train_two_steps(
         tiny_repo,
-        train={
-            "freeze_encoder": False,
-            "mask_time_prob": 0.05,
-            "mask_feature_prob": 0.05,
-            "gradient_checkpointing": True,
-            "max_steps": 2,
-            "eval_steps": 2,
-            "save_steps": 2,
-        },
+        freeze_encoder=False,
+        mask_time_prob=0.05,
+        mask_feature_prob=0.05,
+        gradient_checkpointing=True,
     )
-    train_stage(tiny_repo)
-    base = weights(tiny_repo / "models" / "base")
-    tuned = weights(tiny_repo / "models" / "finetuned")
     key = "model.encoder.layers.0.fc1.weight"
     assert not torch.equal(base[key], tuned[key])
     assert not (tiny_repo / "checkpoints" / "encoder_cache").exists()
@@ -335,19 +334,7 @@ def test_torchrun_two_processes(tiny_repo):
 
 
 def test_frozen_embeddings_and_dropout(tiny_repo):
-    set_params(
-        tiny_repo,
-        train={
-            "freeze_embeddings": True,
-            "dropout": 0.1,
-            "max_steps": 2,
-            "eval_steps": 2,
-            "save_steps": 2,
-        },
-    )
-    train_stage(tiny_repo)
-    base = weights(tiny_repo / "models" / "base")
-    tuned = weights(tiny_repo / "models" / "finetuned")
+    base, tuned = train_two_steps(tiny_repo, freeze_embeddings=True, dropout=0.1)
     embed = "model.decoder.embed_tokens.weight"
     assert torch.equal(base[embed], tuned[embed])
     fc1 = "model.decoder.layers.0.fc1.weight"

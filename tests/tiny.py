@@ -26,6 +26,14 @@ SENTENCES = (
     "Kan du stänga fönstret?",
 )
 
+# Whisper's multilingual special tokens: <|startoftranscript|>, and <|endoftext|> for the rest.
+SPECIAL_IDS = {
+    "decoder_start_token_id": 50258,
+    "bos_token_id": 50257,
+    "eos_token_id": 50257,
+    "pad_token_id": 50257,
+}
+
 
 def tiny_whisper(seed: int = 0):
     """A random Whisper with base's vocabulary but d_model 64 and 2 layers."""
@@ -42,11 +50,8 @@ def tiny_whisper(seed: int = 0):
         decoder_attention_heads=4,
         encoder_ffn_dim=128,
         decoder_ffn_dim=128,
-        decoder_start_token_id=50258,
-        pad_token_id=50257,
-        bos_token_id=50257,
-        eos_token_id=50257,
         max_target_positions=448,
+        **SPECIAL_IDS,
     )
     model = WhisperForConditionalGeneration(config).eval()
     with torch.no_grad():
@@ -77,10 +82,7 @@ def save_tiny_base(out: Path, seed: int = 0) -> Path:
     tok = processor.tokenizer
     ids = tok.convert_tokens_to_ids
     gen = GenerationConfig(
-        decoder_start_token_id=50258,
-        bos_token_id=50257,
-        eos_token_id=50257,
-        pad_token_id=50257,
+        **SPECIAL_IDS,
         max_length=448,
         is_multilingual=True,
         lang_to_id={f"<|{code}|>": ids(f"<|{code}|>") for code in LANGUAGES},
