@@ -17,11 +17,11 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
 
-from swedish_transcriber import media, page  # noqa: E402
-from swedish_transcriber.engines import DecodeOptions, load_engine  # noqa: E402
-from swedish_transcriber.long_form import Transcript, transcribe_audio  # noqa: E402
-from swedish_transcriber.subtitles import timestamp, to_srt, to_txt  # noqa: E402
-from swedish_transcriber.word_diff import word_diff  # noqa: E402
+from swedish_transcriber.evaluation.word_diff import word_diff  # noqa: E402
+from swedish_transcriber.serving import media, page  # noqa: E402
+from swedish_transcriber.serving.engines import DecodeOptions, load_engine  # noqa: E402
+from swedish_transcriber.serving.long_form import Transcript, transcribe_audio  # noqa: E402
+from swedish_transcriber.serving.subtitles import timestamp, to_srt, to_txt  # noqa: E402
 
 OTHER = "Another directory…"
 SOURCES = ("Audio file", "Video file", "Microphone")

@@ -25,13 +25,13 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from swedish_transcriber.audio import WHISPER_SAMPLE_RATE, load_audio  # noqa: E402
-from swedish_transcriber.demo_corpus import CorpusParams, build_corpus  # noqa: E402
-from swedish_transcriber.features import (  # noqa: E402
+from swedish_transcriber.data.demo_corpus import CorpusParams, build_corpus  # noqa: E402
+from swedish_transcriber.data.features import (  # noqa: E402
     FeatureSettings,
     featurize_split,
     load_processor,
 )
-from swedish_transcriber.ingest import MeasureSettings, ingest_release  # noqa: E402
+from swedish_transcriber.data.ingest import MeasureSettings, ingest_release  # noqa: E402
 from swedish_transcriber.params import section  # noqa: E402
 
 
@@ -90,7 +90,7 @@ def main() -> None:
         manifest = ingested.splits["train"]
         n = len(manifest)
 
-        from swedish_transcriber.validation import ValidationSettings, validate_manifests
+        from swedish_transcriber.data.validation import ValidationSettings, validate_manifests
 
         _, t_validate = timed(
             validate_manifests, ingested.splits, ValidationSettings(), Path(tmp) / "docs"

@@ -52,7 +52,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from swedish_transcriber.audio import WHISPER_SAMPLE_RATE  # noqa: E402
-from swedish_transcriber.normalizer import normalize  # noqa: E402
+from swedish_transcriber.evaluation.normalizer import normalize  # noqa: E402
 
 TEST_TABLE = REPO / "data/validated/test.parquet"
 DEFAULT_OUT = REPO / "benchmarks/results/inference.json"
@@ -334,8 +334,8 @@ def decode_settings(params_file: Path, args: argparse.Namespace) -> dict[str, An
     """
     import yaml
 
-    from swedish_transcriber.engines import DecodeOptions
-    from swedish_transcriber.long_form import ChunkPlan
+    from swedish_transcriber.serving.engines import DecodeOptions
+    from swedish_transcriber.serving.long_form import ChunkPlan
 
     params = yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}
     model = params.get("model") or {}
@@ -405,9 +405,9 @@ def _log(name: str, message: str) -> None:
 
 def run_worker(name: str, settings: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Measure one engine in this (fresh) process; the parent compares the engines."""
-    from swedish_transcriber.engines import DecodeOptions, load_engine
-    from swedish_transcriber.long_form import ChunkPlan, plan_chunks, transcribe_audio
-    from swedish_transcriber.scoring import scores
+    from swedish_transcriber.evaluation.scoring import scores
+    from swedish_transcriber.serving.engines import DecodeOptions, load_engine
+    from swedish_transcriber.serving.long_form import ChunkPlan, plan_chunks, transcribe_audio
 
     spec = ENGINES[name]
     audio, references, _ = load_test_clips()
@@ -539,7 +539,7 @@ def spawn_worker(name: str, argv: list[str], threads: int) -> dict[str, Any]:
             # so a parent that had loaded the model would inflate the worker's figure.
             exported = Path(tmp) / "model"
             convert = (
-                "import sys; from swedish_transcriber.export import export_ct2; "
+                "import sys; from swedish_transcriber.model.export import export_ct2; "
                 "export_ct2(sys.argv[1], sys.argv[2], sys.argv[3])"
             )
             subprocess.run(

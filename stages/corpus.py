@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from swedish_transcriber.atomic import atomic_dir
-from swedish_transcriber.cli import run_stage
-from swedish_transcriber.data_params import DataParams
-from swedish_transcriber.demo_corpus import CorpusParams, build_corpus
+from swedish_transcriber.data.demo_corpus import CorpusParams, build_corpus
+from swedish_transcriber.data.source import DataParams
 from swedish_transcriber.params import section
+from swedish_transcriber.stage import run_stage
 
 OUT_DIR = Path("data/raw/demo")
 

@@ -11,8 +11,7 @@ import json
 from pathlib import Path
 
 from swedish_transcriber.atomic import atomic_file, write_text
-from swedish_transcriber.cli import run_stage
-from swedish_transcriber.evaluation import (
+from swedish_transcriber.evaluation.report import (
     MODELS,
     join,
     metrics,
@@ -20,8 +19,9 @@ from swedish_transcriber.evaluation import (
     read_transcripts,
     slices,
 )
+from swedish_transcriber.evaluation.transcription import EvaluateParams
 from swedish_transcriber.params import section
-from swedish_transcriber.transcription import EvaluateParams
+from swedish_transcriber.stage import run_stage
 
 TRANSCRIPTS = Path("reports/transcripts")
 METRICS = Path("metrics/eval.json")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from swedish_transcriber.cli import run_stage
-from swedish_transcriber.export import ExportParams, export_ct2
+from swedish_transcriber.model.export import ExportParams, export_ct2
 from swedish_transcriber.params import section
+from swedish_transcriber.stage import run_stage
 
 MODEL_DIR = Path("models/finetuned")
 OUT_DIR = Path("models/ct2")

@@ -11,11 +11,11 @@ from pathlib import Path
 import datasets
 
 from swedish_transcriber.atomic import atomic_dir
-from swedish_transcriber.base_model import ModelLanguage
-from swedish_transcriber.cli import run_stage
-from swedish_transcriber.features import FeatureSettings, featurize_split, load_processor
-from swedish_transcriber.manifest import SPLITS, read_split, write_quarantine
+from swedish_transcriber.data.features import FeatureSettings, featurize_split, load_processor
+from swedish_transcriber.data.manifest import SPLITS, read_split, write_quarantine
+from swedish_transcriber.model.source import ModelLanguage
 from swedish_transcriber.params import section
+from swedish_transcriber.stage import run_stage
 
 MODEL_DIR = Path("models/base")
 INPUTS = {

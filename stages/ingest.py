@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from swedish_transcriber.atomic import atomic_dir
-from swedish_transcriber.cli import run_stage
-from swedish_transcriber.data_params import DataParams
-from swedish_transcriber.ingest import IngestParams, ingest_release
-from swedish_transcriber.manifest import write_quarantine, write_split
+from swedish_transcriber.data.ingest import IngestParams, ingest_release
+from swedish_transcriber.data.manifest import write_quarantine, write_split
+from swedish_transcriber.data.source import DataParams
 from swedish_transcriber.params import section
+from swedish_transcriber.stage import run_stage
 
 OUT_DIR = Path("data/manifest")
 QUARANTINE_DIR = Path("data/quarantine/ingest")

@@ -7,11 +7,11 @@ GPUs or CPU processes set ``train.launcher`` to e.g. ``torchrun --nproc_per_node
 
 from __future__ import annotations
 
-from swedish_transcriber.base_model import ModelLanguage
-from swedish_transcriber.cli import run_stage
+from swedish_transcriber.model.source import ModelLanguage
+from swedish_transcriber.model.train_params import TrainParams
+from swedish_transcriber.model.training import train
 from swedish_transcriber.params import section
-from swedish_transcriber.train_params import TrainParams
-from swedish_transcriber.training import train
+from swedish_transcriber.stage import run_stage
 
 
 def run() -> None:

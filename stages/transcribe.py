@@ -11,17 +11,17 @@ import sys
 from pathlib import Path
 
 from swedish_transcriber.atomic import atomic_file
-from swedish_transcriber.base_model import ModelLanguage
-from swedish_transcriber.cli import run_stage
-from swedish_transcriber.evaluation import TRANSCRIPT_COLUMNS
-from swedish_transcriber.features import load_split
-from swedish_transcriber.params import section
-from swedish_transcriber.transcription import (
+from swedish_transcriber.data.features import load_split
+from swedish_transcriber.evaluation.report import TRANSCRIPT_COLUMNS
+from swedish_transcriber.evaluation.transcription import (
     EvaluateParams,
     load_model,
     subset,
     transcribe_table,
 )
+from swedish_transcriber.model.source import ModelLanguage
+from swedish_transcriber.params import section
+from swedish_transcriber.stage import run_stage
 
 FEATURES = Path("data/features")
 OUT_DIR = Path("reports/transcripts")

@@ -1,9 +1,9 @@
 """Stage ``validate``: the ingest manifest -> validated manifests, quarantine, report, Data Docs.
 
-Runs the Great Expectations suite of ``swedish_transcriber.validation`` over all splits with the
-thresholds of params ``validate``. The report and the Data Docs describe every run, so they are
-written first (atomically); the data outputs are written only when the fail rate is within
-``validate.max_fail_rate``. Above it the stage exits 1 with the counts per expectation and
+Runs the Great Expectations suite of ``swedish_transcriber.data.validation`` over all splits
+with the thresholds of params ``validate``. The report and the Data Docs describe every run,
+so they are written first (atomically); the data outputs are written only when the fail rate
+is within ``validate.max_fail_rate``. Above it the stage exits 1 with the counts per expectation and
 writes neither ``data/validated`` nor ``data/quarantine/validate`` (no half state).
 """
 
@@ -13,14 +13,14 @@ import json
 from pathlib import Path
 
 from swedish_transcriber.atomic import atomic_dir, write_text
-from swedish_transcriber.cli import run_stage
-from swedish_transcriber.manifest import SPLITS, read_split, write_quarantine, write_split
-from swedish_transcriber.params import section
-from swedish_transcriber.validation import (
+from swedish_transcriber.data.manifest import SPLITS, read_split, write_quarantine, write_split
+from swedish_transcriber.data.validation import (
     ValidationSettings,
     enforce_max_fail_rate,
     validate_manifests,
 )
+from swedish_transcriber.params import section
+from swedish_transcriber.stage import run_stage
 
 IN_DIR = Path("data/manifest")
 OUT_DIR = Path("data/validated")

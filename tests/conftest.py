@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from swedish_transcriber.audio import write_audio
-from swedish_transcriber.demo_corpus import TSV_COLUMNS
+from swedish_transcriber.data.demo_corpus import TSV_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,10 +12,10 @@ import soundfile as sf
 import yaml
 from streamlit.testing.v1 import AppTest
 
-from swedish_transcriber import media, page
-from swedish_transcriber.engines import load_engine
-from swedish_transcriber.export import export_ct2
-from swedish_transcriber.long_form import transcribe_audio
+from swedish_transcriber.model.export import export_ct2
+from swedish_transcriber.serving import media, page
+from swedish_transcriber.serving.engines import load_engine
+from swedish_transcriber.serving.long_form import transcribe_audio
 from tests.conftest import REPO, tone
 from tests.media_files import encode
 from tests.tiny import save_tiny_base

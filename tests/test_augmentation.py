@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from swedish_transcriber.audio import read_audio, write_audio
-from swedish_transcriber.augmentation import (
+from swedish_transcriber.data.augmentation import (
     AugmentParams,
     BackgroundNoiseParams,
     GainParams,
@@ -23,7 +23,7 @@ from swedish_transcriber.augmentation import (
     TimeStretchParams,
     augment_train,
 )
-from swedish_transcriber.manifest import COLUMNS, conform, read_split
+from swedish_transcriber.data.manifest import COLUMNS, conform, read_split
 from swedish_transcriber.params import ParamsError, section
 
 REPO = Path(__file__).resolve().parents[1]
@@ -219,7 +219,7 @@ def test_undecodable_clip_is_quarantined_naming_the_file(tmp_path):
 
 
 def test_failed_augmentation_quarantines_the_copy_and_keeps_the_original(tmp_path, monkeypatch):
-    from swedish_transcriber import augmentation
+    from swedish_transcriber.data import augmentation
 
     real_apply = augmentation.Chain.apply
 
@@ -297,7 +297,7 @@ def test_params_yaml_section_parses_and_unknown_keys_are_errors(tmp_path):
 
 def test_stage_writes_final_paths_from_the_repo_root(tmp_path, monkeypatch):
     from stages import augment as stage
-    from swedish_transcriber.manifest import write_split
+    from swedish_transcriber.data.manifest import write_split
 
     monkeypatch.chdir(tmp_path)
     train = make_manifest(tmp_path, ["a.mp3"])

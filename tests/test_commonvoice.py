@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from swedish_transcriber import commonvoice
-from swedish_transcriber.commonvoice import ReleaseError, read_tsv, take_subset
+from swedish_transcriber.data import commonvoice
+from swedish_transcriber.data.commonvoice import ReleaseError, read_tsv, take_subset
 from tests.conftest import HEADER_NEW, HEADER_OLD
 
 

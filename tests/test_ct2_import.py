@@ -21,10 +21,9 @@ import numpy as np
 import pytest
 import torch
 
-from swedish_transcriber import base_model
-from swedish_transcriber import ct2_checkpoint as ct2
-from swedish_transcriber.base_model import BaseModelError, materialise
-from swedish_transcriber.ct2_checkpoint import (
+from swedish_transcriber.model import source as base_model
+from swedish_transcriber.model.ct2 import reader as ct2
+from swedish_transcriber.model.ct2.reader import (
     KNOWN_PACKAGE_SETS,
     Ct2FormatError,
     PackageFile,
@@ -32,7 +31,8 @@ from swedish_transcriber.ct2_checkpoint import (
     locate_package_set,
     read_model_bin,
 )
-from swedish_transcriber.whisper_import import WhisperImportError, ct2_to_hf_state_dict
+from swedish_transcriber.model.ct2.to_transformers import WhisperImportError, ct2_to_hf_state_dict
+from swedish_transcriber.model.source import BaseModelError, materialise
 from tests.tiny import tiny_whisper
 
 REPO = Path(__file__).resolve().parents[1]

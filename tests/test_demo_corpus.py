@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from swedish_transcriber.commonvoice import read_tsv
-from swedish_transcriber.demo_corpus import (
+from swedish_transcriber.data.commonvoice import read_tsv
+from swedish_transcriber.data.demo_corpus import (
     MIN_SENTENCES,
     TSV_COLUMNS,
     CorpusError,

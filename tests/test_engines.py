@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from swedish_transcriber.engines import (
+from swedish_transcriber.model.export import ExportParams, export_ct2
+from swedish_transcriber.serving.engines import (
     CTRANSLATE2,
     TRANSFORMERS,
     CTranslate2Engine,
@@ -21,7 +22,6 @@ from swedish_transcriber.engines import (
     load_engine,
     model_kind,
 )
-from swedish_transcriber.export import ExportParams, export_ct2
 from tests.conftest import REPO, tone
 from tests.tiny import save_tiny_base
 

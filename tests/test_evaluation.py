@@ -11,7 +11,7 @@ import sys
 import pandas as pd
 import pytest
 
-from swedish_transcriber.evaluation import (
+from swedish_transcriber.evaluation.report import (
     duration_bucket,
     join,
     metrics,
@@ -20,7 +20,7 @@ from swedish_transcriber.evaluation import (
     slices,
     utterance_wer,
 )
-from swedish_transcriber.transcription import EvaluateParams
+from swedish_transcriber.evaluation.transcription import EvaluateParams
 from tests.tiny import save_tiny_base, save_tiny_features
 
 REFS = ["Det regnar i Göteborg.", "Hon cyklar till jobbet.", "Vi äter middag."]

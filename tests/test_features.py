@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from swedish_transcriber.features import FeatureSettings, featurize_split, load_processor
-from swedish_transcriber.ingest import MeasureSettings, ingest_release
+from swedish_transcriber.data.features import FeatureSettings, featurize_split, load_processor
+from swedish_transcriber.data.ingest import MeasureSettings, ingest_release
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_parallel_matches_serial_and_long_labels_are_quarantined(manifest, proce
 
 
 def test_empty_split_gives_empty_table(processor_dir):
-    from swedish_transcriber.manifest import empty_manifest
+    from swedish_transcriber.data.manifest import empty_manifest
 
     processor = load_processor(processor_dir, "sv", "transcribe")
     table, quarantined = featurize_split(empty_manifest(), processor, FeatureSettings())

@@ -8,9 +8,9 @@ import sys
 import pandas as pd
 import pytest
 
-from swedish_transcriber.commonvoice import ReleaseError
-from swedish_transcriber.ingest import MeasureSettings, ingest_release
-from swedish_transcriber.manifest import COLUMNS
+from swedish_transcriber.data.commonvoice import ReleaseError
+from swedish_transcriber.data.ingest import MeasureSettings, ingest_release
+from swedish_transcriber.data.manifest import COLUMNS
 
 
 def test_measures_every_clip_and_quarantines_undecodable_ones(make_release):

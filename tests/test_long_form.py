@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from swedish_transcriber.long_form import (
+from swedish_transcriber.serving.long_form import (
     ChunkPlan,
     Segment,
     Transcript,
     plan_chunks,
     transcribe_audio,
 )
-from swedish_transcriber.subtitles import timestamp, to_srt, to_txt
+from swedish_transcriber.serving.subtitles import timestamp, to_srt, to_txt
 from tests.conftest import tone
 
 SR = 16_000

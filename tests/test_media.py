@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from swedish_transcriber.media import (
+from swedish_transcriber.serving.media import (
     AUDIO_TYPES,
     VIDEO_TYPES,
     MediaError,

@@ -66,7 +66,7 @@ def test_repo_params_file_parses_for_every_stage():
     from stages.corpus import CorpusParams, DataParams
     from stages.featurize import FeatureSettings
     from stages.ingest import IngestParams
-    from swedish_transcriber.base_model import ModelLanguage
+    from swedish_transcriber.model.source import ModelLanguage
 
     assert section("data", DataParams).source in ("demo", "commonvoice")
     assert len(section("corpus", CorpusParams).speakers) >= 6

@@ -134,7 +134,12 @@ def test_repro_exports_the_fine_tuned_model_for_the_page(pipeline):
     import pandas as pd
 
     from swedish_transcriber.audio import load_audio
-    from swedish_transcriber.engines import CTRANSLATE2, DecodeOptions, load_engine, model_kind
+    from swedish_transcriber.serving.engines import (
+        CTRANSLATE2,
+        DecodeOptions,
+        load_engine,
+        model_kind,
+    )
 
     ct2 = pipeline / "models/ct2"
     assert model_kind(ct2) == CTRANSLATE2

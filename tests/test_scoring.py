@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from swedish_transcriber.normalizer import normalize
-from swedish_transcriber.scoring import cer, scores, wer
+from swedish_transcriber.evaluation.normalizer import normalize
+from swedish_transcriber.evaluation.scoring import cer, scores, wer
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,7 @@ def test_bad_inputs_are_clear_errors():
 
 
 def test_word_diff_aligns_normalised_words():
-    from swedish_transcriber.word_diff import word_diff
+    from swedish_transcriber.evaluation.word_diff import word_diff
 
     diff = word_diff("Det regnar i Göteborg.", "det regnar mycket i göte borg")
     kinds = [(op.kind, op.reference, op.hypothesis) for op in diff.ops]

@@ -15,8 +15,8 @@ import pytest
 import torch
 import yaml
 
-from swedish_transcriber.train_params import TrainParams, resolve_precision
-from swedish_transcriber.training import KILL_AT_STEP_ENV
+from swedish_transcriber.model.train_params import TrainParams, resolve_precision
+from swedish_transcriber.model.training import KILL_AT_STEP_ENV
 from tests.tiny import save_tiny_base, save_tiny_features
 
 TINY_TRAIN = {

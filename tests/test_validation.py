@@ -14,14 +14,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from swedish_transcriber.manifest import COLUMNS, SPLITS, conform, write_split
-from swedish_transcriber.params import ParamsError, section
-from swedish_transcriber.validation import (
+from swedish_transcriber.data.manifest import COLUMNS, SPLITS, conform, write_split
+from swedish_transcriber.data.validation import (
     ValidationGateError,
     ValidationSettings,
     enforce_max_fail_rate,
     validate_manifests,
 )
+from swedish_transcriber.params import ParamsError, section
 
 SETTINGS = ValidationSettings(
     min_duration=0.5,

@@ -14,8 +14,8 @@ import datasets
 import numpy as np
 import torch
 
-from swedish_transcriber.features import KEEP_COLUMNS, schema
-from swedish_transcriber.whisper_import import set_language_and_task
+from swedish_transcriber.data.features import KEEP_COLUMNS, schema
+from swedish_transcriber.model.ct2.to_transformers import set_language_and_task
 
 SENTENCES = (
     "Det regnar i Göteborg.",

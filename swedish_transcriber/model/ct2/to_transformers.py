@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from swedish_transcriber.ct2_checkpoint import Ct2Checkpoint, Ct2FormatError, Ct2Model
+from swedish_transcriber.model.ct2.reader import Ct2Checkpoint, Ct2FormatError, Ct2Model
 
 TASKS = ("transcribe", "translate")
 # CTranslate2's Activation enum (include/ctranslate2/ops/activation.h): 3 is erf GELU.

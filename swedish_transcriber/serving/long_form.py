@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from swedish_transcriber.audio import WHISPER_SAMPLE_RATE, frame_levels_db
-from swedish_transcriber.engines import Engine
+from swedish_transcriber.serving.engines import Engine
 
 FRAME_SECONDS = 0.02
 WINDOW_SECONDS = 30.0  # Whisper's input window

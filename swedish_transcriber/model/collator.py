@@ -8,7 +8,7 @@ the token is removed here when every sequence in the batch starts with it; other
 decoder would see it twice and learn to predict it.
 
 Rows may carry stored encoder outputs (``encoder_hidden_states``, see
-:mod:`swedish_transcriber.encoder_cache`) instead of log-mel features; the batch then holds
+:mod:`swedish_transcriber.model.encoder_cache`) instead of log-mel features; the batch then holds
 ``encoder_outputs`` and the model skips its (frozen) encoder.
 """
 

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from swedish_transcriber.manifest import COLUMNS, SPLITS, conform, quarantine_rows
+from swedish_transcriber.data.manifest import COLUMNS, SPLITS, conform, quarantine_rows
 from swedish_transcriber.params import ParamsError
 
 if TYPE_CHECKING:

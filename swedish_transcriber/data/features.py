@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from swedish_transcriber.audio import WHISPER_SAMPLE_RATE, AudioError, load_audio
-from swedish_transcriber.manifest import quarantine_rows
+from swedish_transcriber.data.manifest import quarantine_rows
 
 STAGE = "featurize"
 # Manifest columns carried into the feature tables (for slicing WER by speaker group later).

@@ -9,9 +9,9 @@ What this adds to a plain Trainer script, and why:
   newest checkpoint, while a changed experiment starts over instead of resuming someone
   else's optimizer;
 * with a frozen encoder the decoder trains on stored encoder outputs
-  (:mod:`swedish_transcriber.encoder_cache`);
+  (:mod:`swedish_transcriber.model.encoder_cache`);
 * DVCLive logs train loss, dev loss and dev WER against the optimizer step
-  (:mod:`swedish_transcriber.live_logging`);
+  (:mod:`swedish_transcriber.model.live_logging`);
 * the result is a plain transformers checkpoint with its processor and Swedish generation
   config, written atomically: ``from_pretrained`` alone loads it.
 
@@ -32,19 +32,19 @@ import numpy as np
 import torch
 
 from swedish_transcriber.atomic import atomic_dir
-from swedish_transcriber.collator import SpeechSeq2SeqCollator
-from swedish_transcriber.encoder_cache import (
+from swedish_transcriber.data.features import load_processor, load_split
+from swedish_transcriber.evaluation.scoring import scores
+from swedish_transcriber.model.collator import SpeechSeq2SeqCollator
+from swedish_transcriber.model.encoder_cache import (
     build as build_encoder_cache,
 )
-from swedish_transcriber.encoder_cache import (
+from swedish_transcriber.model.encoder_cache import (
     read_fingerprint,
     tree_digest,
     write_fingerprint,
 )
-from swedish_transcriber.features import load_processor, load_split
-from swedish_transcriber.live_logging import DVCLiveStepCallback
-from swedish_transcriber.scoring import scores
-from swedish_transcriber.train_params import TrainParams, resolve_precision
+from swedish_transcriber.model.live_logging import DVCLiveStepCallback
+from swedish_transcriber.model.train_params import TrainParams, resolve_precision
 
 # Environment variable for fault-injection tests: SIGKILL this process right after the
 # optimizer step with this number (a real kill: no cleanup code runs).

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import jiwer
 
-from swedish_transcriber.normalizer import normalize
+from swedish_transcriber.evaluation.normalizer import normalize
 
 
 def _pairs(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -25,7 +25,7 @@ from pathlib import Path
 import soundfile as sf
 
 from swedish_transcriber.audio import resample, write_audio
-from swedish_transcriber.manifest import SPLITS
+from swedish_transcriber.data.manifest import SPLITS
 
 TSV_COLUMNS: tuple[str, ...] = (
     "client_id",

@@ -15,7 +15,7 @@ import datasets
 import numpy as np
 import torch
 
-from swedish_transcriber.features import load_processor
+from swedish_transcriber.data.features import load_processor
 
 
 @dataclass(frozen=True)

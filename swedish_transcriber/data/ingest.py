@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from swedish_transcriber import commonvoice
 from swedish_transcriber.audio import AudioError, measure, read_audio
-from swedish_transcriber.manifest import SPLITS, conform, empty_manifest, quarantine_rows
+from swedish_transcriber.data import commonvoice
+from swedish_transcriber.data.manifest import SPLITS, conform, empty_manifest, quarantine_rows
 
 STAGE = "ingest"
 

@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from swedish_transcriber.audio import WHISPER_SAMPLE_RATE
-from swedish_transcriber.features import load_processor
+from swedish_transcriber.data.features import load_processor
 
 TRANSFORMERS = "transformers"
 CTRANSLATE2 = "ctranslate2"
@@ -89,7 +89,7 @@ class TransformersEngine:
         import torch
         from transformers.utils import logging
 
-        from swedish_transcriber.transcription import load_model
+        from swedish_transcriber.evaluation.transcription import load_model
 
         logging.set_verbosity_error()  # generate()'s notices about Whisper's own defaults
         torch.set_num_threads(options.threads)
@@ -98,7 +98,7 @@ class TransformersEngine:
         self.model, self.processor = load_model(self.model_dir, options.language, options.task)
 
     def transcribe(self, clips: Sequence[np.ndarray]) -> list[str]:
-        from swedish_transcriber.transcription import transcribe_features
+        from swedish_transcriber.evaluation.transcription import transcribe_features
 
         if not clips:
             return []

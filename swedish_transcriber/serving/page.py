@@ -14,12 +14,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from swedish_transcriber.base_model import ModelLanguage
-from swedish_transcriber.engines import DecodeOptions, model_kind
-from swedish_transcriber.long_form import ChunkPlan
-from swedish_transcriber.media import MediaLimits
+from swedish_transcriber.evaluation.word_diff import WordDiff
+from swedish_transcriber.model.source import ModelLanguage
 from swedish_transcriber.params import load_params, section
-from swedish_transcriber.word_diff import WordDiff
+from swedish_transcriber.serving.engines import DecodeOptions, model_kind
+from swedish_transcriber.serving.long_form import ChunkPlan
+from swedish_transcriber.serving.media import MediaLimits
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS_ENV = "SWEDISH_TRANSCRIBER_PARAMS"

@@ -34,8 +34,8 @@ import pandas as pd
 
 from swedish_transcriber.atomic import atomic_dir
 from swedish_transcriber.audio import AudioError, load_audio, measure, read_audio, write_audio
-from swedish_transcriber.ingest import MeasureSettings
-from swedish_transcriber.manifest import (
+from swedish_transcriber.data.ingest import MeasureSettings
+from swedish_transcriber.data.manifest import (
     COLUMNS,
     conform,
     empty_manifest,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import jiwer
 
-from swedish_transcriber.normalizer import normalize
+from swedish_transcriber.evaluation.normalizer import normalize
 
 
 @dataclass(frozen=True)

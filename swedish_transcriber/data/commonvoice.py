@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from swedish_transcriber.manifest import SPLITS
+from swedish_transcriber.data.manifest import SPLITS
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("client_id", "path", "sentence")
 OPTIONAL_COLUMNS: dict[str, str] = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from swedish_transcriber.long_form import Transcript
+from swedish_transcriber.serving.long_form import Transcript
 
 
 def timestamp(seconds: float, separator: str = ",") -> str:

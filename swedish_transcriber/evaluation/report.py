@@ -3,7 +3,7 @@
 The ``transcribe`` stage writes one CSV per model (``reports/transcripts/<model>.csv``), so
 an experiment that changes only training re-transcribes with the fine-tuned model and keeps
 the zero-shot transcripts. This module joins them on the clip path and scores them with
-:mod:`swedish_transcriber.scoring`.
+:mod:`swedish_transcriber.evaluation.scoring`.
 
 ``relative_wer_reduction`` is computed on the normalised WER, the number the project is
 judged by: ``(zero_shot - finetuned) / zero_shot`` (0.5 means the errors halved).
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from swedish_transcriber.normalizer import normalize
-from swedish_transcriber.scoring import scores, wer
+from swedish_transcriber.evaluation.normalizer import normalize
+from swedish_transcriber.evaluation.scoring import scores, wer
 
 MODELS = ("zero_shot", "finetuned")
 TRANSCRIPT_COLUMNS = (
