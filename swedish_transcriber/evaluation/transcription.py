@@ -55,7 +55,8 @@ def load_model(model_dir: str | Path, language: str, task: str):
             f"writes it first (dvc repro)"
         )
     processor = load_processor(model_dir, language, task)
-    model = WhisperForConditionalGeneration.from_pretrained(model_dir)
+    # safetensors only: pickled weights (pytorch_model.bin) can run code when loaded.
+    model = WhisperForConditionalGeneration.from_pretrained(model_dir, use_safetensors=True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval(), processor
 

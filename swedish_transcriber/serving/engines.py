@@ -3,9 +3,14 @@
 Both take 16 kHz clips of at most 30 s and return one transcript each, decoded the same way
 as the ``transcribe`` stage: Swedish and the task forced (no language detection), no
 timestamps, greedy or beam search, a cap on new tokens. Which engine a directory needs is
-read off its files: a transformers checkpoint has ``model.safetensors`` (or
-``pytorch_model.bin``) beside its ``config.json``; a CTranslate2 model (``models/ct2``, made by
-the ``export`` stage) has ``model.bin``. Both carry the Whisper processor's files.
+read off its files: a transformers checkpoint has ``model.safetensors`` beside its
+``config.json``; a CTranslate2 model (``models/ct2``, made by the ``export`` stage) has
+``model.bin``. Both carry the Whisper processor's files.
+
+Pickled PyTorch weights (``pytorch_model.bin``) are refused: unpickling can run code, and the
+page may be pointed at directories the operator did not write. transformers' own
+``weights_only=True`` default is a second line, not the one this relies on.
+CTranslate2's ``model.bin`` is its own binary format (no pickle) and is fine.
 """
 
 from __future__ import annotations
@@ -45,24 +50,52 @@ class Engine(Protocol):
     def transcribe(self, clips: Sequence[np.ndarray]) -> list[str]: ...
 
 
+# transformers' safetensors weights: one file, or an index of shards.
+SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
+PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+class ModelDirError(FileNotFoundError):
+    """A directory that is not a usable model.
+
+    ``reason`` says why without the directory's path, so the page can name the directory the
+    way its visitor or params file wrote it instead of by its absolute path on the server.
+    """
+
+    def __init__(self, model_dir: str | Path, reason: str) -> None:
+        super().__init__(f"{model_dir}: {reason}")
+        self.reason = reason
+
+
 def model_kind(model_dir: str | Path) -> str:
-    """``transformers`` or ``ctranslate2``, from the files in ``model_dir``; else a clear error."""
+    """``transformers`` or ``ctranslate2``, from the files in ``model_dir``; else a clear error.
+
+    Raises ``ModelDirError`` for a directory that is not a usable model; any other ``OSError``
+    (unreadable, name too long) passes through.
+    """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
-        raise FileNotFoundError(f"{model_dir}: no such model directory")
+        raise ModelDirError(model_dir, "no such model directory")
     if (model_dir / "model.bin").is_file():
         kind = CTRANSLATE2
-    elif any((model_dir / f).is_file() for f in ("model.safetensors", "pytorch_model.bin")):
+    elif any((model_dir / f).is_file() for f in SAFETENSORS_FILES):
         kind = TRANSFORMERS
+    elif any((model_dir / f).is_file() for f in PICKLED_WEIGHTS):
+        raise ModelDirError(
+            model_dir,
+            "only pickled PyTorch weights (pytorch_model.bin), which are not loaded: save the "
+            "model as model.safetensors (save_pretrained(..., safe_serialization=True))",
+        )
     else:
-        raise FileNotFoundError(
-            f"{model_dir}: neither a transformers checkpoint (model.safetensors) nor a "
-            f"CTranslate2 model (model.bin)"
+        raise ModelDirError(
+            model_dir,
+            "neither a transformers checkpoint (model.safetensors) nor a CTranslate2 model "
+            "(model.bin)",
         )
     if not (model_dir / "preprocessor_config.json").is_file():
-        raise FileNotFoundError(
-            f"{model_dir}: no Whisper processor (preprocessor_config.json, tokenizer) beside "
-            f"the weights"
+        raise ModelDirError(
+            model_dir,
+            "no Whisper processor (preprocessor_config.json, tokenizer) beside the weights",
         )
     return kind
 
