@@ -9,6 +9,7 @@ The page's logic lives in the ``swedish_transcriber`` package (``page``, ``media
 from __future__ import annotations
 
 import hashlib
+import logging
 import sys
 import time
 from pathlib import Path
@@ -18,18 +19,22 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
 
 from swedish_transcriber.evaluation.word_diff import word_diff  # noqa: E402
-from swedish_transcriber.serving import media, page  # noqa: E402
+from swedish_transcriber.serving import media, model_paths, page  # noqa: E402
 from swedish_transcriber.serving.engines import DecodeOptions, load_engine  # noqa: E402
 from swedish_transcriber.serving.long_form import Transcript, transcribe_audio  # noqa: E402
 from swedish_transcriber.serving.subtitles import timestamp, to_srt, to_txt  # noqa: E402
 
 OTHER = "Another directory…"
 SOURCES = ("Audio file", "Video file", "Microphone")
+LOG = logging.getLogger("swedish_transcriber.page")
 
 
 @st.cache_resource(show_spinner=False, max_entries=3)
 def engine_for(path: str, options: DecodeOptions):
-    """One loaded model per directory and settings, shared by every session of the process."""
+    """One loaded model per resolved directory and settings, shared by every session.
+
+    ``path`` is a ``ModelChoice.path``, resolved: two spellings of one directory share an entry.
+    """
     return load_engine(path, options)
 
 
@@ -40,21 +45,32 @@ def decoded(data: bytes, name: str, limits: media.MediaLimits):
 
 
 def pick_model(config: page.PageConfig) -> page.ModelChoice | None:
-    """The sidebar's model picker; None until a usable model is chosen."""
+    """The sidebar's model picker; None until a usable model is chosen.
+
+    "Another directory…" only where params ``app.allow_other_directories`` is on, and then
+    only directories inside ``app.model_roots`` load (``serving/model_paths.py``).
+    """
     choices = page.model_choices(config)
-    usable = [c for c in choices if c.available]
-    label = st.sidebar.radio("Model", [c.label for c in usable] + [OTHER], key="model")
+    usable = {c.label: c for c in choices if c.available}
+    other = [OTHER] if config.app.allow_other_directories else []
     for missing in (c for c in choices if not c.available):
         st.sidebar.caption(f"Not available: {missing.label}. {missing.problem}")
-    if label != OTHER:
-        return next(c for c in usable if c.label == label)
+    if not usable and not other:
+        st.sidebar.warning("No model is available on this server yet.")
+        return None
+    label = st.sidebar.radio("Model", [*usable, *other], key="model")
+    if label != OTHER or not other:
+        return usable.get(label)
+    roots = ", ".join(f"{r}/" for r in config.app.model_roots)
     typed = st.sidebar.text_input(
-        "Model directory", key="model_dir", help="A transformers or CTranslate2 Whisper directory"
+        "Model directory",
+        key="model_dir",
+        help=f"A transformers (safetensors) or CTranslate2 Whisper directory inside {roots}",
     )
     if not typed.strip():
-        st.sidebar.info("Type the path of a model directory.")
+        st.sidebar.info(f"Type the path of a model directory inside {roots}")
         return None
-    choice = page.inspect_model(typed.strip(), typed.strip(), config.root)
+    choice = page.typed_choice(config, typed)
     if not choice.available:
         st.sidebar.error(choice.problem)
         return None
@@ -192,8 +208,9 @@ def main() -> None:
         try:
             with st.spinner(f"Loading {choice.label}…"):
                 engine = engine_for(str(choice.path), options)
-        except (OSError, ValueError, RuntimeError) as exc:
-            st.error(f"{choice.path}: the model cannot be loaded ({exc})")
+        except Exception as exc:  # any library error: a message, not a traceback with paths
+            LOG.exception("loading %s (%s)", choice.label, choice.path)
+            st.error(model_paths.load_failure(choice.label, exc))
             st.stop()
         bar = st.progress(0.0, text="Transcribing…")
 

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import errno
 import io
+import pathlib
+import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+import streamlit as st
 import yaml
 from streamlit.testing.v1 import AppTest
 
 from swedish_transcriber.model.export import export_ct2
-from swedish_transcriber.serving import media, page
+from swedish_transcriber.serving import engines, media, model_paths, page
 from swedish_transcriber.serving.engines import load_engine
 from swedish_transcriber.serving.long_form import transcribe_audio
 from tests.conftest import REPO, tone
@@ -50,6 +56,8 @@ def params_file(tmp_path_factory) -> Path:
             "max_new_tokens": 8,
             "threads": 2,
             "ct2_compute_type": "int8",
+            "allow_other_directories": True,
+            "model_roots": ["models"],
         },
     }
     path = root / "params.yaml"
@@ -149,9 +157,9 @@ def test_ct2_model_and_a_typed_directory(app, params_file):
     assert CT2_LABEL in " ".join(c.value for c in app.caption)
 
     app.sidebar.radio(key="model").set_value("Another directory…").run()
-    assert app.sidebar.info[0].value == "Type the path of a model directory."
-    app.sidebar.text_input(key="model_dir").input(str(params_file.parent / "nowhere")).run()
-    assert "no such model directory" in app.sidebar.error[0].value
+    assert app.sidebar.info[0].value == "Type the path of a model directory inside models/"
+    app.sidebar.text_input(key="model_dir").input("models/nowhere").run()
+    assert app.sidebar.error[0].value == "models/nowhere: no such model directory"
     app.sidebar.text_input(key="model_dir").input(str(ct2_dir)).run()
     app.button(key="transcribe").click().run()
     assert not errors(app) and not app.sidebar.error
@@ -235,9 +243,175 @@ def test_reference_text_shows_wer_and_the_differing_words(app):
     assert "no words to compare" in errors(app)[0]
 
 
-def test_unreadable_settings_are_reported(tmp_path, monkeypatch):
+def test_unreadable_settings_are_reported(params_file, tmp_path, monkeypatch):
+    params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
+    params["app"]["batch_size"] = 0
     bad = tmp_path / "params.yaml"
-    bad.write_text("model: {language: sv, task: transcribe}\napp: {batch_size: 0}\n")
+    bad.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     monkeypatch.setenv(page.PARAMS_ENV, str(bad))
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert "app.batch_size must be >= 1" in errors(at)[0]
+
+
+def params_variant(params_file: Path, name: str, **app) -> Path:
+    """The fixture's params with some ``app`` keys changed, beside it (same relative models)."""
+    params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
+    params["app"].update(app)
+    path = params_file.parent / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def run_page(params: Path, monkeypatch) -> AppTest:
+    monkeypatch.setenv(page.PARAMS_ENV, str(params))
+    return AppTest.from_file(APP, default_timeout=120).run()
+
+
+def test_other_directories_are_offered_only_when_params_allow_them(params_file, monkeypatch):
+    closed = run_page(
+        params_variant(params_file, "closed", allow_other_directories=False), monkeypatch
+    )
+    assert closed.sidebar.radio(key="model").options == [TRANSFORMERS_LABEL, CT2_LABEL]
+    assert not closed.sidebar.text_input and not errors(closed)
+    nothing = params_variant(
+        params_file, "nothing", allow_other_directories=False, models={"x": "models/not-built"}
+    )
+    at = run_page(nothing, monkeypatch)
+    assert not at.sidebar.radio and not errors(at)
+    assert at.sidebar.warning[0].value == "No model is available on this server yet."
+    no_roots = params_variant(params_file, "no-roots", model_roots=[])
+    assert "app.model_roots must list a directory" in errors(run_page(no_roots, monkeypatch))[0]
+
+
+@pytest.fixture(scope="module")
+def outside_model(params_file) -> Path:
+    """A working Whisper on the host but outside ``app.model_roots``, and a link to it inside."""
+    root = params_file.parent
+    elsewhere = root / "elsewhere"
+    if not elsewhere.exists():
+        shutil.copytree(root / "models" / "tiny-ct2", elsewhere)
+        (root / "models" / "escape").symlink_to(elsewhere)
+    return elsewhere
+
+
+def type_directory(app: AppTest, text: str) -> AppTest:
+    app.sidebar.radio(key="model").set_value("Another directory…").run()
+    return app.sidebar.text_input(key="model_dir").input(text).run()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "models/../elsewhere",  # a loadable Whisper, one level out
+        "../",
+        "../../../../../../etc",
+        "models/../../../../../../etc/passwd",
+        "/etc",
+        "/",
+        "ABSOLUTE",  # the outside model by its absolute path
+        "/" + "a" * 300,
+        "models/../" + "a" * 300,
+        "models/escape",  # a symlink inside the roots to the outside model
+        "models/escape/../tiny",
+    ],
+)
+def test_typed_paths_outside_the_roots_get_one_neutral_message(app, outside_model, text):
+    text = str(outside_model) if text == "ABSOLUTE" else text
+    type_directory(app, text)
+    assert [e.value for e in app.sidebar.error] == [model_paths.REFUSED]
+    assert not app.exception
+    assert app.info[0].value == "Choose a file or record a clip to start."  # still drawn
+
+
+def test_existing_and_missing_paths_outside_the_roots_read_the_same(app, outside_model):
+    shown = set()
+    for text in (str(outside_model), str(outside_model) + "-missing", "/etc", "/etc-missing"):
+        type_directory(app, text)
+        shown.add(tuple(e.value for e in app.sidebar.error))
+    assert shown == {(model_paths.REFUSED,)}
+
+
+def test_an_over_long_name_inside_the_roots_is_a_message_not_a_traceback(app):
+    type_directory(app, "models/" + "a" * 300)  # Path.is_dir raises OSError (ENAMETOOLONG)
+    assert not app.exception
+    (message,) = [e.value for e in app.sidebar.error]
+    assert "cannot be read (File name too long)" in message and len(message) < 120
+    assert app.info[0].value == "Choose a file or record a clip to start."
+
+
+def test_an_unreadable_directory_is_a_message(app, params_file, monkeypatch):
+    """chmod 000 blocks nothing for root, who runs the tests: the EACCES is simulated."""
+    locked = (params_file.parent / "models" / "tiny").resolve()
+    real_stat = pathlib.Path.stat
+
+    def stat(self, *args, **kwargs):
+        if self == locked or locked in self.parents:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "stat", stat)
+    type_directory(app, "models/tiny")
+    assert [e.value for e in app.sidebar.error] == [
+        "models/tiny: cannot be read (Permission denied)"
+    ]
+    assert not app.exception
+
+
+def test_a_model_that_fails_to_load_is_a_message_without_server_paths(
+    app, params_file, monkeypatch
+):
+    st.cache_resource.clear()
+
+    def load_engine(path, options):
+        raise PermissionError(errno.EACCES, "Permission denied", f"{path}/model.safetensors")
+
+    monkeypatch.setattr(engines, "load_engine", load_engine)
+    app.file_uploader(key="audio_file").upload("a.wav", wav(tone(1.0, 16_000)), "audio/wav").run()
+    app.button(key="transcribe").click().run()
+    (message,) = errors(app)
+    assert message.startswith(
+        f"{TRANSFORMERS_LABEL}: the model cannot be loaded (Permission denied)"
+    )
+    assert str(params_file.parent) not in message
+
+
+def test_the_model_cache_is_keyed_by_the_resolved_directory(app, params_file, monkeypatch):
+    st.cache_resource.clear()
+    loaded: list[str] = []
+    real = engines.load_engine
+
+    def load_engine(path, options):
+        loaded.append(path)
+        return real(path, options)
+
+    monkeypatch.setattr(engines, "load_engine", load_engine)
+    models = params_file.parent / "models"
+    if not (models / "ct2-alias").exists():
+        (models / "ct2-alias").symlink_to(models / "tiny-ct2")
+    app.file_uploader(key="audio_file").upload("a.wav", wav(tone(1.0, 16_000)), "audio/wav").run()
+    texts = []
+    for text in ("models/tiny-ct2", "models/./tiny-ct2/", "models/ct2-alias", None):
+        if text is None:  # the same directory as params app.models lists it
+            app.sidebar.radio(key="model").set_value(CT2_LABEL).run()
+        else:
+            type_directory(app, text)
+        app.button(key="transcribe").click().run()
+        assert not errors(app)
+        texts.append(app.text[0].value)
+    assert loaded == [str((models / "tiny-ct2").resolve())]
+    assert len(set(texts)) == 1
+
+
+def test_the_shipped_streamlit_config_hides_error_details():
+    """Uncaught errors must not show visitors tracebacks (they name files on the server)."""
+    from streamlit.config import ShowErrorDetailsConfigOptions
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "streamlit", "config", "show"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert re.search(r'^showErrorDetails = "none"$', shown, re.MULTILINE), shown
+    assert ShowErrorDetailsConfigOptions("none") is ShowErrorDetailsConfigOptions.NONE

@@ -17,9 +17,10 @@ from pathlib import Path
 from swedish_transcriber.evaluation.word_diff import WordDiff
 from swedish_transcriber.model.source import ModelLanguage
 from swedish_transcriber.params import load_params, section
-from swedish_transcriber.serving.engines import DecodeOptions, model_kind
+from swedish_transcriber.serving.engines import DecodeOptions
 from swedish_transcriber.serving.long_form import ChunkPlan
 from swedish_transcriber.serving.media import MediaLimits
+from swedish_transcriber.serving.model_paths import ModelChoice, configured_model, typed_model
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS_ENV = "SWEDISH_TRANSCRIBER_PARAMS"
@@ -41,6 +42,10 @@ class AppParams:
     max_new_tokens: int = 224
     threads: int = 2
     ct2_compute_type: str = "int8"
+    # "Another directory…" on the page, limited to directories inside model_roots (no
+    # defaults here: params.yaml is the one source). kw_only: they follow defaulted fields.
+    allow_other_directories: bool = field(kw_only=True)
+    model_roots: tuple[str, ...] = field(kw_only=True)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "num_beams", "max_new_tokens", "threads"):
@@ -58,6 +63,17 @@ class AppParams:
                 f"params.yaml: app.ct2_compute_type must be one of {', '.join(CT2_COMPUTE_TYPES)}"
             )
         ChunkPlan(self.chunk_seconds, self.min_pause, self.silence_threshold_db)
+        object.__setattr__(self, "model_roots", tuple(self.model_roots))
+        if any(not r.strip() for r in self.model_roots):
+            raise ValueError(
+                "params.yaml: app.model_roots entries must be directories (an empty one would "
+                "be the whole repo)"
+            )
+        if self.allow_other_directories and not self.model_roots:
+            raise ValueError(
+                "params.yaml: app.model_roots must list a directory when "
+                "app.allow_other_directories is true"
+            )
 
     @property
     def limits(self) -> MediaLimits:
@@ -75,6 +91,10 @@ class PageConfig:
     app: AppParams
     language: ModelLanguage
     root: Path  # model paths in the params are relative to this directory
+
+    def model_roots(self) -> list[Path]:
+        """params ``app.model_roots``, resolved (relative to ``root`` unless absolute)."""
+        return [(self.root / r).resolve() for r in self.app.model_roots]
 
     def decode_options(self) -> DecodeOptions:
         return DecodeOptions(
@@ -103,34 +123,14 @@ def load_config(path: Path | None = None) -> PageConfig:
     )
 
 
-@dataclass(frozen=True)
-class ModelChoice:
-    """A model the page can offer: its label, directory, and why it cannot be used (if so)."""
-
-    label: str
-    path: Path
-    kind: str | None  # "transformers" or "ctranslate2"; None when unusable
-    problem: str = ""
-
-    @property
-    def available(self) -> bool:
-        return self.kind is not None
-
-
-def inspect_model(label: str, path: str | Path, root: Path) -> ModelChoice:
-    """A ``ModelChoice`` for ``path`` (relative to ``root`` unless absolute)."""
-    resolved = Path(path).expanduser()
-    if not resolved.is_absolute():
-        resolved = root / resolved
-    try:
-        return ModelChoice(label, resolved, model_kind(resolved))
-    except FileNotFoundError as exc:
-        return ModelChoice(label, resolved, None, str(exc))
-
-
 def model_choices(config: PageConfig) -> list[ModelChoice]:
     """The models params ``app.models`` lists, in order, each checked on disk."""
-    return [inspect_model(label, p, config.root) for label, p in config.app.models.items()]
+    return [configured_model(label, p, config.root) for label, p in config.app.models.items()]
+
+
+def typed_choice(config: PageConfig, typed: str) -> ModelChoice:
+    """A directory typed on the page; only one inside ``app.model_roots`` can be usable."""
+    return typed_model(typed, config.root, config.model_roots())
 
 
 def trim_end(duration: float, step: float = 0.1) -> float:
