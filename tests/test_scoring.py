@@ -22,10 +22,22 @@ from swedish_transcriber.evaluation.scoring import cer, scores, wer
         ("e-post och T-shirt", "e post och t shirt"),
         ("Café Ümit", "café ümit"),
         ("Tre är 3", "tre är 3"),  # numbers are not rewritten
+        # Where Whisper's BasicTextNormalizer differs from a plain NFC + punctuation rule,
+        # its behaviour is kept, so normalised scores compare with other Whisper results:
+        ("hej[skratt]du", "hejdu"),  # an aside is removed, not replaced by a space
+        ("ﬁnt, 2 m²", "fint 2 m2"),  # NFKC: ligatures and superscripts become plain text
     ],
 )
 def test_normalize(text, expected):
     assert normalize(text) == expected
+
+
+def test_normalize_is_whispers_basic_normalizer_trimmed():
+    from transformers.models.whisper.english_normalizer import BasicTextNormalizer
+
+    basic = BasicTextNormalizer(remove_diacritics=False)
+    for text in ("Hej, hur mår du?", "¿Året (1998) på Öland!", "[MUSIK] Tack."):
+        assert normalize(text) == basic(text).strip()
 
 
 def test_decomposed_letters_stay_letters():
