@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from swedish_transcriber.data.augmentation import SPLIT, AugmentParams, augment_train
+from swedish_transcriber.data.augmentation import SPLIT, augment_train, read_augment_params
 from swedish_transcriber.data.ingest import IngestParams
 from swedish_transcriber.data.manifest import read_split
 from swedish_transcriber.params import section
@@ -24,7 +24,7 @@ QUARANTINE_DIR = Path("data/quarantine/augment")
 
 def run() -> None:
     """Augment the train split into ``data/augmented/``."""
-    params = section("augment", AugmentParams)
+    params = read_augment_params()
     # Copies are measured like ingest measured the originals, so validation thresholds agree.
     settings = section("ingest", IngestParams).measure
     train = read_split(IN_DIR, SPLIT)

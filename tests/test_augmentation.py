@@ -14,17 +14,13 @@ import yaml
 from swedish_transcriber.audio import read_audio, write_audio
 from swedish_transcriber.data.augmentation import (
     AugmentParams,
-    BackgroundNoiseParams,
-    GainParams,
-    GaussianNoiseParams,
-    Mp3CompressionParams,
-    PitchShiftParams,
-    RoomParams,
-    TimeStretchParams,
     augment_train,
+    build_compose,
+    read_augment_params,
 )
+from swedish_transcriber.data.ingest import MeasureSettings
 from swedish_transcriber.data.manifest import COLUMNS, conform, read_split
-from swedish_transcriber.params import ParamsError, section
+from swedish_transcriber.params import ParamsError
 
 REPO = Path(__file__).resolve().parents[1]
 ALL_TRANSFORMS = [
@@ -84,28 +80,38 @@ def make_manifest(root: Path, names: list[str], corrupt: tuple[str, ...] = ()) -
     return conform(pd.DataFrame(rows))
 
 
-def params(**overrides) -> AugmentParams:
-    """Every transform on (p=1) unless overridden; one process, one copy."""
+SETTINGS = MeasureSettings(-40.0, 0.999)  # silence_threshold_db, clipping_threshold
+
+
+def repo_transforms(p: float | None = None) -> dict[str, dict]:
+    """The transforms of the repo's params.yaml, every ``p`` set to ``p`` if given."""
+    transforms = read_augment_params(REPO / "params.yaml").transforms
+    return {k: {**v, "p": p} if p is not None else v for k, v in transforms.items()}
+
+
+def params(p: float = 1.0, **overrides) -> AugmentParams:
+    """The repo's transforms with probability ``p`` (no background noise); 1 process, 1 copy."""
+    transforms = repo_transforms(p)
+    transforms["AddBackgroundNoise"]["p"] = 0.0
     base = AugmentParams(
-        enabled=True,
-        copies=1,
-        seed=7,
-        num_proc=1,
-        sample_rate=16_000,
-        gaussian_noise=GaussianNoiseParams(1.0, 15.0, 40.0),
-        gain=GainParams(1.0, -6.0, 6.0),
-        time_stretch=TimeStretchParams(1.0, 0.9, 1.1),
-        pitch_shift=PitchShiftParams(1.0, -2.0, 2.0),
-        room=RoomParams(1.0, 0.2, 0.6),
-        background_noise=BackgroundNoiseParams(0.0, "", 10.0, 30.0),
-        mp3_compression=Mp3CompressionParams(1.0, 32, 96),
+        enabled=True, copies=1, seed=7, num_proc=1, sample_rate=16_000, transforms=transforms
     )
     return dataclasses.replace(base, **overrides)
 
 
+def with_background(prm: AugmentParams, p: float, sounds_path: str) -> AugmentParams:
+    transforms = {**prm.transforms}
+    transforms["AddBackgroundNoise"] = {
+        **transforms["AddBackgroundNoise"],
+        "p": p,
+        "sounds_path": sounds_path,
+    }
+    return dataclasses.replace(prm, transforms=transforms)
+
+
 def run(tmp_path: Path, train: pd.DataFrame, prm: AugmentParams, name: str):
     out, quarantine = tmp_path / name / "augmented", tmp_path / name / "quarantine"
-    result = augment_train(train, prm, out, quarantine)
+    result = augment_train(train, prm, out, quarantine, SETTINGS)
     return result, read_split(out, "train"), out, quarantine
 
 
@@ -148,14 +154,17 @@ def test_copies_rows_columns_and_recorded_transforms(tmp_path):
 
         applied = json.loads(row["augmentation"])
         names = [a["transform"] for a in applied if a["transform"] != "PeakNormalize"]
-        assert names == ALL_TRANSFORMS  # p=1: every transform, in chain order
+        assert names == ALL_TRANSFORMS  # p=1: every transform, in params.yaml order
+        # The values each transform drew, as audiomentations keeps them in .parameters.
         values = {a["transform"]: a["params"] for a in applied}
         assert 0.9 <= values["TimeStretch"]["rate"] <= 1.1
-        assert -2 <= values["PitchShift"]["semitones"] <= 2
-        assert 0.2 <= values["RoomSimulator"]["rt60"] <= 0.6
-        assert 15 <= values["AddGaussianSNR"]["snr_db"] <= 40
-        assert -6 <= values["Gain"]["gain_db"] <= 6
+        assert -2 <= values["PitchShift"]["num_semitones"] <= 2
+        assert 0.2 <= values["RoomSimulator"]["target_rt60"] <= 0.6
+        assert values["RoomSimulator"]["max_order"] <= 3
+        assert values["AddGaussianSNR"]["noise_std"] > 0
+        assert 10 ** (-6 / 20) <= values["Gain"]["amplitude_ratio"] <= 10 ** (6 / 20)
         assert values["Mp3Compression"]["bitrate"] in (32, 40, 48, 56, 64, 80, 96)
+        assert "should_apply" not in values["Gain"]
         # TimeStretch changes the length: the re-measured duration follows it.
         source_seconds = (
             len(read_audio(source["audio_file"])[0]) / read_audio(source["audio_file"])[1]
@@ -167,15 +176,7 @@ def test_copies_rows_columns_and_recorded_transforms(tmp_path):
 
 def test_same_seed_is_byte_identical_across_runs_and_process_counts(tmp_path):
     train = make_manifest(tmp_path, [f"c{i}.mp3" for i in range(5)])
-    prm = params(
-        copies=2,
-        gaussian_noise=GaussianNoiseParams(0.5, 15.0, 40.0),
-        gain=GainParams(0.5, -6.0, 6.0),
-        time_stretch=TimeStretchParams(0.5, 0.9, 1.1),
-        pitch_shift=PitchShiftParams(0.5, -2.0, 2.0),
-        room=RoomParams(0.5, 0.2, 0.6),
-        mp3_compression=Mp3CompressionParams(0.5, 32, 96),
-    )
+    prm = params(0.5, copies=2)
     runs = {
         name: run(tmp_path, train, dataclasses.replace(prm, num_proc=n), name)
         for name, n in (("one", 1), ("again", 1), ("two", 2))
@@ -219,16 +220,16 @@ def test_undecodable_clip_is_quarantined_naming_the_file(tmp_path):
 
 
 def test_failed_augmentation_quarantines_the_copy_and_keeps_the_original(tmp_path, monkeypatch):
-    from swedish_transcriber.data import augmentation
+    from swedish_transcriber.data.augmentation import pool
 
-    real_apply = augmentation.Chain.apply
+    real_copy = pool.augment_copy
 
-    def flaky(self, audio, sample_rate, path, copy):
+    def flaky(compose, audio, prm, path, copy):
         if path == "b.flac":
             raise RuntimeError("encoder exploded")
-        return real_apply(self, audio, sample_rate, path, copy)
+        return real_copy(compose, audio, prm, path, copy)
 
-    monkeypatch.setattr(augmentation.Chain, "apply", flaky)
+    monkeypatch.setattr(pool, "augment_copy", flaky)
     train = make_manifest(tmp_path, ["a.mp3", "b.flac"])
     _, manifest, out, quarantine = run(tmp_path, train, params(), "flaky")
     assert manifest["path"].tolist() == ["a.mp3", "a.aug1.flac", "b.flac"]
@@ -253,46 +254,98 @@ def test_background_noise_from_a_folder_is_recorded(tmp_path):
         noise_dir / "hum.wav", (0.1 * rng.standard_normal(32_000)).astype(np.float32), 16_000
     )
     train = make_manifest(tmp_path, ["a.mp3"])
-    prm = params(background_noise=BackgroundNoiseParams(1.0, str(noise_dir), 10.0, 30.0))
+    prm = with_background(params(), 1.0, str(noise_dir))
     _, manifest, _, _ = run(tmp_path, train, prm, "bg")
     applied = {a["transform"]: a["params"] for a in json.loads(manifest["augmentation"].iloc[1])}
-    assert applied["AddBackgroundNoise"]["noise_file"] == "hum.wav"
+    assert applied["AddBackgroundNoise"]["noise_file_path"] == str(noise_dir / "hum.wav")
     assert 10 <= applied["AddBackgroundNoise"]["snr_db"] <= 30
+
+
+def test_recorded_paths_under_the_working_folder_are_relative(tmp_path, monkeypatch):
+    # The stage runs from the repo root: a noise file is recorded as data/..., not /home/...
+    noise_dir = tmp_path / "noise" / "b"
+    noise_dir.mkdir(parents=True)
+    (tmp_path / "noise" / "a").mkdir()
+    tone = (0.1 * np.random.default_rng(3).standard_normal(32_000)).astype(np.float32)
+    write_audio(noise_dir / "hum.wav", tone, 16_000)
+    write_audio(tmp_path / "noise" / "a" / "buzz.wav", tone, 16_000)
+    monkeypatch.chdir(tmp_path)
+    compose = build_compose(with_background(params(0.0), 1.0, "noise"))
+    # Files of sub-folders in sorted order, not the file system's.
+    assert compose.transforms[0].sound_file_paths == [
+        str(tmp_path / "noise" / "a" / "buzz.wav"),
+        str(noise_dir / "hum.wav"),
+    ]
+    from swedish_transcriber.data.augmentation import augment_copy
+
+    _, applied = augment_copy(compose, tone, params(), "x.flac", 1)
+    assert applied[0]["params"]["noise_file_path"] in ("noise/a/buzz.wav", "noise/b/hum.wav")
 
 
 def test_missing_background_folder_is_a_clear_error(tmp_path):
     train = make_manifest(tmp_path, ["a.mp3"])
     missing = tmp_path / "no-such-noise"
-    prm = params(background_noise=BackgroundNoiseParams(0.5, str(missing), 10.0, 30.0))
-    with pytest.raises(ParamsError, match="sounds_path.*no-such-noise.*not a directory"):
+    prm = with_background(params(), 0.5, str(missing))
+    with pytest.raises(
+        ParamsError, match=r"augment\.AddBackgroundNoise\.sounds_path: .*no-such-noise.*audio files"
+    ):
         run(tmp_path, train, prm, "nobg")
     assert not (tmp_path / "nobg" / "augmented").exists()
     # Inactive (p=0) background noise does not look at the folder.
-    inactive = params(background_noise=BackgroundNoiseParams(0.0, str(missing), 10.0, 30.0))
-    run(tmp_path, train, inactive, "inactive")
+    run(tmp_path, train, with_background(params(), 0.0, str(missing)), "inactive")
 
 
 def write_params(path: Path, augment: dict) -> Path:
     data = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     data["augment"] = augment
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    # sort_keys=False: the order of the transforms is the order they are applied in.
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
 
 
-def test_params_yaml_section_parses_and_unknown_keys_are_errors(tmp_path):
-    prm = section("augment", AugmentParams, REPO / "params.yaml")
-    assert prm.room.max_rt60 >= prm.room.min_rt60 and isinstance(
-        prm.background_noise, BackgroundNoiseParams
-    )
+def test_params_yaml_section_parses_in_order_and_builds(tmp_path):
+    prm = read_augment_params(REPO / "params.yaml")
+    assert list(prm.transforms) == [*ALL_TRANSFORMS[:3], "AddBackgroundNoise", *ALL_TRANSFORMS[3:]]
+    everything = dataclasses.replace(prm, transforms=repo_transforms(0.5))
+    everything.transforms["AddBackgroundNoise"]["p"] = 0.0
+    compose = build_compose(everything)
+    assert [type(t).__name__ for t in compose.transforms] == ALL_TRANSFORMS
+    room = compose.transforms[2]
+    assert (room.calculation_mode, room.max_order, room.leave_length_unchanged) == ("rt60", 3, True)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"copys": 2}, r"augment: unknown key 'copys'"),
+        ({"copies": -1}, r"augment\.copies must be >= 0"),
+        ({"Gain": {"p": 0.5, "min_gain": 1.0}}, r"augment\.Gain\.min_gain: not a parameter"),
+        ({"Gain": {"min_gain_db": 1.0}}, r"augment\.Gain: missing key 'p'"),
+        ({"Gain": 0.5}, r"augment\.Gain: expected a mapping"),
+    ],
+)
+def test_params_yaml_errors_name_the_key(tmp_path, change, message):
     raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["augment"]
-    with pytest.raises(ParamsError, match="copys"):
-        section("augment", AugmentParams, write_params(tmp_path / "p1.yaml", {**raw, "copys": 2}))
-    nested = {**raw, "room": {**raw["room"], "rt60": 0.3}}
-    with pytest.raises(ParamsError, match="room.*rt60"):
-        section("augment", AugmentParams, write_params(tmp_path / "p2.yaml", nested))
-    bad_range = {**raw, "gain": {**raw["gain"], "min_gain_db": 9.0}}
-    with pytest.raises(ParamsError, match="min_gain_db"):
-        section("augment", AugmentParams, write_params(tmp_path / "p3.yaml", bad_range))
+    with pytest.raises(ParamsError, match=rf"params\.yaml: {message}"):
+        read_augment_params(write_params(tmp_path / "params.yaml", {**raw, **change}))
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "key"),
+    [
+        # audiomentations' own checks decide; the error names the key it refused.
+        ("Gain", {"p": 0.5, "min_gain_db": 9.0, "max_gain_db": 6.0}, "min_gain_db"),
+        ("Gain", {"p": 1.5}, "p"),  # a bare assert in the library: found by elimination
+        ("TimeStretch", {"p": 0.5, "min_rate": 0.01}, "min_rate"),
+        ("Mp3Compression", {"p": 0.5, "min_bitrate": 4}, "min_bitrate"),
+        ("RoomSimulator", {"p": 0.5, "calculation_mode": "sabine"}, "calculation_mode"),
+        ("AddGaussianSNR", {"p": 0.5, "min_snr_db": "loud"}, "min_snr_db"),
+    ],
+)
+def test_values_the_transform_refuses_are_params_errors(name, kwargs, key):
+    prm = dataclasses.replace(params(), transforms={name: kwargs})
+    with pytest.raises(ParamsError, match=rf"^params\.yaml: augment\.{name}\.{key}: .*refused"):
+        build_compose(prm)
 
 
 def test_stage_writes_final_paths_from_the_repo_root(tmp_path, monkeypatch):

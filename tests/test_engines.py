@@ -50,10 +50,12 @@ def test_model_kind_reads_the_directory(tiny_dirs, tmp_path):
 
 
 def test_export_is_self_contained_and_records_what_it_did(tiny_dirs):
-    _, ct2 = tiny_dirs
+    base, ct2 = tiny_dirs
     info = json.loads((ct2 / "export_info.json").read_text(encoding="utf-8"))
     assert info["quantization"] == "float32"
     assert {"preprocessor_config.json", "tokenizer.json"} <= set(info["processor_files"])
+    for name in info["processor_files"]:  # copied by the converter, byte for byte
+        assert (ct2 / name).read_bytes() == (base / name).read_bytes()
     # CTranslate2's own config, not the transformers one.
     assert "alignment_heads" in json.loads((ct2 / "config.json").read_text(encoding="utf-8"))
 

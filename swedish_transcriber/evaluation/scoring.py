@@ -1,18 +1,34 @@
-"""WER and CER, raw and normalised, with jiwer (the backend of evaluate's ``wer``/``cer``).
+"""WER and CER, raw and normalised: the repo's ``evaluate`` metric ``swedish_wer``.
 
-``evaluate.load("wer")`` fetches its script from the Hugging Face Hub, which is not always
-reachable; jiwer gives the same numbers offline. Scores are fractions (0.25, not 25 %),
-computed over the whole corpus (total errors / total reference words), not averaged per
-utterance, so long sentences weigh more, as in every published WER.
+:func:`scores` is what the Trainer's dev metrics and the evaluate stage report. It runs the
+metric script in ``metrics/swedish_wer`` through ``evaluate.load`` by path, so it works
+offline (the Hub's ``wer``/``cer`` metrics are fetched from the Hugging Face Hub on first
+use). The metric keeps its inputs in memory: no cache files, so parallel training processes
+cannot collide on them.
+
+:func:`wer` and :func:`cer` score text as given with jiwer (the metric's backend), for the
+per-utterance and per-slice figures: one ``evaluate`` compute costs milliseconds of
+bookkeeping, too much a thousand times over, and gives the same number.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import jiwer
 
-from swedish_transcriber.evaluation.normalizer import normalize
+METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "swedish_wer"
+
+
+@functools.cache
+def metric() -> Any:
+    """The ``swedish_wer`` metric, loaded once per process from its folder (no Hub)."""
+    import evaluate
+
+    return evaluate.load(str(METRIC_PATH), keep_in_memory=True)
 
 
 def _pairs(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -20,14 +36,11 @@ def _pairs(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[list[s
         raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
     if not references:
         raise ValueError("no utterances to score")
-    refs, hyps = [], []
     for ref, hyp in zip(references, hypotheses, strict=True):
         if not ref.strip():
             # jiwer cannot score an empty reference; validation keeps them out of the splits.
             raise ValueError(f"empty reference (hypothesis {hyp!r}); it cannot be scored")
-        refs.append(ref)
-        hyps.append(hyp)
-    return refs, hyps
+    return list(references), list(hypotheses)
 
 
 def wer(references: Sequence[str], hypotheses: Sequence[str]) -> float:
@@ -48,13 +61,4 @@ def scores(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, fl
     A reference that normalises to nothing (only punctuation) is scored as written only.
     """
     refs, hyps = _pairs(references, hypotheses)
-    normed = [(normalize(r), normalize(h)) for r, h in zip(refs, hyps, strict=True)]
-    normed = [(r, h) for r, h in normed if r]
-    norm_refs = [r for r, _ in normed]
-    norm_hyps = [h for _, h in normed]
-    return {
-        "wer": wer(refs, hyps),
-        "cer": cer(refs, hyps),
-        "wer_norm": wer(norm_refs, norm_hyps),
-        "cer_norm": cer(norm_refs, norm_hyps),
-    }
+    return metric().compute(predictions=hyps, references=refs)

@@ -24,6 +24,7 @@ import datasets
 import torch
 
 from swedish_transcriber.atomic import atomic_dir
+from swedish_transcriber.digest import update_from_file
 
 FINGERPRINT_FILE = "fingerprint.json"
 COLUMN = "encoder_hidden_states"
@@ -37,9 +38,7 @@ def tree_digest(paths: Iterable[str | Path]) -> str:
         files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
         for file in files:
             digest.update(str(file.relative_to(root.parent)).encode())
-            with file.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
+            update_from_file(digest, file)
     return digest.hexdigest()
 
 

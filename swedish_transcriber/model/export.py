@@ -2,14 +2,14 @@
 
 CTranslate2's own converter reads the transformers checkpoint and stores its matrices
 quantized (int8 by default: a quarter of float32's size, integer matrix products on the
-CPU). The Whisper processor's files are copied beside ``model.bin`` so the directory is
-self-contained: ``engines.load_engine("models/ct2", ...)`` needs nothing else.
+CPU). The converter also copies the Whisper processor's files (its ``copy_files``) beside
+``model.bin``, so the directory is self-contained: ``engines.load_engine("models/ct2", ...)``
+needs nothing else.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,15 +70,12 @@ def export_ct2(model_dir: str | Path, out_dir: str | Path, quantization: str) ->
         )
     if not (model_dir / "preprocessor_config.json").is_file():
         raise FileNotFoundError(f"{model_dir}: no Whisper processor (preprocessor_config.json)")
+    # Which of them a tokenizer saves varies; the converter refuses a listed file that is absent.
+    copied = [name for name in PROCESSOR_FILES if (model_dir / name).is_file()]
     with atomic_dir(out_dir) as tmp:
-        TransformersConverter(str(model_dir)).convert(
+        TransformersConverter(str(model_dir), copy_files=copied).convert(
             str(tmp), quantization=quantization, force=True
         )
-        copied = []
-        for name in PROCESSOR_FILES:
-            if (model_dir / name).is_file():
-                shutil.copy2(model_dir / name, tmp / name)
-                copied.append(name)
         info = {
             "source": str(model_dir),
             "quantization": quantization,

@@ -15,7 +15,6 @@ plus ``import_info.json`` saying where it all came from. It is written atomicall
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from swedish_transcriber.atomic import atomic_dir
+from swedish_transcriber.digest import sha256_of_files
 from swedish_transcriber.model.ct2.reader import (
     DEFAULT_PACKAGE_SET,
     KNOWN_PACKAGE_SETS,
@@ -245,14 +245,6 @@ def _from_hub(repo_id: str, out: Path, language: str, task: str) -> dict[str, An
     return {**info, "revision": revision}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
 
@@ -282,7 +274,7 @@ def _from_local(directory: str, out: Path, language: str, task: str) -> dict[str
         raise BaseModelError(f"{where}: cannot load the checkpoint ({exc})") from None
     info = _save_transformers(model, processor, out, language, task, where)
     weights = sorted(p for p in path.iterdir() if p.name.startswith(("model", "pytorch_model")))
-    info["sha256"] = {p.name: _sha256(p) for p in weights if p.is_file()}
+    info["sha256"] = {p.name: sha256_of_files(p) for p in weights if p.is_file()}
     previous = path / IMPORT_INFO
     if previous.is_file():
         with contextlib.suppress(OSError, json.JSONDecodeError):

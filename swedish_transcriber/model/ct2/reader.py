@@ -23,7 +23,6 @@ and Swedish.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import math
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from swedish_transcriber.digest import sha256_of_files
 
 SUPPORTED_BINARY_VERSIONS = (4, 5, 6)
 WHISPER_SPEC = "WhisperSpec"
@@ -57,7 +58,6 @@ QUANTISED_DTYPES = ("int8", "int16")
 _MAX_NAME = 4096
 _MAX_RANK = 8
 _MAX_COUNT = 1_000_000
-_CHUNK = 1 << 22
 
 
 class Ct2FormatError(ValueError):
@@ -173,14 +173,10 @@ class PartStream:
 def sha256_of_parts(parts: str | Path | Sequence[str | Path]) -> str:
     """sha256 of the concatenation of ``parts`` (what ``cat part1 part2 | sha256sum`` prints)."""
     paths = _as_paths(parts)
-    digest = hashlib.sha256()
     for path in paths:
         if not path.is_file():
             raise Ct2FormatError(f"{describe_parts(paths)}: part file {path} does not exist")
-        with path.open("rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_of_files(*paths)
 
 
 @dataclass(frozen=True)
