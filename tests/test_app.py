@@ -50,6 +50,9 @@ def params_file(tmp_path_factory) -> Path:
             "max_new_tokens": 8,
             "threads": 2,
             "ct2_compute_type": "int8",
+            "allow_private_urls": True,  # test_url.py's media server is on 127.0.0.1
+            "url_socket_timeout": 2.0,
+            "url_download_timeout": 10.0,
         },
     }
     path = root / "params.yaml"
@@ -237,7 +240,10 @@ def test_reference_text_shows_wer_and_the_differing_words(app):
 
 def test_unreadable_settings_are_reported(tmp_path, monkeypatch):
     bad = tmp_path / "params.yaml"
-    bad.write_text("model: {language: sv, task: transcribe}\napp: {batch_size: 0}\n")
+    bad.write_text(
+        "model: {language: sv, task: transcribe}\napp: {batch_size: 0, allow_private_urls: false,"
+        " url_socket_timeout: 1.0, url_download_timeout: 1.0}\n"
+    )
     monkeypatch.setenv(page.PARAMS_ENV, str(bad))
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert "app.batch_size must be >= 1" in errors(at)[0]

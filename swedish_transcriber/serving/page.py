@@ -41,6 +41,10 @@ class AppParams:
     max_new_tokens: int = 224
     threads: int = 2
     ct2_compute_type: str = "int8"
+    # The URL source (serving/url.py). Keyword-only: no default, params.yaml holds the value.
+    allow_private_urls: bool = field(kw_only=True)  # fetch loopback/private addresses (tests)
+    url_socket_timeout: float = field(kw_only=True)  # seconds a silent server is waited for
+    url_download_timeout: float = field(kw_only=True)  # seconds one URL fetch may take
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "num_beams", "max_new_tokens", "threads"):
@@ -56,6 +60,10 @@ class AppParams:
         if self.ct2_compute_type not in CT2_COMPUTE_TYPES:
             raise ValueError(
                 f"params.yaml: app.ct2_compute_type must be one of {', '.join(CT2_COMPUTE_TYPES)}"
+            )
+        if self.url_socket_timeout <= 0 or self.url_download_timeout <= 0:
+            raise ValueError(
+                "params.yaml: app.url_socket_timeout and app.url_download_timeout must be > 0"
             )
         ChunkPlan(self.chunk_seconds, self.min_pause, self.silence_threshold_db)
 
