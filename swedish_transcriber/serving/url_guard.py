@@ -19,6 +19,14 @@ is the address connected to, there is no window for DNS rebinding. Proxies are n
 The same handler counts the bytes read from every response and shuts down the fetch's
 sockets at its deadline, so a server that lies about ``Content-Length``, sends no length,
 sends an endless page, or trickles one byte at a time is cut off too.
+
+Residual risks, by design small: (1) the guard relies on yt-dlp sending every request
+through the request director it is given (``url._YoutubeDL``); yt-dlp's networking is
+internal API, so an upgrade must pass tests/test_url.py (redirect and rebinding tests) and
+pyproject.toml bounds the version. (2) Programs yt-dlp may start connect by themselves:
+``url.py`` allows only yt-dlp's native download protocols (no ffmpeg, rtmp, aria2c), runs
+no post-processors and allows no remote components. (3) An HTTP request *to a public
+address* still leaves the server; the guard decides where it may go, not what it says.
 """
 
 from __future__ import annotations
