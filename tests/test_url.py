@@ -124,7 +124,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             # 40 bytes a second: never silent for a socket timeout, never done.
             "/trickle.wav": lambda: self.stream(b"RIFF", 400, pause=0.1),
             # A length, four bytes, then silence.
-            "/stall.wav": lambda: (self.send(b"RIFF", "audio/wav", 100_000), time.sleep(4)),
+            "/stall.wav": lambda: (self.send(b"RIFF", "audio/wav", 100_000), time.sleep(10)),
             "/to-loopback": lambda: self.redirect(f"http://127.0.0.2:{port}/clip.wav"),
             "/to-metadata": lambda: self.redirect("http://169.254.169.254/latest/meta-data/"),
             "/to-clip": lambda: self.redirect("/clip.wav"),
@@ -260,7 +260,7 @@ def test_too_large_without_a_length_is_cut_off_while_downloading(server, temp_ro
     began = time.monotonic()
     message = refusal(server.url("/endless.wav"))
     assert "larger than 1 MB (app.max_upload_mb); the download was stopped" in message
-    assert time.monotonic() - began < 3
+    assert time.monotonic() - began < 5
     assert server.sent["/endless.wav"] < 20_000_000  # stopped long before the 50 MB it offers
     assert list(temp_root.iterdir()) == []
 
@@ -277,14 +277,14 @@ def test_a_trickling_server_is_cut_off_at_the_deadline(server):
     began = time.monotonic()
     message = refusal(server.url("/trickle.wav"), policy)
     assert "took longer than 1.5 s" in message
-    assert time.monotonic() - began < 3.5
+    assert time.monotonic() - began < 5  # the server would trickle for 10 s
 
 
 def test_a_silent_server_is_cut_off_by_the_socket_timeout(server):
     began = time.monotonic()
     message = refusal(server.url("/stall.wav"))
     assert "1 s (app.url_socket_timeout)" in message
-    assert time.monotonic() - began < 3
+    assert time.monotonic() - began < 5  # the server would stay silent for 10 s
 
 
 # --- errors --------------------------------------------------------------------------------
