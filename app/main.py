@@ -1,15 +1,17 @@
 """Swedish Transcriber: the demo page. Start it from the repo root: ``streamlit run app/main.py``.
 
-Upload Swedish audio or video, or record it, trim it, and transcribe it with the fine-tuned
-model (or its fast CTranslate2 export, or the zero-shot base, or any checkpoint directory).
-The page's logic lives in the ``swedish_transcriber`` package (``page``, ``media``,
-``engines``, ``long_form``, ``subtitles``); this script only draws it.
+Upload Swedish audio or video, record it, or paste a link to it, trim it, and transcribe it
+with the fine-tuned model (or its fast CTranslate2 export, or the zero-shot base, or any
+checkpoint directory). The page's logic lives in the ``swedish_transcriber`` package
+(``page``, ``media``, ``url``, ``engines``, ``long_form``, ``subtitles``); this script only
+draws it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -19,13 +21,13 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
 
 from swedish_transcriber.evaluation.word_diff import word_diff  # noqa: E402
-from swedish_transcriber.serving import media, model_paths, page  # noqa: E402
+from swedish_transcriber.serving import media, model_paths, page, url  # noqa: E402
 from swedish_transcriber.serving.engines import DecodeOptions, load_engine  # noqa: E402
 from swedish_transcriber.serving.long_form import Transcript, transcribe_audio  # noqa: E402
 from swedish_transcriber.serving.subtitles import timestamp, to_srt, to_txt  # noqa: E402
 
 OTHER = "Another directory…"
-SOURCES = ("Audio file", "Video file", "Microphone")
+SOURCES = ("Audio file", "Video file", "Microphone", "URL")
 LOG = logging.getLogger("swedish_transcriber.page")
 
 
@@ -77,10 +79,51 @@ def pick_model(config: page.PageConfig) -> page.ModelChoice | None:
     return choice
 
 
+def fetch_url(config: page.PageConfig, limit: str) -> tuple[bytes, str] | None:
+    """The media behind the typed link (YouTube, other sites, a media file), downloaded once."""
+    typed = st.text_input(
+        f"A link to a video or audio: YouTube, other sites yt-dlp knows, or a media file ({limit})",
+        key="url",
+        placeholder="https://www.youtube.com/watch?v=…",
+    ).strip()
+    if not typed:
+        return None
+    fetched = st.session_state.get("url_download")
+    if fetched is None or fetched[0] != typed:
+        max_bytes = config.app.max_upload_mb * 1e6
+        bar = st.progress(0.0, text="Downloading…")
+
+        def progress(done: int, total: int | None) -> None:
+            of = f" of {total / 1e6:.1f}" if total else ""
+            bar.progress(
+                min(done / (total or max_bytes), 1.0), f"Downloading: {done / 1e6:.1f}{of} MB"
+            )
+
+        policy = url.UrlPolicy(
+            config.app.allow_private_urls,
+            config.app.url_socket_timeout,
+            config.app.url_download_timeout,
+        )
+        try:
+            download = url.fetch(typed, config.app.limits, policy, progress)
+        except url.UrlError as exc:
+            bar.empty()
+            st.error(str(exc))
+            st.stop()
+        bar.empty()
+        fetched = (typed, download)
+        st.session_state["url_download"] = fetched
+    # The title is the site's text: shown literally, not as markdown.
+    st.caption("Downloaded: " + re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", fetched[1].title))
+    return fetched[1].data, fetched[1].name
+
+
 def get_input(config: page.PageConfig) -> tuple[bytes, str] | None:
-    """The bytes and name of the chosen upload or recording, or None."""
+    """The bytes and name of the chosen upload, recording or link, or None."""
     source = st.radio("Input", SOURCES, horizontal=True, key="source")
     limit = f"at most {config.app.max_upload_mb:g} MB and {config.app.max_seconds:g} s"
+    if source == "URL":
+        return fetch_url(config, limit)
     if source == "Audio file":
         file = st.file_uploader(
             f"Swedish speech ({', '.join(media.AUDIO_TYPES)}; {limit})",

@@ -58,6 +58,9 @@ def params_file(tmp_path_factory) -> Path:
             "ct2_compute_type": "int8",
             "allow_other_directories": True,
             "model_roots": ["models"],
+            "allow_private_urls": True,  # test_url.py's media server is on 127.0.0.1
+            "url_socket_timeout": 2.0,
+            "url_download_timeout": 10.0,
         },
     }
     path = root / "params.yaml"

@@ -22,7 +22,7 @@ from swedish_transcriber.serving.long_form import ChunkPlan
 from swedish_transcriber.serving.media import MediaLimits
 from swedish_transcriber.serving.model_paths import ModelChoice, configured_model, typed_model
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the repo root: swedish_transcriber/serving/page.py
 PARAMS_ENV = "SWEDISH_TRANSCRIBER_PARAMS"
 CT2_COMPUTE_TYPES = ("int8", "int8_float32", "int16", "float32")
 
@@ -46,6 +46,10 @@ class AppParams:
     # defaults here: params.yaml is the one source). kw_only: they follow defaulted fields.
     allow_other_directories: bool = field(kw_only=True)
     model_roots: tuple[str, ...] = field(kw_only=True)
+    # The URL source (serving/url.py). Keyword-only: no default, params.yaml holds the value.
+    allow_private_urls: bool = field(kw_only=True)  # fetch loopback/private addresses (tests)
+    url_socket_timeout: float = field(kw_only=True)  # seconds a silent server is waited for
+    url_download_timeout: float = field(kw_only=True)  # seconds one URL fetch may take
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "num_beams", "max_new_tokens", "threads"):
@@ -61,6 +65,10 @@ class AppParams:
         if self.ct2_compute_type not in CT2_COMPUTE_TYPES:
             raise ValueError(
                 f"params.yaml: app.ct2_compute_type must be one of {', '.join(CT2_COMPUTE_TYPES)}"
+            )
+        if self.url_socket_timeout <= 0 or self.url_download_timeout <= 0:
+            raise ValueError(
+                "params.yaml: app.url_socket_timeout and app.url_download_timeout must be > 0"
             )
         ChunkPlan(self.chunk_seconds, self.min_pause, self.silence_threshold_db)
         object.__setattr__(self, "model_roots", tuple(self.model_roots))
