@@ -418,3 +418,11 @@ def test_the_shipped_streamlit_config_hides_error_details():
     ).stdout
     assert re.search(r'^showErrorDetails = "none"$', shown, re.MULTILINE), shown
     assert ShowErrorDetailsConfigOptions("none") is ShowErrorDetailsConfigOptions.NONE
+
+
+def test_page_reads_the_repos_params_by_default(monkeypatch):
+    """Without the env override the page reads the repo root's params.yaml (as a server does)."""
+    monkeypatch.delenv(page.PARAMS_ENV, raising=False)
+    config = page.load_config()
+    assert config.root == Path(__file__).resolve().parents[1]
+    assert config.app.models, "the repo's params.yaml offers models"
