@@ -179,15 +179,19 @@ def decode_bytes(
             f"{name}: the file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:g} MB"
         )
     try:
-        container = av.open(io.BytesIO(data), mode="r")
+        container = av.open(io.BytesIO(data), mode="r", metadata_errors="replace")
     except (av.FFmpegError, ValueError, OSError, UnicodeDecodeError) as exc:
-        raise AudioError(f"{name}: not an audio or video file that can be decoded ({exc})") from exc
+        raise AudioError(
+            f"{name}: not an audio or video file that can be decoded ({_ffmpeg_reason(exc)})"
+        ) from exc
     collector = _Collector(name, max_seconds, sample_rate)
     with container:
         if not container.streams.audio:
             kinds = ", ".join(sorted({s.type for s in container.streams})) or "nothing"
             raise AudioError(f"{name}: the file has no audio track (it holds {kinds})")
         stream = container.streams.audio[0]
+        if stream.codec_context is None:  # ffmpeg has no decoder for it
+            raise AudioError(f"{name}: the audio track is in an unknown or unsupported codec")
         if stream.codec_context.sample_rate:
             collector.check_rate(stream.codec_context.sample_rate)
         converter: tuple[tuple[str, str, int], av.AudioResampler] | None = None
@@ -208,8 +212,15 @@ def decode_bytes(
         except (av.FFmpegError, ValueError, OSError) as exc:
             if isinstance(exc, AudioError):
                 raise
-            raise AudioError(f"{name}: the audio is corrupt and cannot be decoded ({exc})") from exc
+            raise AudioError(
+                f"{name}: the audio is corrupt and cannot be decoded ({_ffmpeg_reason(exc)})"
+            ) from exc
     return collector.finish(min_seconds)
+
+
+def _ffmpeg_reason(exc: Exception) -> str:
+    """ffmpeg's words for what is wrong, without the errno and '<none>' file name PyAV adds."""
+    return str(getattr(exc, "strerror", None) or exc).strip()
 
 
 def _collect(frames: list, collector: _Collector) -> None:
