@@ -62,7 +62,7 @@ def enforce_upload_limit(limits: media.MediaLimits) -> None:
     """
     from streamlit import config as streamlit_config
 
-    wanted = media.upload_limit_mib(limits)
+    wanted = media.upload_limit_mb(limits)
     if streamlit_config.get_option("server.maxUploadSize") != wanted:
         streamlit_config.set_option("server.maxUploadSize", wanted)
 
@@ -93,7 +93,7 @@ def get_input(config: page.PageConfig) -> tuple[bytes, str] | None:
     """The bytes and name of the chosen upload or recording, or None."""
     source = st.radio("Input", SOURCES, horizontal=True, key="source")
     limit = f"at most {config.app.max_upload_mb:g} MB and {config.app.max_seconds:g} s"
-    max_size = media.upload_limit_mib(config.app.limits)
+    max_size = media.upload_limit_mb(config.app.limits)
     if source == "Audio file":
         file = st.file_uploader(
             f"Swedish speech ({', '.join(media.AUDIO_TYPES)}; {limit})",

@@ -261,8 +261,8 @@ def test_server_upload_limit_follows_the_params(app, params_file):
     from streamlit import config as streamlit_config
 
     limits = page.load_config(params_file).app.limits
-    assert streamlit_config.get_option("server.maxUploadSize") == media.upload_limit_mib(limits)
-    assert app.file_uploader(key="audio_file").proto.max_upload_size_mb == 3  # 3 MB = 2.9 MiB
+    assert streamlit_config.get_option("server.maxUploadSize") == media.upload_limit_mb(limits)
+    assert app.file_uploader(key="audio_file").proto.max_upload_size_mb == 3
 
 
 def test_reference_text_shows_wer_and_the_differing_words(app):

@@ -17,7 +17,7 @@ from swedish_transcriber.serving.media import (
     is_silent,
     too_short,
     trim,
-    upload_limit_mib,
+    upload_limit_mb,
     wav_bytes,
 )
 from swedish_transcriber.serving.page import load_config
@@ -185,11 +185,21 @@ def test_a_clip_too_short_to_transcribe_gets_a_message():
 
 
 def test_streamlit_upload_limit_follows_params():
-    """Streamlit refuses uploads over server.maxUploadSize (MiB) before the page sees them."""
+    """Streamlit refuses uploads over server.maxUploadSize before the page sees them."""
     import tomllib
 
     limits = load_config(REPO / "params.yaml").app.limits
     config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
-    assert config["server"]["maxUploadSize"] == upload_limit_mib(limits)
-    assert upload_limit_mib(MediaLimits(max_upload_mb=50.0)) == 48  # 50e6 B = 47.7 MiB
-    assert upload_limit_mib(MediaLimits(max_upload_mb=0.01)) == 1
+    assert config["server"]["maxUploadSize"] == upload_limit_mb(limits)
+    assert upload_limit_mb(MediaLimits(max_upload_mb=50.0)) == 50
+    assert upload_limit_mb(MediaLimits(max_upload_mb=2.5)) == 3
+    assert upload_limit_mb(MediaLimits(max_upload_mb=0.01)) == 1
+
+
+def test_min_seconds_is_checked_in_the_params():
+    from swedish_transcriber.serving.page import AppParams
+
+    assert AppParams(min_seconds=0.25).limits.min_seconds == 0.25
+    for bad in (-0.1, 600.0):
+        with pytest.raises(ValueError, match="app.min_seconds"):
+            AppParams(min_seconds=bad)

@@ -47,13 +47,14 @@ def decode(
     )
 
 
-def upload_limit_mib(limits: MediaLimits) -> int:
-    """Streamlit's upload limit (whole MiB) that lets every upload the page accepts through.
+def upload_limit_mb(limits: MediaLimits) -> int:
+    """Streamlit's upload limit (whole megabytes) for ``app.max_upload_mb``: rounded up.
 
-    ``server.maxUploadSize`` counts MiB (2**20 bytes), ``app.max_upload_mb`` MB (1e6 bytes):
-    rounding up leaves the exact refusal, with its message, to ``decode``.
+    Streamlit's browser side counts a megabyte as 10**6 bytes (as the page does) and refuses
+    bigger files with its own message; its server counts 2**20 bytes, so it lets through
+    every file the page accepts and a little more, which ``decode`` then refuses by name.
     """
-    return max(1, math.ceil(limits.max_upload_mb * 1e6 / 2**20))
+    return max(1, math.ceil(limits.max_upload_mb))
 
 
 def too_short(

@@ -21,7 +21,7 @@ from swedish_transcriber.serving.engines import DecodeOptions, model_kind
 from swedish_transcriber.serving.long_form import ChunkPlan
 from swedish_transcriber.serving.media import MediaLimits
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # swedish_transcriber/serving/page.py
 PARAMS_ENV = "SWEDISH_TRANSCRIBER_PARAMS"
 CT2_COMPUTE_TYPES = ("int8", "int8_float32", "int16", "float32")
 
