@@ -188,6 +188,9 @@ def test_streamlit_upload_limit_follows_params():
     """Streamlit refuses uploads over server.maxUploadSize before the page sees them."""
     import tomllib
 
+    from swedish_transcriber.serving import page
+
+    assert page.REPO == REPO  # the page reads the repo's params.yaml when started plainly
     limits = load_config(REPO / "params.yaml").app.limits
     config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
     assert config["server"]["maxUploadSize"] == upload_limit_mb(limits)
