@@ -75,7 +75,11 @@ class _Collector:
             )
 
     def add(self, block: np.ndarray, rate: int) -> None:
-        """Charge ``block`` (frames x channels, float32) to the budget, then keep it as mono."""
+        """Charge ``block`` (frames x channels, float32) to the budget, then keep it as mono.
+
+        Channels are averaged (ffmpeg's own downmix would scale stereo by 1/sqrt(2) instead),
+        so an upload is mixed as the corpus always was.
+        """
         frames = int(block.shape[0])
         self.charge(frames, rate)
         if frames == 0:
