@@ -50,9 +50,10 @@ def decode(
 def upload_limit_mb(limits: MediaLimits) -> int:
     """Streamlit's upload limit (whole megabytes) for ``app.max_upload_mb``: rounded up.
 
-    Streamlit's browser side counts a megabyte as 10**6 bytes (as the page does) and refuses
-    bigger files with its own message; its server counts 2**20 bytes, so it lets through
-    every file the page accepts and a little more, which ``decode`` then refuses by name.
+    Streamlit's browser side counts a megabyte as 10**6 bytes, as the page does (2**20 in a
+    browser on Windows), and refuses bigger files with its own message; its server counts
+    2**20 bytes. So neither refuses a file the page accepts, and what slips past the browser
+    is refused by ``decode``, by name.
     """
     return max(1, math.ceil(limits.max_upload_mb))
 
