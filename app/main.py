@@ -16,10 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
 
+from swedish_transcriber.audio import AudioError  # noqa: E402
 from swedish_transcriber.evaluation.word_diff import word_diff  # noqa: E402
 from swedish_transcriber.serving import media, model_paths, page, url  # noqa: E402
 from swedish_transcriber.serving.engines import DecodeOptions, load_engine  # noqa: E402
@@ -41,9 +43,35 @@ def engine_for(path: str, options: DecodeOptions):
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def decoded(data: bytes, name: str, limits: media.MediaLimits):
-    """The upload as 16 kHz mono, decoded once (widget changes re-run the script)."""
-    return media.decode(data, name, limits)
+def decoded(
+    digest: str, name: str, limits: media.MediaLimits, _data: bytes
+) -> tuple[np.ndarray | None, str]:
+    """The upload as 16 kHz mono, or why it cannot be used; decoded once per upload.
+
+    Every widget change re-runs the script. A refusal is cached as well as a success (keyed
+    by the upload's hash, name and limits), so a bad upload is not decoded again on each
+    rerun. ``_data`` is not hashed again: ``digest`` stands for it.
+    """
+    try:
+        return media.decode(_data, name, limits), ""
+    except AudioError as exc:
+        return None, str(exc)
+
+
+def enforce_upload_limit(limits: media.MediaLimits) -> None:
+    """Make the server refuse uploads over ``app.max_upload_mb``, however it was started.
+
+    Streamlit's upload endpoint checks only the global ``server.maxUploadSize`` (default
+    200 MB); a widget's ``max_upload_size`` is checked by the browser alone. The repo's
+    ``.streamlit/config.toml`` sets it (a test keeps it equal to params.yaml) for
+    ``streamlit run`` from the repo root; this covers any other start (another directory,
+    another params file). Server options have no public setter, hence ``streamlit.config``.
+    """
+    from streamlit import config as streamlit_config
+
+    wanted = media.upload_limit_mb(limits)
+    if streamlit_config.get_option("server.maxUploadSize") != wanted:
+        streamlit_config.set_option("server.maxUploadSize", wanted)
 
 
 def pick_model(config: page.PageConfig) -> page.ModelChoice | None:
@@ -124,17 +152,20 @@ def get_input(config: page.PageConfig) -> tuple[bytes, str] | None:
     limit = f"at most {config.app.max_upload_mb:g} MB and {config.app.max_seconds:g} s"
     if source == "URL":
         return fetch_url(config, limit)
+    max_size = media.upload_limit_mb(config.app.limits)
     if source == "Audio file":
         file = st.file_uploader(
             f"Swedish speech ({', '.join(media.AUDIO_TYPES)}; {limit})",
             type=list(media.AUDIO_TYPES),
             key="audio_file",
+            max_upload_size=max_size,
         )
     elif source == "Video file":
         file = st.file_uploader(
             f"A video; its audio track is transcribed ({', '.join(media.VIDEO_TYPES)}; {limit})",
             type=list(media.VIDEO_TYPES),
             key="video_file",
+            max_upload_size=max_size,
         )
     else:
         file = st.audio_input("Record Swedish speech", key="recording")
@@ -207,6 +238,7 @@ def main() -> None:
     except (ValueError, FileNotFoundError) as exc:
         st.error(f"The page's settings cannot be read: {exc}")
         st.stop()
+    enforce_upload_limit(config.app.limits)
     choice = pick_model(config)
 
     given = get_input(config)
@@ -214,10 +246,10 @@ def main() -> None:
         st.info("Choose a file or record a clip to start.")
         st.stop()
     data, name = given
-    try:
-        audio = decoded(data, name, config.app.limits)
-    except media.MediaError as exc:
-        st.error(str(exc))
+    digest = hashlib.sha1(data).hexdigest()
+    audio, refusal = decoded(digest, name, config.app.limits, data)
+    if audio is None:
+        st.error(refusal)
         st.stop()
     end_of_clip = page.trim_end(audio.shape[0] / media.WHISPER_SAMPLE_RATE)
     start, end = st.slider(
@@ -231,8 +263,11 @@ def main() -> None:
     )
     try:
         clip = media.trim(audio, start, end)
-    except media.MediaError as exc:
+    except AudioError as exc:
         st.error(str(exc))
+        st.stop()
+    if short := media.too_short(clip, config.app.limits):
+        st.error(f"{name}: {short}")
         st.stop()
     st.audio(media.wav_bytes(clip), format="audio/wav")
     if media.is_silent(clip, config.app.silence_threshold_db):
@@ -246,7 +281,7 @@ def main() -> None:
         st.stop()
 
     options = config.decode_options()
-    key = (hashlib.sha1(data).hexdigest(), round(start, 1), round(end, 1), str(choice.path))
+    key = (digest, round(start, 1), round(end, 1), str(choice.path))
     if st.button("Transcribe", type="primary", key="transcribe"):
         try:
             with st.spinner(f"Loading {choice.label}…"):

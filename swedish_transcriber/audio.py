@@ -1,13 +1,25 @@
-"""Decoding, resampling and measuring audio.
+"""Decoding, resampling and measuring audio: the one decoder of the pipeline and the page.
 
 Whisper listens at 16 kHz mono; Common Voice ships 48 kHz (older releases) or 32 kHz MP3.
-``soundfile`` (libsndfile >= 1.1) decodes and encodes MP3 itself and ``soxr`` resamples, so
-no system ffmpeg is needed. Decoding errors are turned into ``AudioError`` naming the file,
-so that a stage can quarantine the clip with that reason instead of crashing.
+Two libraries decode, behind the same checks and the same error:
+
+- files of the pipeline (``read_audio``/``load_audio``): ``soundfile`` (libsndfile >= 1.1
+  decodes MP3 itself) and one ``soxr`` resampling of the whole clip, so the features the model
+  is trained and scored on stay bit for bit what they were (PyAV's MP3 decoder differs from
+  mpg123 by ~1e-6);
+- uploads of the demo page (``decode_bytes``): PyAV, which ships ffmpeg's libraries in its
+  wheel and so reads any audio or video container without a system ffmpeg.
+
+Whatever decodes, every block passes one ``_Collector``: the sample rate must be sane, the
+block's duration is charged to the budget *before* it is resampled (a 1 Hz FLAC is refused at
+its first frame instead of being blown up to 16 kHz), channels are averaged from a packed
+array (PyAV's planar ``to_ndarray`` reads a bad pointer for 8+ channels and crashes the
+process), and empty, NaN, too short or too long audio is an ``AudioError`` naming the file.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,29 +28,210 @@ import soundfile as sf
 import soxr
 
 WHISPER_SAMPLE_RATE = 16_000
+# Rates outside this range are no real recording (telephone is 8 kHz, studio 384 kHz at most)
+# and a 1 Hz rate turns a 1 KB file into hours of audio.
+MIN_SAMPLE_RATE = 4_000
+MAX_SAMPLE_RATE = 384_000
+# The most a file of the pipeline may hold; Common Voice clips are ~5 s.
+MAX_FILE_SECONDS = 600.0
+MAX_FILE_SAMPLES = 1 << 27  # all channels together: 512 MB as float32
 
 
 class AudioError(ValueError):
-    """A clip could not be read: missing, empty, corrupt or in an unknown format."""
+    """Audio that cannot be used: missing, empty, corrupt, unknown format, too long or short.
+
+    The message names the file and says what is wrong, so a stage can quarantine the clip
+    with it as the reason and the page can show it as it is.
+    """
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Decode a file to mono float32 in [-1, 1] at its own sample rate."""
+class _Collector:
+    """The checks every decoded block passes, whichever library decoded it."""
+
+    def __init__(self, name: str, max_seconds: float, target_rate: int | None = None) -> None:
+        self.name = name
+        self.max_seconds = max_seconds
+        self.target_rate = target_rate
+        self.rate: int | None = None  # rate of the blocks so far
+        self.seconds = 0.0  # decoded duration so far
+        self.chunks: list[np.ndarray] = []
+        self._stream: soxr.ResampleStream | None = None
+
+    def check_rate(self, rate: int) -> None:
+        if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+            raise AudioError(
+                f"{self.name}: the sample rate is {rate} Hz; only "
+                f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz is accepted (the file is broken or "
+                f"is no recording)"
+            )
+
+    def charge(self, frames: int, rate: int) -> None:
+        """Refuse ``frames`` more samples at ``rate`` if they would pass the duration limit."""
+        self.check_rate(rate)
+        if self.seconds + frames / rate > self.max_seconds:
+            raise AudioError(
+                f"{self.name}: the audio is longer than the limit of {self.max_seconds:g} s; "
+                f"trim it first"
+            )
+
+    def add(self, block: np.ndarray, rate: int) -> None:
+        """Charge ``block`` (frames x channels, float32) to the budget, then keep it as mono.
+
+        Channels are averaged (ffmpeg's own downmix would scale stereo by 1/sqrt(2) instead),
+        so an upload is mixed as the corpus always was.
+        """
+        frames = int(block.shape[0])
+        self.charge(frames, rate)
+        if frames == 0:
+            return
+        self.seconds += frames / rate
+        mono = block.mean(axis=1) if block.ndim == 2 and block.shape[1] > 1 else block.reshape(-1)
+        if rate != self.rate:
+            self._flush()
+            self.rate = rate
+            if self.target_rate is not None and rate != self.target_rate:
+                self._stream = soxr.ResampleStream(rate, self.target_rate, 1, "float32", "HQ")
+        if self._stream is not None:
+            mono = self._stream.resample_chunk(np.ascontiguousarray(mono, dtype=np.float32))
+        self.chunks.append(mono)
+
+    def _flush(self) -> None:
+        if self._stream is not None:
+            self.chunks.append(self._stream.resample_chunk(np.zeros(0, np.float32), last=True))
+            self._stream = None
+
+    def finish(self, min_seconds: float = 0.0) -> np.ndarray:
+        """The mono samples, after the checks on the whole clip."""
+        self._flush()
+        audio = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        if audio.shape[0] == 0:
+            raise AudioError(f"{self.name}: the audio has no samples")
+        if self.seconds < min_seconds:
+            raise AudioError(
+                f"{self.name}: the audio is only {self.seconds:.3f} s long; at least "
+                f"{min_seconds:g} s is needed to transcribe speech"
+            )
+        if not np.isfinite(audio).all():
+            raise AudioError(f"{self.name}: the audio contains invalid (NaN or infinite) samples")
+        return audio
+
+
+def _libsndfile_reason(exc: sf.LibsndfileError) -> str:
+    """What libsndfile's error means for a file that exists.
+
+    libsndfile says "File does not exist or is not a regular file" (SFE_BAD_FILE, code 7)
+    for an existing file its MP3 reader cannot make sense of; quoting that would send whoever
+    reads the quarantine report looking for a missing file.
+    """
+    if getattr(exc, "code", None) == 7:
+        return "not audio in a format libsndfile reads, or corrupt (no audio stream found)"
+    return (getattr(exc, "error_string", "") or str(exc)).strip().rstrip(".")
+
+
+def read_audio(path: str | Path, max_seconds: float = MAX_FILE_SECONDS) -> tuple[np.ndarray, int]:
+    """Decode a file to mono float32 in [-1, 1] at its own sample rate.
+
+    The header's length is checked before anything is allocated, so a file that claims hours
+    of audio is refused at once. The file is then read in one piece, as ``sf.read`` does:
+    libsndfile's MP3 decoder gives slightly different samples after a block boundary when
+    read in blocks, and the pipeline's samples must stay what they were.
+    """
     path = Path(path)
     if not path.exists():
         raise AudioError(f"{path}: clip file is missing")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: clip file is empty (0 bytes)")
+    collector = _Collector(str(path), max_seconds)
     try:
-        data, sr = sf.read(path, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        with sf.SoundFile(path) as fh:
+            rate = int(fh.samplerate)
+            collector.charge(fh.frames, rate)
+            if fh.frames * fh.channels > MAX_FILE_SAMPLES:
+                raise AudioError(
+                    f"{path}: {fh.frames} frames x {fh.channels} channels is more than the "
+                    f"{MAX_FILE_SAMPLES} samples a clip may hold"
+                )
+            collector.add(fh.read(dtype="float32", always_2d=True), rate)
+    except sf.LibsndfileError as exc:
+        raise AudioError(f"{path}: cannot decode audio: {_libsndfile_reason(exc)}") from exc
+    except (RuntimeError, TypeError) as exc:
         raise AudioError(f"{path}: cannot decode audio ({exc})") from exc
-    if data.shape[0] == 0:
-        raise AudioError(f"{path}: audio has no samples")
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if not np.isfinite(mono).all():
-        raise AudioError(f"{path}: audio contains NaN or infinite samples")
-    return np.ascontiguousarray(mono, dtype=np.float32), int(sr)
+    return collector.finish(), rate
+
+
+def decode_bytes(
+    data: bytes,
+    name: str,
+    *,
+    max_bytes: int,
+    max_seconds: float,
+    min_seconds: float = 0.0,
+    sample_rate: int = WHISPER_SAMPLE_RATE,
+) -> np.ndarray:
+    """The first audio track of any audio or video file in ``data``, as mono at ``sample_rate``.
+
+    Decoding streams frame by frame and stops at the first frame past ``max_seconds``, so
+    neither a three-hour video nor a 1 KB file that claims days of audio gets into memory.
+    """
+    import av
+
+    if not data:
+        raise AudioError(f"{name}: the file is empty (0 bytes)")
+    if len(data) > max_bytes:
+        raise AudioError(
+            f"{name}: the file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:g} MB"
+        )
+    try:
+        container = av.open(io.BytesIO(data), mode="r", metadata_errors="replace")
+    except (av.FFmpegError, ValueError, OSError, UnicodeDecodeError) as exc:
+        raise AudioError(
+            f"{name}: not an audio or video file that can be decoded ({_ffmpeg_reason(exc)})"
+        ) from exc
+    collector = _Collector(name, max_seconds, sample_rate)
+    with container:
+        if not container.streams.audio:
+            kinds = ", ".join(sorted({s.type for s in container.streams})) or "nothing"
+            raise AudioError(f"{name}: the file has no audio track (it holds {kinds})")
+        stream = container.streams.audio[0]
+        if stream.codec_context is None:  # ffmpeg has no decoder for it
+            raise AudioError(f"{name}: the audio track is in an unknown or unsupported codec")
+        if stream.codec_context.sample_rate:
+            collector.check_rate(stream.codec_context.sample_rate)
+        converter: tuple[tuple[str, str, int], av.AudioResampler] | None = None
+        try:
+            for frame in container.decode(stream):
+                collector.charge(frame.samples, frame.sample_rate)  # before any conversion
+                if frame.samples == 0:
+                    continue
+                # Packed float keeps every channel in one plane: no per-channel pointers.
+                setup = (frame.format.name, frame.layout.name, frame.sample_rate)
+                if converter is None or converter[0] != setup:
+                    if converter is not None:
+                        _collect(converter[1].resample(None), collector)
+                    converter = (setup, av.AudioResampler(format="flt"))
+                _collect(converter[1].resample(frame), collector)
+            if converter is not None:
+                _collect(converter[1].resample(None), collector)
+        except (av.FFmpegError, ValueError, OSError) as exc:
+            if isinstance(exc, AudioError):
+                raise
+            raise AudioError(
+                f"{name}: the audio is corrupt and cannot be decoded ({_ffmpeg_reason(exc)})"
+            ) from exc
+    return collector.finish(min_seconds)
+
+
+def _ffmpeg_reason(exc: Exception) -> str:
+    """ffmpeg's words for what is wrong, without the errno and '<none>' file name PyAV adds."""
+    return str(getattr(exc, "strerror", None) or exc).strip()
+
+
+def _collect(frames: list, collector: _Collector) -> None:
+    """Hand packed float PyAV frames to ``collector`` as frames x channels arrays."""
+    for out in frames:
+        block = out.to_ndarray().reshape(-1, out.layout.nb_channels)[: out.samples]
+        collector.add(block, out.sample_rate)
 
 
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int = WHISPER_SAMPLE_RATE) -> np.ndarray:

@@ -110,6 +110,12 @@ def wav(audio: np.ndarray, sample_rate: int = 16_000) -> bytes:
     return buffer.getvalue()
 
 
+def flac(audio: np.ndarray, sample_rate: int) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, sample_rate, format="FLAC")
+    return buffer.getvalue()
+
+
 def expected(params_file: Path, model_dir: Path, data: bytes, name: str) -> str:
     """What the page must show: the same engine on the same decoded audio."""
     config = page.load_config(params_file)
@@ -218,8 +224,10 @@ def test_long_audio_is_transcribed_in_timed_chunks(app):
         ("silence.wav", wav(np.zeros(32_000, np.float32)), "the clip is silent"),
         ("huge.wav", wav(tone(100.0, 16_000)), "the limit is 3 MB"),
         ("long.flac", encode(tone(95.0, 16_000), 16_000, "flac"), "longer than the limit of 90 s"),
+        ("blip.wav", wav(tone(0.02, 16_000)), "only 0.020 s long"),
+        ("bomb.flac", flac(np.zeros((200_000, 4), np.float32), 1), "sample rate is 1 Hz"),
     ],
-    ids=["empty", "not-audio", "silent", "too-big", "too-long"],
+    ids=["empty", "not-audio", "silent", "too-big", "too-long", "too-short", "1-hz"],
 )
 def test_bad_input_gets_a_message_and_the_page_keeps_working(app, name, data, message):
     app.file_uploader(key="audio_file").upload(name, data, "audio/wav").run()
@@ -230,6 +238,42 @@ def test_bad_input_gets_a_message_and_the_page_keeps_working(app, name, data, me
     app.file_uploader(key="audio_file").upload("good.wav", good, "audio/wav").run()
     app.button(key="transcribe").click().run()
     assert not errors(app) and app.text[0].value
+
+
+@pytest.mark.parametrize("channels", [8, 9])
+def test_many_channel_upload_is_transcribed(app, channels):
+    """An 8- or 9-channel file once killed the server (SIGSEGV in PyAV's planar path)."""
+    audio = np.tile(tone(1.0, 16_000, seed=9)[:, None], (1, channels))
+    app.file_uploader(key="audio_file").upload(f"ch{channels}.wav", wav(audio), "audio/wav").run()
+    app.button(key="transcribe").click().run()
+    assert not errors(app) and app.text[0].value
+
+
+def test_a_refusal_is_cached_so_a_rerun_does_not_decode_again(app, monkeypatch):
+    calls: list[str] = []
+    decode = media.decode
+
+    def counted(data, name, limits):
+        calls.append(name)
+        return decode(data, name, limits)
+
+    monkeypatch.setattr(media, "decode", counted)
+    bomb = flac(np.zeros((100_000, 3), np.float32), 2)  # unlike any other test's upload
+    app.file_uploader(key="audio_file").upload("cached.flac", bomb, "audio/flac").run()
+    assert "sample rate is 2 Hz" in errors(app)[0]
+    app.run()
+    app.run()
+    assert "sample rate is 2 Hz" in errors(app)[0]
+    assert calls == ["cached.flac"]
+
+
+def test_server_upload_limit_follows_the_params(app, params_file):
+    """The upload endpoint checks only server.maxUploadSize; the page sets it from params."""
+    from streamlit import config as streamlit_config
+
+    limits = page.load_config(params_file).app.limits
+    assert streamlit_config.get_option("server.maxUploadSize") == media.upload_limit_mb(limits)
+    assert app.file_uploader(key="audio_file").proto.max_upload_size_mb == 3
 
 
 def test_reference_text_shows_wer_and_the_differing_words(app):

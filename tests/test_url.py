@@ -21,6 +21,7 @@ import yaml
 from streamlit.testing.v1 import AppTest
 from yt_dlp.utils import DownloadError, ExtractorError, UnsupportedError
 
+from swedish_transcriber.audio import AudioError
 from swedish_transcriber.params import section
 from swedish_transcriber.serving import media, page, url, url_guard
 from tests.conftest import REPO, tone
@@ -246,7 +247,7 @@ def test_too_long_is_refused_from_the_metadata_before_downloading(server):
 
 def test_too_long_without_metadata_is_refused_by_the_decoder(server):
     got = url.fetch(server.url("/long.wav"), LIMITS, OPEN)  # 0.5 MB: within the size cap
-    with pytest.raises(media.MediaError, match="longer than the limit of 20 s"):
+    with pytest.raises(AudioError, match="longer than the limit of 20 s"):
         media.decode(got.data, got.name, LIMITS)
 
 

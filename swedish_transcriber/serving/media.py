@@ -1,28 +1,26 @@
-"""Decoding what a user hands the demo page: audio or video files, or a microphone recording.
+"""What the demo page does with an upload or a microphone recording, around the decoder.
 
 The page takes anything ffmpeg can read (wav, mp3, flac, ogg, m4a; the audio track of mp4,
-webm, mkv). PyAV ships ffmpeg's libraries in its wheel, so no system ffmpeg is needed. Every
-way an upload can be unusable (empty, not media at all, corrupt, no audio track, too big,
-too long, silent) is a ``MediaError`` whose message the page shows as it is, so one bad file
-never takes the page down.
+webm, mkv). Decoding itself is ``swedish_transcriber.audio.decode_bytes``, the decoder the
+pipeline shares; here are the page's limits and what it does with the decoded clip. Every way
+an upload can be unusable (empty, not media at all, corrupt, no audio track, too big, too
+long, too short, silent) is an ``AudioError`` whose message the page shows as it is, so one
+bad file never takes the page down.
 """
 
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
 
-from swedish_transcriber.audio import WHISPER_SAMPLE_RATE, frame_levels_db
+from swedish_transcriber.audio import WHISPER_SAMPLE_RATE, AudioError, decode_bytes, frame_levels_db
 
 AUDIO_TYPES: tuple[str, ...] = ("wav", "mp3", "flac", "ogg", "m4a")
 VIDEO_TYPES: tuple[str, ...] = ("mp4", "webm", "mkv")
-
-
-class MediaError(ValueError):
-    """An upload or recording cannot be transcribed; the message says why, for the user."""
 
 
 @dataclass(frozen=True)
@@ -32,67 +30,45 @@ class MediaLimits:
     max_upload_mb: float = 50.0
     max_seconds: float = 600.0
     silence_threshold_db: float = -45.0  # a clip whose loudest 20 ms frame is quieter is silent
+    min_seconds: float = 0.1  # Whisper invents text for a shorter clip
 
 
 def decode(
     data: bytes, name: str, limits: MediaLimits, sample_rate: int = WHISPER_SAMPLE_RATE
 ) -> np.ndarray:
-    """The first audio track of ``data`` as mono float32 at ``sample_rate``.
+    """The first audio track of ``data`` as mono float32 at ``sample_rate``, within ``limits``."""
+    return decode_bytes(
+        data,
+        name,
+        max_bytes=int(limits.max_upload_mb * 1e6),
+        max_seconds=limits.max_seconds,
+        min_seconds=limits.min_seconds,
+        sample_rate=sample_rate,
+    )
 
-    Decoding stops as soon as the track is longer than ``limits.max_seconds``, so a
-    three-hour video is refused in a second instead of being decoded into memory first.
+
+def upload_limit_mb(limits: MediaLimits) -> int:
+    """Streamlit's upload limit (whole megabytes) for ``app.max_upload_mb``: rounded up.
+
+    Streamlit's browser side counts a megabyte as 10**6 bytes, as the page does (2**20 in a
+    browser on Windows), and refuses bigger files with its own message; its server counts
+    2**20 bytes. So neither refuses a file the page accepts, and what slips past the browser
+    is refused by ``decode``, by name.
     """
-    import av
+    return max(1, math.ceil(limits.max_upload_mb))
 
-    if not data:
-        raise MediaError(f"{name}: the file is empty (0 bytes)")
-    size_mb = len(data) / 1e6
-    if size_mb > limits.max_upload_mb:
-        raise MediaError(
-            f"{name}: the file is {size_mb:.1f} MB; the limit is {limits.max_upload_mb:g} MB"
-        )
-    try:
-        container = av.open(io.BytesIO(data), mode="r")
-    except (av.FFmpegError, ValueError, OSError) as exc:
-        raise MediaError(f"{name}: not an audio or video file that can be decoded ({exc})") from exc
-    with container:
-        if not container.streams.audio:
-            kinds = ", ".join(sorted({s.type for s in container.streams})) or "nothing"
-            raise MediaError(f"{name}: the file has no audio track (it holds {kinds})")
-        stream = container.streams.audio[0]
-        # Channels are averaged here, as audio.read_audio does for the corpus (ffmpeg's own
-        # mono downmix scales stereo by 1/sqrt(2) instead).
-        resampler = av.AudioResampler(format="fltp", rate=sample_rate)
-        limit = int(limits.max_seconds * sample_rate)
-        chunks: list[np.ndarray] = []
-        total = 0
-        try:
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().mean(axis=0))
-                    total += chunks[-1].shape[0]
-                if total > limit:
-                    raise MediaError(
-                        f"{name}: the audio is longer than the limit of "
-                        f"{limits.max_seconds:g} s; trim it or raise app.max_seconds"
-                    )
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().mean(axis=0))
-        except (av.FFmpegError, ValueError, OSError) as exc:
-            if isinstance(exc, MediaError):
-                raise
-            raise MediaError(f"{name}: the audio is corrupt and cannot be decoded ({exc})") from exc
-    audio = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0)
-    if audio.shape[0] == 0:
-        raise MediaError(f"{name}: the audio track has no samples")
-    if audio.shape[0] > limit:
-        raise MediaError(
-            f"{name}: the audio is longer than the limit of {limits.max_seconds:g} s; "
-            f"trim it or raise app.max_seconds"
-        )
-    if not np.isfinite(audio).all():
-        raise MediaError(f"{name}: the audio contains invalid (NaN or infinite) samples")
-    return np.ascontiguousarray(audio)
+
+def too_short(
+    audio: np.ndarray, limits: MediaLimits, sample_rate: int = WHISPER_SAMPLE_RATE
+) -> str:
+    """Why a (trimmed) clip is too short to transcribe, or "" when it is long enough."""
+    seconds = audio.shape[0] / sample_rate
+    if seconds >= limits.min_seconds:
+        return ""
+    return (
+        f"the clip is only {seconds:.2f} s long; at least {limits.min_seconds:g} s is needed "
+        f"to transcribe speech"
+    )
 
 
 def is_silent(
@@ -111,11 +87,11 @@ def trim(
 ) -> np.ndarray:
     """The part of ``audio`` between ``start`` and ``end`` seconds (clamped to the clip)."""
     if end <= start:
-        raise MediaError(f"the trim end ({end:.2f} s) must be after its start ({start:.2f} s)")
+        raise AudioError(f"the trim end ({end:.2f} s) must be after its start ({start:.2f} s)")
     first = max(0, int(round(start * sample_rate)))
     last = min(audio.shape[0], int(round(end * sample_rate)))
     if last <= first:
-        raise MediaError(f"nothing left after trimming to {start:.2f}-{end:.2f} s")
+        raise AudioError(f"nothing left after trimming to {start:.2f}-{end:.2f} s")
     return audio[first:last]
 
 

@@ -42,6 +42,7 @@ class AppParams:
     max_new_tokens: int = 224
     threads: int = 2
     ct2_compute_type: str = "int8"
+    min_seconds: float = 0.1
     # "Another directory…" on the page, limited to directories inside model_roots (no
     # defaults here: params.yaml is the one source). kw_only: they follow defaulted fields.
     allow_other_directories: bool = field(kw_only=True)
@@ -62,6 +63,8 @@ class AppParams:
             )
         if self.max_upload_mb <= 0 or self.max_seconds <= 0:
             raise ValueError("params.yaml: app.max_upload_mb and app.max_seconds must be > 0")
+        if not 0 <= self.min_seconds < self.max_seconds:
+            raise ValueError("params.yaml: app.min_seconds must be >= 0 and below app.max_seconds")
         if self.ct2_compute_type not in CT2_COMPUTE_TYPES:
             raise ValueError(
                 f"params.yaml: app.ct2_compute_type must be one of {', '.join(CT2_COMPUTE_TYPES)}"
@@ -85,7 +88,9 @@ class AppParams:
 
     @property
     def limits(self) -> MediaLimits:
-        return MediaLimits(self.max_upload_mb, self.max_seconds, self.silence_threshold_db)
+        return MediaLimits(
+            self.max_upload_mb, self.max_seconds, self.silence_threshold_db, self.min_seconds
+        )
 
     @property
     def plan(self) -> ChunkPlan:
