@@ -18,19 +18,23 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
 
 from swedish_transcriber.evaluation.word_diff import word_diff  # noqa: E402
+from swedish_transcriber.model.source import ModelLanguage  # noqa: E402
 from swedish_transcriber.serving import media, page  # noqa: E402
-from swedish_transcriber.serving.engines import DecodeOptions, load_engine  # noqa: E402
+from swedish_transcriber.serving.engines import EngineSettings, load_engine  # noqa: E402
 from swedish_transcriber.serving.long_form import Transcript, transcribe_audio  # noqa: E402
 from swedish_transcriber.serving.subtitles import timestamp, to_srt, to_txt  # noqa: E402
+from swedish_transcriber.whisper import SAMPLE_RATE, DecodeOptions  # noqa: E402
 
 OTHER = "Another directory…"
 SOURCES = ("Audio file", "Video file", "Microphone")
 
 
 @st.cache_resource(show_spinner=False, max_entries=3)
-def engine_for(path: str, options: DecodeOptions):
+def engine_for(
+    path: str, language: ModelLanguage, options: DecodeOptions, settings: EngineSettings
+):
     """One loaded model per directory and settings, shared by every session of the process."""
-    return load_engine(path, options)
+    return load_engine(path, language, options, settings)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -64,7 +68,8 @@ def pick_model(config: page.PageConfig) -> page.ModelChoice | None:
 def get_input(config: page.PageConfig) -> tuple[bytes, str] | None:
     """The bytes and name of the chosen upload or recording, or None."""
     source = st.radio("Input", SOURCES, horizontal=True, key="source")
-    limit = f"at most {config.app.max_upload_mb:g} MB and {config.app.max_seconds:g} s"
+    limits = config.app.limits
+    limit = f"at most {limits.max_upload_mb:g} MB and {limits.max_seconds:g} s"
     if source == "Audio file":
         file = st.file_uploader(
             f"Swedish speech ({', '.join(media.AUDIO_TYPES)}; {limit})",
@@ -160,7 +165,7 @@ def main() -> None:
     except media.MediaError as exc:
         st.error(str(exc))
         st.stop()
-    end_of_clip = page.trim_end(audio.shape[0] / media.WHISPER_SAMPLE_RATE)
+    end_of_clip = page.trim_end(audio.shape[0] / SAMPLE_RATE)
     start, end = st.slider(
         "Trim (seconds)",
         min_value=0.0,
@@ -176,9 +181,10 @@ def main() -> None:
         st.error(str(exc))
         st.stop()
     st.audio(media.wav_bytes(clip), format="audio/wav")
-    if media.is_silent(clip, config.app.silence_threshold_db):
+    threshold = config.app.chunks.silence_threshold_db
+    if media.is_silent(clip, threshold):
         st.error(
-            f"{name}: the clip is silent (no part reaches {config.app.silence_threshold_db:g} dB);"
+            f"{name}: the clip is silent (no part reaches {threshold:g} dB);"
             f" there is nothing to transcribe"
         )
         st.stop()
@@ -186,12 +192,12 @@ def main() -> None:
         st.warning("Choose a model in the sidebar.")
         st.stop()
 
-    options = config.decode_options()
+    app = config.app
     key = (hashlib.sha1(data).hexdigest(), round(start, 1), round(end, 1), str(choice.path))
     if st.button("Transcribe", type="primary", key="transcribe"):
         try:
             with st.spinner(f"Loading {choice.label}…"):
-                engine = engine_for(str(choice.path), options)
+                engine = engine_for(str(choice.path), config.language, app.decode, app.engine)
         except (OSError, ValueError, RuntimeError) as exc:
             st.error(f"{choice.path}: the model cannot be loaded ({exc})")
             st.stop()
@@ -202,9 +208,7 @@ def main() -> None:
 
         began = time.perf_counter()
         try:
-            transcript = transcribe_audio(
-                clip, engine, config.app.plan, config.app.batch_size, progress
-            )
+            transcript = transcribe_audio(clip, engine, app.chunks, app.decode.batch_size, progress)
         except (ValueError, RuntimeError) as exc:
             st.error(f"Transcription failed: {exc}")
             st.stop()

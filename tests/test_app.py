@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from swedish_transcriber.model.export import export_ct2
 from swedish_transcriber.serving import media, page
 from swedish_transcriber.serving.engines import load_engine
 from swedish_transcriber.serving.long_form import transcribe_audio
+from swedish_transcriber.whisper import CHUNK_LENGTH
 from tests.conftest import REPO, tone
 from tests.media_files import encode
 from tests.tiny import save_tiny_base
@@ -24,6 +26,7 @@ APP = str(REPO / "app" / "main.py")
 TRANSFORMERS_LABEL = "tiny (transformers)"
 CT2_LABEL = "tiny (CTranslate2 int8)"
 MISSING_LABEL = "not built yet"
+REPO_PARAMS = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +43,10 @@ def params_file(tmp_path_factory) -> Path:
                 CT2_LABEL: str(root / "models" / "tiny-ct2"),  # absolute paths work too
                 MISSING_LABEL: "models/ct2-not-there",
             },
-            "max_upload_mb": 3.0,
-            "max_seconds": 90.0,
-            "silence_threshold_db": -45.0,
-            "chunk_seconds": 30.0,
-            "min_pause": 0.3,
-            "batch_size": 2,
-            "num_beams": 1,
-            "max_new_tokens": 8,
-            "threads": 2,
-            "ct2_compute_type": "int8",
+            "limits": {"max_upload_mb": 3.0, "max_seconds": 90.0},
+            "chunks": {**REPO_PARAMS["app"]["chunks"], "chunk_seconds": 30.0},
+            "decode": {**REPO_PARAMS["app"]["decode"], "max_new_tokens": 8},
+            "engine": {**REPO_PARAMS["app"]["engine"], "ct2_compute_type": "int8"},
         },
     }
     path = root / "params.yaml"
@@ -103,8 +100,9 @@ def expected(params_file: Path, model_dir: Path, data: bytes, name: str) -> str:
     """What the page must show: the same engine on the same decoded audio."""
     config = page.load_config(params_file)
     audio = media.decode(data, name, config.app.limits)
-    engine = load_engine(model_dir, config.decode_options())
-    return transcribe_audio(audio, engine, config.app.plan, config.app.batch_size).text
+    app = config.app
+    engine = load_engine(model_dir, config.language, app.decode, app.engine)
+    return transcribe_audio(audio, engine, app.chunks, app.decode.batch_size).text
 
 
 def errors(at: AppTest) -> list[str]:
@@ -237,7 +235,18 @@ def test_reference_text_shows_wer_and_the_differing_words(app):
 
 def test_unreadable_settings_are_reported(tmp_path, monkeypatch):
     bad = tmp_path / "params.yaml"
-    bad.write_text("model: {language: sv, task: transcribe}\napp: {batch_size: 0}\n")
+    params = copy.deepcopy({"model": REPO_PARAMS["model"], "app": REPO_PARAMS["app"]})
+    params["app"]["decode"] = {**params["app"]["decode"], "batch_size": 0}
+    bad.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     monkeypatch.setenv(page.PARAMS_ENV, str(bad))
     at = AppTest.from_file(APP, default_timeout=60).run()
-    assert "app.batch_size must be >= 1" in errors(at)[0]
+    assert "app.decode: batch_size must be >= 1" in errors(at)[0]
+
+
+def test_without_the_variable_the_page_reads_the_repos_params(monkeypatch):
+    monkeypatch.delenv(page.PARAMS_ENV, raising=False)
+    assert page.params_path() == REPO / "params.yaml"
+    config = page.load_config()
+    assert config.root == REPO
+    assert config.app.decode.batch_size == REPO_PARAMS["app"]["decode"]["batch_size"]
+    assert config.app.chunks.chunk_seconds <= CHUNK_LENGTH

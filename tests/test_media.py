@@ -21,7 +21,7 @@ from swedish_transcriber.serving.media import (
 from tests.conftest import tone
 from tests.media_files import encode, video_without_audio
 
-LIMITS = MediaLimits(max_upload_mb=5.0, max_seconds=20.0, silence_threshold_db=-45.0)
+LIMITS = MediaLimits(max_upload_mb=5.0, max_seconds=20.0)
 
 
 @pytest.mark.parametrize("extension", AUDIO_TYPES + VIDEO_TYPES)

@@ -581,7 +581,7 @@ def augment_manifest(
     params: AugmentParams,
     work_clips_dir: str | Path,
     final_clips_dir: str | Path,
-    settings: MeasureSettings | None = None,
+    settings: MeasureSettings,
 ) -> AugmentResult:
     """Augment every row of ``df``; write the copies' audio into ``work_clips_dir``.
 
@@ -589,7 +589,6 @@ def augment_manifest(
     place; the manifest's ``audio_file`` points there. Output rows keep the input order, each
     original followed by its copies.
     """
-    settings = settings or MeasureSettings()
     if not params.enabled or params.copies == 0:
         return AugmentResult(passthrough(df), [])
     chain = build_chain(params)  # configuration errors surface here, before any worker starts
@@ -644,7 +643,7 @@ def augment_train(
     params: AugmentParams,
     out_dir: str | Path,
     quarantine_dir: str | Path,
-    settings: MeasureSettings | None = None,
+    settings: MeasureSettings,
 ) -> AugmentResult:
     """Write ``out_dir/train.parquet`` and ``out_dir/clips/`` and the quarantine, atomically."""
     out_dir, quarantine_dir = Path(out_dir), Path(quarantine_dir)

@@ -1,7 +1,7 @@
 """What the demo page (``app/main.py``) does, apart from drawing widgets.
 
 Kept out of the Streamlit script so it can be tested and reused: which models the page
-offers, its limits (params.yaml ``app``), and the word-difference view. The page's params
+offers, its settings (params.yaml ``app``), and the word-difference view. The page's params
 file is the repo's ``params.yaml``, or the file named by ``SWEDISH_TRANSCRIBER_PARAMS`` (the
 tests point it at tiny models).
 """
@@ -11,61 +11,31 @@ from __future__ import annotations
 import html
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from swedish_transcriber.evaluation.word_diff import WordDiff
 from swedish_transcriber.model.source import ModelLanguage
 from swedish_transcriber.params import load_params, section
-from swedish_transcriber.serving.engines import DecodeOptions, model_kind
+from swedish_transcriber.serving.engines import EngineSettings, model_kind
 from swedish_transcriber.serving.long_form import ChunkPlan
 from swedish_transcriber.serving.media import MediaLimits
+from swedish_transcriber.whisper import DecodeOptions
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PARAMS_ENV = "SWEDISH_TRANSCRIBER_PARAMS"
-CT2_COMPUTE_TYPES = ("int8", "int8_float32", "int16", "float32")
 
 
 @dataclass(frozen=True)
 class AppParams:
-    """Params section ``app``."""
+    """Params section ``app``: each part is the dataclass of the module that uses it."""
 
-    models: dict[str, str] = field(default_factory=dict)
-    max_upload_mb: float = 50.0
-    max_seconds: float = 600.0
-    silence_threshold_db: float = -45.0
-    chunk_seconds: float = 30.0
-    min_pause: float = 0.3
-    batch_size: int = 2
-    num_beams: int = 1
-    max_new_tokens: int = 224
-    threads: int = 2
-    ct2_compute_type: str = "int8"
-
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "num_beams", "max_new_tokens", "threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"params.yaml: app.{name} must be >= 1")
-        if self.max_new_tokens > 224:
-            raise ValueError(
-                "params.yaml: app.max_new_tokens must be <= 224 (half of Whisper's 448 decoder "
-                "positions, as openai/whisper's sample_len)"
-            )
-        if self.max_upload_mb <= 0 or self.max_seconds <= 0:
-            raise ValueError("params.yaml: app.max_upload_mb and app.max_seconds must be > 0")
-        if self.ct2_compute_type not in CT2_COMPUTE_TYPES:
-            raise ValueError(
-                f"params.yaml: app.ct2_compute_type must be one of {', '.join(CT2_COMPUTE_TYPES)}"
-            )
-        ChunkPlan(self.chunk_seconds, self.min_pause, self.silence_threshold_db)
-
-    @property
-    def limits(self) -> MediaLimits:
-        return MediaLimits(self.max_upload_mb, self.max_seconds, self.silence_threshold_db)
-
-    @property
-    def plan(self) -> ChunkPlan:
-        return ChunkPlan(self.chunk_seconds, self.min_pause, self.silence_threshold_db)
+    # label -> model directory, in the order the page offers them (relative to the repo).
+    models: dict[str, str]
+    limits: MediaLimits  # what an upload may be
+    chunks: ChunkPlan  # how long audio is cut at pauses
+    decode: DecodeOptions  # batch_size: chunks per model call
+    engine: EngineSettings  # threads, CTranslate2 compute type
 
 
 @dataclass(frozen=True)
@@ -75,16 +45,6 @@ class PageConfig:
     app: AppParams
     language: ModelLanguage
     root: Path  # model paths in the params are relative to this directory
-
-    def decode_options(self) -> DecodeOptions:
-        return DecodeOptions(
-            language=self.language.language,
-            task=self.language.task,
-            num_beams=self.app.num_beams,
-            max_new_tokens=self.app.max_new_tokens,
-            threads=self.app.threads,
-            ct2_compute_type=self.app.ct2_compute_type,
-        )
 
 
 def params_path() -> Path:
