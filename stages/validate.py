@@ -1,12 +1,10 @@
 """Stage ``validate``: the ingest manifest -> validated manifests, quarantine, report, Data Docs.
 
 ``python -m stages.validate data/manifest data/validated data/quarantine/validate
-reports/validation.json reports/data_docs``. Runs the Great Expectations suite of
-``swedish_transcriber.data.validation`` over all splits with the thresholds of params
-``validate``. The report and the Data Docs describe every run, so they are written first
-(atomically); the data outputs are written only when the fail rate is within
-``validate.max_fail_rate``. Above it the stage exits 1 with the counts per expectation and
-writes neither the validated manifests nor their quarantine (no half state).
+reports/validation.json reports/data_docs`` runs the Great Expectations suite with params
+``validate``. The report and Data Docs describe every run, so they are written first; the
+data outputs only when the fail rate is within ``validate.max_fail_rate``. Above it the stage
+exits 1 with the counts per expectation and writes no data (no half state).
 """
 
 from __future__ import annotations
