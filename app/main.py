@@ -23,10 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain
 
 from swedish_transcriber.audio import AudioError  # noqa: E402
 from swedish_transcriber.evaluation.word_diff import word_diff  # noqa: E402
+from swedish_transcriber.model.source import ModelLanguage  # noqa: E402
 from swedish_transcriber.serving import media, model_paths, page, url  # noqa: E402
-from swedish_transcriber.serving.engines import DecodeOptions, load_engine  # noqa: E402
+from swedish_transcriber.serving.engines import EngineSettings, load_engine  # noqa: E402
 from swedish_transcriber.serving.long_form import Transcript, transcribe_audio  # noqa: E402
 from swedish_transcriber.serving.subtitles import timestamp, to_srt, to_txt  # noqa: E402
+from swedish_transcriber.whisper import SAMPLE_RATE, DecodeOptions  # noqa: E402
 
 OTHER = "Another directory…"
 SOURCES = ("Audio file", "Video file", "Microphone", "URL")
@@ -34,12 +36,14 @@ LOG = logging.getLogger("swedish_transcriber.page")
 
 
 @st.cache_resource(show_spinner=False, max_entries=3)
-def engine_for(path: str, options: DecodeOptions):
+def engine_for(
+    path: str, language: ModelLanguage, options: DecodeOptions, settings: EngineSettings
+):
     """One loaded model per resolved directory and settings, shared by every session.
 
     ``path`` is a ``ModelChoice.path``, resolved: two spellings of one directory share an entry.
     """
-    return load_engine(path, options)
+    return load_engine(path, language, options, settings)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -118,7 +122,7 @@ def fetch_url(config: page.PageConfig, limit: str) -> tuple[bytes, str] | None:
         return None
     fetched = st.session_state.get("url_download")
     if fetched is None or fetched[0] != typed:
-        max_bytes = config.app.max_upload_mb * 1e6
+        max_bytes = config.app.limits.max_upload_mb * 1e6
         bar = st.progress(0.0, text="Downloading…")
 
         def progress(done: int, total: int | None) -> None:
@@ -149,10 +153,11 @@ def fetch_url(config: page.PageConfig, limit: str) -> tuple[bytes, str] | None:
 def get_input(config: page.PageConfig) -> tuple[bytes, str] | None:
     """The bytes and name of the chosen upload, recording or link, or None."""
     source = st.radio("Input", SOURCES, horizontal=True, key="source")
-    limit = f"at most {config.app.max_upload_mb:g} MB and {config.app.max_seconds:g} s"
+    limits = config.app.limits
+    limit = f"at most {limits.max_upload_mb:g} MB and {limits.max_seconds:g} s"
     if source == "URL":
         return fetch_url(config, limit)
-    max_size = media.upload_limit_mb(config.app.limits)
+    max_size = media.upload_limit_mb(limits)
     if source == "Audio file":
         file = st.file_uploader(
             f"Swedish speech ({', '.join(media.AUDIO_TYPES)}; {limit})",
@@ -251,7 +256,7 @@ def main() -> None:
     if audio is None:
         st.error(refusal)
         st.stop()
-    end_of_clip = page.trim_end(audio.shape[0] / media.WHISPER_SAMPLE_RATE)
+    end_of_clip = page.trim_end(audio.shape[0] / SAMPLE_RATE)
     start, end = st.slider(
         "Trim (seconds)",
         min_value=0.0,
@@ -270,9 +275,10 @@ def main() -> None:
         st.error(f"{name}: {short}")
         st.stop()
     st.audio(media.wav_bytes(clip), format="audio/wav")
-    if media.is_silent(clip, config.app.silence_threshold_db):
+    threshold = config.app.chunks.silence_threshold_db
+    if media.is_silent(clip, threshold):
         st.error(
-            f"{name}: the clip is silent (no part reaches {config.app.silence_threshold_db:g} dB);"
+            f"{name}: the clip is silent (no part reaches {threshold:g} dB);"
             f" there is nothing to transcribe"
         )
         st.stop()
@@ -280,12 +286,12 @@ def main() -> None:
         st.warning("Choose a model in the sidebar.")
         st.stop()
 
-    options = config.decode_options()
+    app = config.app
     key = (digest, round(start, 1), round(end, 1), str(choice.path))
     if st.button("Transcribe", type="primary", key="transcribe"):
         try:
             with st.spinner(f"Loading {choice.label}…"):
-                engine = engine_for(str(choice.path), options)
+                engine = engine_for(str(choice.path), config.language, app.decode, app.engine)
         except Exception as exc:  # any library error: a message, not a traceback with paths
             LOG.exception("loading %s (%s)", choice.label, choice.path)
             st.error(model_paths.load_failure(choice.label, exc))
@@ -297,9 +303,7 @@ def main() -> None:
 
         began = time.perf_counter()
         try:
-            transcript = transcribe_audio(
-                clip, engine, config.app.plan, config.app.batch_size, progress
-            )
+            transcript = transcribe_audio(clip, engine, app.chunks, app.decode.batch_size, progress)
         except (ValueError, RuntimeError) as exc:
             st.error(f"Transcription failed: {exc}")
             st.stop()

@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from swedish_transcriber.audio import WHISPER_SAMPLE_RATE, load_audio  # noqa: E402
+from swedish_transcriber.audio import load_audio  # noqa: E402
 from swedish_transcriber.data.demo_corpus import CorpusParams, build_corpus  # noqa: E402
 from swedish_transcriber.data.features import (  # noqa: E402
     FeatureSettings,
@@ -33,6 +33,7 @@ from swedish_transcriber.data.features import (  # noqa: E402
 )
 from swedish_transcriber.data.ingest import MeasureSettings, ingest_release  # noqa: E402
 from swedish_transcriber.params import section  # noqa: E402
+from swedish_transcriber.whisper import SAMPLE_RATE  # noqa: E402
 
 
 def timed(fn, *args, **kwargs):
@@ -48,7 +49,7 @@ def logmel_alone(audio: list[np.ndarray], processor, batch_size: int, num_proc: 
     def work(chunk: list[np.ndarray]) -> None:
         for i in range(0, len(chunk), batch_size):
             processor.feature_extractor(
-                chunk[i : i + batch_size], sampling_rate=WHISPER_SAMPLE_RATE, return_tensors="np"
+                chunk[i : i + batch_size], sampling_rate=SAMPLE_RATE, return_tensors="np"
             )
 
     if num_proc <= 1:
@@ -75,7 +76,8 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
-    corpus = section("corpus", CorpusParams, REPO / "params.yaml")
+    params_file = REPO / "params.yaml"
+    corpus = section("corpus", CorpusParams, params_file)
     # Enough sentences for --clips train clips (2 speakers read each train sentence).
     corpus = replace(
         corpus,
@@ -86,17 +88,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         release = Path(tmp) / "demo"
         build_corpus(corpus, release)
-        ingested, t_ingest = timed(ingest_release, release, 0, 0, MeasureSettings(), args.num_proc)
+        measure = section("ingest.measure", MeasureSettings, params_file)
+        ingested, t_ingest = timed(ingest_release, release, 0, 0, measure, args.num_proc)
         manifest = ingested.splits["train"]
         n = len(manifest)
 
         from swedish_transcriber.data.validation import ValidationSettings, validate_manifests
 
         _, t_validate = timed(
-            validate_manifests, ingested.splits, ValidationSettings(), Path(tmp) / "docs"
+            validate_manifests,
+            ingested.splits,
+            section("validate", ValidationSettings, params_file),
+            Path(tmp) / "docs",
         )
 
-        settings = FeatureSettings(num_proc=args.num_proc, batch_size=args.batch_size)
+        settings = replace(
+            section("features", FeatureSettings, params_file),
+            num_proc=args.num_proc,
+            batch_size=args.batch_size,
+        )
         import datasets
 
         datasets.disable_caching()

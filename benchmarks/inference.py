@@ -51,8 +51,8 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from swedish_transcriber.audio import WHISPER_SAMPLE_RATE  # noqa: E402
 from swedish_transcriber.evaluation.normalizer import normalize  # noqa: E402
+from swedish_transcriber.whisper import SAMPLE_RATE  # noqa: E402
 
 TEST_TABLE = REPO / "data/validated/test.parquet"
 DEFAULT_OUT = REPO / "benchmarks/results/inference.json"
@@ -115,7 +115,7 @@ def build_recording(
     clips: Sequence[np.ndarray],
     seconds: float = RECORDING_SECONDS,
     gap_seconds: float = GAP_SECONDS,
-    sample_rate: int = WHISPER_SAMPLE_RATE,
+    sample_rate: int = SAMPLE_RATE,
 ) -> Recording:
     """Clips in order, ``gap_seconds`` of silence between them, cut at a gap to ``seconds``.
 
@@ -327,30 +327,25 @@ def contention(
 
 
 def decode_settings(params_file: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Decode and chunking settings: ``params.yaml`` (``model``, ``app``), CLI flags on top.
+    """Decode and chunking settings: the page's, CLI flags on top.
 
-    Read leniently with defaults from the library's own dataclasses, so the benchmark still
-    runs while ``params.yaml``'s ``app`` section is being edited.
+    ``params.yaml``'s ``model`` and ``app`` sections are read as strictly as the page reads them.
     """
-    import yaml
+    from swedish_transcriber.serving.page import load_config
 
-    from swedish_transcriber.serving.engines import DecodeOptions
-    from swedish_transcriber.serving.long_form import ChunkPlan
-
-    params = yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}
-    model = params.get("model") or {}
-    app = params.get("app") or {}
-    d, p = DecodeOptions(), ChunkPlan()
+    config = load_config(params_file)
+    app = config.app
     settings = {
-        "language": model.get("language", d.language),
-        "task": model.get("task", d.task),
-        "num_beams": int(app.get("num_beams", d.num_beams)),
-        "max_new_tokens": int(app.get("max_new_tokens", d.max_new_tokens)),
-        "threads": int(app.get("threads", d.threads)),
-        "chunk_seconds": float(app.get("chunk_seconds", p.chunk_seconds)),
-        "min_pause": float(app.get("min_pause", p.min_pause)),
-        "silence_threshold_db": float(app.get("silence_threshold_db", p.silence_threshold_db)),
-        "batch_size": int(app.get("batch_size", 2)),
+        "language": config.language.language,
+        "task": config.language.task,
+        "num_beams": app.decode.num_beams,
+        "max_new_tokens": app.decode.max_new_tokens,
+        "threads": app.engine.threads,
+        "chunk_seconds": app.chunks.chunk_seconds,
+        "min_pause": app.chunks.min_pause,
+        "silence_threshold_db": app.chunks.silence_threshold_db,
+        "padding": app.chunks.padding,
+        "batch_size": app.decode.batch_size,
     }
     for key in ("num_beams", "max_new_tokens", "threads", "batch_size"):
         if getattr(args, key) is not None:
@@ -406,36 +401,38 @@ def _log(name: str, message: str) -> None:
 def run_worker(name: str, settings: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Measure one engine in this (fresh) process; the parent compares the engines."""
     from swedish_transcriber.evaluation.scoring import scores
-    from swedish_transcriber.serving.engines import DecodeOptions, load_engine
+    from swedish_transcriber.model.source import ModelLanguage
+    from swedish_transcriber.serving.engines import EngineSettings, load_engine
     from swedish_transcriber.serving.long_form import ChunkPlan, plan_chunks, transcribe_audio
+    from swedish_transcriber.whisper import DecodeOptions
 
     spec = ENGINES[name]
     audio, references, _ = load_test_clips()
     recording = build_recording(audio)
     recording_reference = " ".join(references[i] for i in recording.clip_indices)
     rss_before_load = peak_rss_mb()
+    language = ModelLanguage(settings["language"], settings["task"])
     options = DecodeOptions(
-        language=settings["language"],
-        task=settings["task"],
+        batch_size=settings["batch_size"],
         num_beams=settings["num_beams"],
         max_new_tokens=settings["max_new_tokens"],
-        threads=settings["threads"],
-        ct2_compute_type=spec.ct2_compute_type,
     )
+    engine_settings = EngineSettings(settings["threads"], spec.ct2_compute_type)
     plan = ChunkPlan(
         chunk_seconds=settings["chunk_seconds"],
         min_pause=settings["min_pause"],
         silence_threshold_db=settings["silence_threshold_db"],
+        padding=settings["padding"],
     )
     model_dir = Path(args.model_dir) if args.model_dir else REPO / spec.model_dir
     start = time.perf_counter()
-    engine = load_engine(model_dir, options)
+    engine = load_engine(model_dir, language, options, engine_settings)
     load_seconds = time.perf_counter() - start
     _log(name, f"loaded {spec.model_dir} ({engine.kind}) in {load_seconds:.2f} s")
 
     def long_form() -> tuple[str, float]:
         start = time.perf_counter()
-        transcript = transcribe_audio(recording.audio, engine, plan, settings["batch_size"])
+        transcript = transcribe_audio(recording.audio, engine, plan, options.batch_size)
         return transcript.text, time.perf_counter() - start
 
     text, warmup = long_form()
@@ -494,7 +491,7 @@ def run_worker(name: str, settings: dict[str, Any], args: argparse.Namespace) ->
         "peak_rss_mb": rss_speed,
         "peak_rss_after_test_clips_mb": peak_rss_mb(),
         "test_clips": len(clips),
-        "test_audio_seconds": sum(c.shape[0] for c in clips) / WHISPER_SAMPLE_RATE,
+        "test_audio_seconds": sum(c.shape[0] for c in clips) / SAMPLE_RATE,
         "test_seconds": test_seconds,
         "test_transcripts": test_transcripts,
         "test_wer_norm": test_scores["wer_norm"],
@@ -584,10 +581,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--clips", type=int, default=0, help="test clips to compare; 0 = all")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after the warm-up")
-    parser.add_argument("--threads", type=int, help="CPU threads per engine (params app.threads)")
-    parser.add_argument("--batch-size", type=int, help="long-form chunks per call (app)")
-    parser.add_argument("--num-beams", type=int, help="1 = greedy (params app.num_beams)")
-    parser.add_argument("--max-new-tokens", type=int, help="params app.max_new_tokens")
+    parser.add_argument("--threads", type=int, help="CPU threads per engine (app.engine)")
+    parser.add_argument("--batch-size", type=int, help="long-form chunks per call (app.decode)")
+    parser.add_argument("--num-beams", type=int, help="1 = greedy (params app.decode)")
+    parser.add_argument("--max-new-tokens", type=int, help="params app.decode.max_new_tokens")
     parser.add_argument(
         "--agreement-batch-size", type=int, default=8, help="test clips per model call"
     )

@@ -1,34 +1,31 @@
 """Stage ``augment``: the validated train manifest -> train plus augmented copies.
 
-Reads ``data/validated/train.parquet`` and writes ``data/augmented/train.parquet`` (originals
-plus ``augment.copies`` augmented copies per clip) with the copies' audio under
-``data/augmented/clips/``. dev and test are not augmented; later stages read them from
-``data/validated``. Clips that cannot be decoded or augmented go to
-``data/quarantine/augment/``.
+``python -m stages.augment data/validated data/augmented data/quarantine/augment`` reads the
+train manifest of the first directory and writes the second: originals plus
+``augment.copies`` augmented copies per clip, the copies' audio under its ``clips/``. dev and
+test are not augmented; later stages read them from the validated manifests. Clips that
+cannot be decoded or augmented go to the quarantine directory.
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from swedish_transcriber.data.augmentation import SPLIT, augment_train, read_augment_params
-from swedish_transcriber.data.ingest import IngestParams
+from swedish_transcriber.data.ingest import MeasureSettings
 from swedish_transcriber.data.manifest import read_split
 from swedish_transcriber.params import section
 from swedish_transcriber.stage import run_stage
 
-IN_DIR = Path("data/validated")
-OUT_DIR = Path("data/augmented")
-QUARANTINE_DIR = Path("data/quarantine/augment")
 
-
-def run() -> None:
-    """Augment the train split into ``data/augmented/``."""
+def run(in_dir: Path, out_dir: Path, quarantine_dir: Path) -> None:
+    """Augment the train split of ``in_dir`` into ``out_dir``."""
     params = read_augment_params()
     # Copies are measured like ingest measured the originals, so validation thresholds agree.
-    settings = section("ingest", IngestParams).measure
-    train = read_split(IN_DIR, SPLIT)
-    result = augment_train(train, params, OUT_DIR, QUARANTINE_DIR, settings)
+    settings = section("ingest.measure", MeasureSettings)
+    train = read_split(in_dir, SPLIT)
+    result = augment_train(train, params, out_dir, quarantine_dir, settings)
     quarantined = sum(len(q) for q in result.quarantine)
     if not params.enabled:
         detail = "augmentation disabled, train passed through"
@@ -39,12 +36,17 @@ def run() -> None:
         )
     print(
         f"augment: {len(train)} train rows -> {len(result.manifest)} rows ({detail}) -> "
-        f"{OUT_DIR}; {quarantined} quarantined -> {QUARANTINE_DIR}"
+        f"{out_dir}; {quarantined} quarantined -> {quarantine_dir}"
     )
 
 
-def main() -> None:
-    run_stage("augment", run)
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("in_dir", type=Path, help="the validated manifests (train is read)")
+    parser.add_argument("out_dir", type=Path, help="train plus its augmented copies")
+    parser.add_argument("quarantine_dir", type=Path, help="clips set aside, with reasons")
+    args = parser.parse_args(argv)
+    run_stage("augment", lambda: run(args.in_dir, args.out_dir, args.quarantine_dir))
 
 
 if __name__ == "__main__":

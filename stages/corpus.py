@@ -1,11 +1,13 @@
 """Stage ``corpus``: synthesise the embedded demo corpus (only when ``data.source: demo``).
 
-With ``data.source: commonvoice`` the stage writes a placeholder explaining that the demo
-corpus is not in use, so the DAG stays the same whichever source is chosen.
+``python -m stages.corpus data/raw/demo``. With ``data.source: commonvoice`` the stage writes
+a placeholder explaining that the demo corpus is not in use, so the DAG stays the same
+whichever source is chosen.
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from swedish_transcriber.atomic import atomic_dir
@@ -14,14 +16,12 @@ from swedish_transcriber.data.source import DataParams
 from swedish_transcriber.params import section
 from swedish_transcriber.stage import run_stage
 
-OUT_DIR = Path("data/raw/demo")
 
-
-def run() -> None:
-    """Build ``data/raw/demo`` from params ``corpus`` (and ``data.source``)."""
+def run(out_dir: Path) -> None:
+    """Build ``out_dir`` from params ``corpus`` (and ``data.source``)."""
     data = section("data", DataParams)
     params = section("corpus", CorpusParams)
-    with atomic_dir(OUT_DIR) as tmp:
+    with atomic_dir(out_dir) as tmp:
         if data.source != "demo":
             (tmp / "README.txt").write_text(
                 f"Demo corpus not generated: data.source is {data.source!r}; the pipeline reads "
@@ -31,11 +31,14 @@ def run() -> None:
             print(f"corpus: data.source={data.source}, demo corpus skipped")
             return
         counts = build_corpus(params, tmp)
-    print("corpus: " + ", ".join(f"{s} {n} clips" for s, n in counts.items()) + f" -> {OUT_DIR}")
+    print("corpus: " + ", ".join(f"{s} {n} clips" for s, n in counts.items()) + f" -> {out_dir}")
 
 
-def main() -> None:
-    run_stage("corpus", run)
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", type=Path, help="the Common-Voice-format release to write")
+    args = parser.parse_args(argv)
+    run_stage("corpus", lambda: run(args.out_dir))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
-"""Stage ``ingest``: a Common Voice release directory -> measured manifests per split."""
+"""Stage ``ingest``: a Common Voice release directory -> measured manifests per split.
+
+``python -m stages.ingest data/manifest data/quarantine/ingest``: the release is params
+``data.raw_dir`` (a knob of the experiment, so dvc.yaml names it as ``${data.raw_dir}``).
+"""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from swedish_transcriber.atomic import atomic_dir
@@ -11,32 +16,29 @@ from swedish_transcriber.data.source import DataParams
 from swedish_transcriber.params import section
 from swedish_transcriber.stage import run_stage
 
-OUT_DIR = Path("data/manifest")
-QUARANTINE_DIR = Path("data/quarantine/ingest")
 
-
-def run() -> None:
-    """Read ``data.raw_dir`` and write ``data/manifest/`` and ``data/quarantine/ingest/``."""
+def run(out_dir: Path, quarantine_dir: Path) -> None:
+    """Read ``data.raw_dir``; write the manifests and the quarantined rows."""
     data = section("data", DataParams)
     params = section("ingest", IngestParams)
     result = ingest_release(
-        data.raw_dir,
-        data.max_clips,
-        data.seed,
-        params.measure,
-        params.num_proc,
+        data.raw_dir, data.max_clips, data.seed, params.measure, params.num_proc
     )
-    with atomic_dir(QUARANTINE_DIR) as qtmp, atomic_dir(OUT_DIR) as tmp:
+    with atomic_dir(quarantine_dir) as qtmp, atomic_dir(out_dir) as tmp:
         for split, manifest in result.splits.items():
             write_split(manifest, tmp, split)
         write_quarantine(result.quarantine, qtmp)
     quarantined = sum(len(q) for q in result.quarantine)
     summary = ", ".join(f"{s} {len(m)}" for s, m in result.splits.items())
-    print(f"ingest: {summary} rows -> {OUT_DIR}; {quarantined} quarantined -> {QUARANTINE_DIR}")
+    print(f"ingest: {summary} rows -> {out_dir}; {quarantined} quarantined -> {quarantine_dir}")
 
 
-def main() -> None:
-    run_stage("ingest", run)
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", type=Path, help="the manifests to write, one per split")
+    parser.add_argument("quarantine_dir", type=Path, help="rows set aside, with reasons")
+    args = parser.parse_args(argv)
+    run_stage("ingest", lambda: run(args.out_dir, args.quarantine_dir))
 
 
 if __name__ == "__main__":

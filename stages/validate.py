@@ -1,14 +1,15 @@
 """Stage ``validate``: the ingest manifest -> validated manifests, quarantine, report, Data Docs.
 
-Runs the Great Expectations suite of ``swedish_transcriber.data.validation`` over all splits
-with the thresholds of params ``validate``. The report and the Data Docs describe every run,
-so they are written first (atomically); the data outputs are written only when the fail rate
-is within ``validate.max_fail_rate``. Above it the stage exits 1 with the counts per expectation and
-writes neither ``data/validated`` nor ``data/quarantine/validate`` (no half state).
+``python -m stages.validate data/manifest data/validated data/quarantine/validate
+reports/validation.json reports/data_docs`` runs the Great Expectations suite with params
+``validate``. The report and Data Docs describe every run, so they are written first; the
+data outputs only when the fail rate is within ``validate.max_fail_rate``. Above it the stage
+exits 1 with the counts per expectation and writes no data (no half state).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -22,47 +23,50 @@ from swedish_transcriber.data.validation import (
 from swedish_transcriber.params import section
 from swedish_transcriber.stage import run_stage
 
-IN_DIR = Path("data/manifest")
-OUT_DIR = Path("data/validated")
-QUARANTINE_DIR = Path("data/quarantine/validate")
-REPORT_FILE = Path("reports/validation.json")
-DOCS_DIR = Path("reports/data_docs")
 
-# params.yaml ``validate`` is exactly ValidationSettings' fields (checked strictly).
-ValidateParams = ValidationSettings
-
-
-def run() -> None:
-    """Validate ``data/manifest`` and write the outputs (see the module docstring)."""
-    params = section("validate", ValidateParams)
-    splits = {split: read_split(IN_DIR, split) for split in SPLITS}
-    with atomic_dir(DOCS_DIR) as docs_tmp:
+def run(args: argparse.Namespace) -> None:
+    """Validate ``args.in_dir`` and write the outputs (see the module docstring)."""
+    params = section("validate", ValidationSettings)
+    splits = {split: read_split(args.in_dir, split) for split in SPLITS}
+    with atomic_dir(args.docs_dir) as docs_tmp:
         result = validate_manifests(splits, params, docs_tmp)
-    write_text(REPORT_FILE, json.dumps(result.report, indent=2) + "\n")
+    write_text(args.report, json.dumps(result.report, indent=2) + "\n")
     enforce_max_fail_rate(
         result,
         params.max_fail_rate,
         where=(
-            f"Details: {REPORT_FILE} and {DOCS_DIR / 'index.html'}. Nothing was written to "
-            f"{OUT_DIR} or {QUARANTINE_DIR}. Fix the input, or loosen the thresholds "
+            f"Details: {args.report} and {args.docs_dir / 'index.html'}. Nothing was written to "
+            f"{args.out_dir} or {args.quarantine_dir}. Fix the input, or loosen the thresholds "
             f"(e.g. dvc exp run -S validate.max_fail_rate=0.5) to get the quarantine for review."
         ),
     )
-    with atomic_dir(QUARANTINE_DIR) as qtmp, atomic_dir(OUT_DIR) as tmp:
+    with atomic_dir(args.quarantine_dir) as qtmp, atomic_dir(args.out_dir) as tmp:
         for split, manifest in result.passed.items():
             write_split(manifest, tmp, split)
         write_quarantine([result.quarantined], qtmp)
     report = result.report
     summary = ", ".join(f"{s} {report[f'{s}_passed']}/{report[f'{s}_total']}" for s in SPLITS)
     print(
-        f"validate: {summary} rows passed -> {OUT_DIR}; {report['failed']} quarantined "
-        f"({result.fail_rate:.1%}) -> {QUARANTINE_DIR}; report {REPORT_FILE}, "
-        f"Data Docs {DOCS_DIR / 'index.html'}"
+        f"validate: {summary} rows passed -> {args.out_dir}; {report['failed']} quarantined "
+        f"({result.fail_rate:.1%}) -> {args.quarantine_dir}; report {args.report}, "
+        f"Data Docs {args.docs_dir / 'index.html'}"
     )
 
 
-def main() -> None:
-    run_stage("validate", run)
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The stage's paths, from its command line (dvc.yaml)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("in_dir", type=Path, help="the ingest stage's manifests")
+    parser.add_argument("out_dir", type=Path, help="the manifests of the rows that pass")
+    parser.add_argument("quarantine_dir", type=Path, help="rows that fail, with reasons")
+    parser.add_argument("report", type=Path, help="counts per expectation (JSON, DVC metrics)")
+    parser.add_argument("docs_dir", type=Path, help="Great Expectations' Data Docs (HTML)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    run_stage("validate", lambda: run(args))
 
 
 if __name__ == "__main__":

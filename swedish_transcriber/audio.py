@@ -27,7 +27,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-WHISPER_SAMPLE_RATE = 16_000
+from swedish_transcriber.whisper import FRAME_SECONDS
+from swedish_transcriber.whisper import SAMPLE_RATE as WHISPER_SAMPLE_RATE
+
 # Rates outside this range are no real recording (telephone is 8 kHz, studio 384 kHz at most)
 # and a 1 Hz rate turns a 1 KB file into hours of audio.
 MIN_SAMPLE_RATE = 4_000
@@ -257,7 +259,9 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
         sf.write(path, clipped, sample_rate)
 
 
-def frame_rms(audio: np.ndarray, sample_rate: int, frame_seconds: float = 0.02) -> np.ndarray:
+def frame_rms(
+    audio: np.ndarray, sample_rate: int, frame_seconds: float = FRAME_SECONDS
+) -> np.ndarray:
     """RMS of each whole ``frame_seconds`` frame; a clip shorter than a frame is one frame.
 
     The one measure of loudness over time: validation's silence ratio, the demo page's
@@ -271,7 +275,7 @@ def frame_rms(audio: np.ndarray, sample_rate: int, frame_seconds: float = 0.02) 
 
 
 def frame_levels_db(
-    audio: np.ndarray, sample_rate: int = WHISPER_SAMPLE_RATE, frame_seconds: float = 0.02
+    audio: np.ndarray, sample_rate: int = WHISPER_SAMPLE_RATE, frame_seconds: float = FRAME_SECONDS
 ) -> np.ndarray:
     """``frame_rms`` in dBFS (floor -120 dB)."""
     return 20.0 * np.log10(np.maximum(frame_rms(audio, sample_rate, frame_seconds), 1e-6))
@@ -292,9 +296,9 @@ class AudioStats:
 def measure(
     audio: np.ndarray,
     sample_rate: int,
-    silence_threshold_db: float = -40.0,
-    clipping_threshold: float = 0.999,
-    frame_seconds: float = 0.02,
+    silence_threshold_db: float,
+    clipping_threshold: float,
+    frame_seconds: float = FRAME_SECONDS,
 ) -> AudioStats:
     """Duration, peak, RMS, the fraction of silent 20 ms frames and of clipped samples."""
     n = int(audio.shape[0])

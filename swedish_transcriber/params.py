@@ -1,9 +1,12 @@
 """Reading ``params.yaml`` sections strictly.
 
-Every knob of the pipeline lives in ``params.yaml``; ``dvc exp run -S section.key=value``
-edits that file. A misspelt key would otherwise be silently ignored and an experiment would
-quietly run with the default, so each stage declares its section's keys as a dataclass and
-unknown or missing keys are an error that names the key and the file.
+Every knob of the pipeline lives in ``params.yaml``, and only there; ``dvc exp run -S
+section.key=value`` edits that file. A misspelt key would otherwise be silently ignored and an
+experiment would quietly run with the default, so each stage declares its section's keys as a
+dataclass and unknown or missing keys are an error that names the key and the file. The
+dataclasses hold types, bounds (``__post_init__``) and docs, not values: their fields have no
+defaults, so params.yaml is the one place a value is written. A field typed as a dataclass is
+a nested mapping (``app.decode``); a bound it breaks is reported with its dotted name.
 """
 
 from __future__ import annotations
@@ -103,19 +106,29 @@ def _build(cls: type[T], raw: dict[str, Any], where: str, subset: bool = False) 
             kwargs[name] = _coerce(raw[name], hints[name], f"{where}.{name}")
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ParamsError(f"{where}: missing required key {name!r}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ParamsError:
+        raise
+    except ValueError as exc:  # a bound in __post_init__: say which section broke it
+        raise ParamsError(f"{where}: {exc}") from None
 
 
 def section(name: str, cls: type[T], path: str | Path = PARAMS_FILE, subset: bool = False) -> T:
     """Return section ``name`` of the params file as an instance of the dataclass ``cls``.
 
-    ``subset=True`` is for a stage that reads a few keys of a section another stage owns
-    (that stage checks the section strictly); its other keys are then not this stage's concern.
+    ``name`` may be dotted (``ingest.measure``): a nested mapping, named as in dvc.yaml's
+    ``params:`` lists. ``subset=True`` is for a stage that reads a few keys of a section another
+    stage owns (that stage checks the section strictly); its other keys are then not this
+    stage's concern.
     """
-    params = load_params(path)
-    if name not in params:
-        raise ParamsError(f"{path}: missing section {name!r}")
-    raw = params[name]
+    raw: Any = load_params(path)
+    walked: list[str] = []
+    for part in name.split("."):
+        if not isinstance(raw, dict) or part not in raw:
+            raise ParamsError(f"{path}: missing section {'.'.join([*walked, part])!r}")
+        raw = raw[part]
+        walked.append(part)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

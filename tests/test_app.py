@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import errno
 import io
 import pathlib
@@ -22,6 +23,7 @@ from swedish_transcriber.model.export import export_ct2
 from swedish_transcriber.serving import engines, media, model_paths, page
 from swedish_transcriber.serving.engines import load_engine
 from swedish_transcriber.serving.long_form import transcribe_audio
+from swedish_transcriber.whisper import CHUNK_LENGTH
 from tests.conftest import REPO, tone
 from tests.media_files import encode
 from tests.tiny import save_tiny_base
@@ -30,6 +32,7 @@ APP = str(REPO / "app" / "main.py")
 TRANSFORMERS_LABEL = "tiny (transformers)"
 CT2_LABEL = "tiny (CTranslate2 int8)"
 MISSING_LABEL = "not built yet"
+REPO_PARAMS = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +49,10 @@ def params_file(tmp_path_factory) -> Path:
                 CT2_LABEL: str(root / "models" / "tiny-ct2"),  # absolute paths work too
                 MISSING_LABEL: "models/ct2-not-there",
             },
-            "max_upload_mb": 3.0,
-            "max_seconds": 90.0,
-            "silence_threshold_db": -45.0,
-            "chunk_seconds": 30.0,
-            "min_pause": 0.3,
-            "batch_size": 2,
-            "num_beams": 1,
-            "max_new_tokens": 8,
-            "threads": 2,
-            "ct2_compute_type": "int8",
+            "limits": {**REPO_PARAMS["app"]["limits"], "max_upload_mb": 3.0, "max_seconds": 90.0},
+            "chunks": {**REPO_PARAMS["app"]["chunks"], "chunk_seconds": 30.0},
+            "decode": {**REPO_PARAMS["app"]["decode"], "max_new_tokens": 8},
+            "engine": {**REPO_PARAMS["app"]["engine"], "ct2_compute_type": "int8"},
             "allow_other_directories": True,
             "model_roots": ["models"],
             "allow_private_urls": True,  # test_url.py's media server is on 127.0.0.1
@@ -120,8 +117,9 @@ def expected(params_file: Path, model_dir: Path, data: bytes, name: str) -> str:
     """What the page must show: the same engine on the same decoded audio."""
     config = page.load_config(params_file)
     audio = media.decode(data, name, config.app.limits)
-    engine = load_engine(model_dir, config.decode_options())
-    return transcribe_audio(audio, engine, config.app.plan, config.app.batch_size).text
+    app = config.app
+    engine = load_engine(model_dir, config.language, app.decode, app.engine)
+    return transcribe_audio(audio, engine, app.chunks, app.decode.batch_size).text
 
 
 def errors(at: AppTest) -> list[str]:
@@ -290,14 +288,23 @@ def test_reference_text_shows_wer_and_the_differing_words(app):
     assert "no words to compare" in errors(app)[0]
 
 
-def test_unreadable_settings_are_reported(params_file, tmp_path, monkeypatch):
-    params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
-    params["app"]["batch_size"] = 0
+def test_unreadable_settings_are_reported(tmp_path, monkeypatch):
     bad = tmp_path / "params.yaml"
+    params = copy.deepcopy({"model": REPO_PARAMS["model"], "app": REPO_PARAMS["app"]})
+    params["app"]["decode"] = {**params["app"]["decode"], "batch_size": 0}
     bad.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     monkeypatch.setenv(page.PARAMS_ENV, str(bad))
     at = AppTest.from_file(APP, default_timeout=60).run()
-    assert "app.batch_size must be >= 1" in errors(at)[0]
+    assert "app.decode: batch_size must be >= 1" in errors(at)[0]
+
+
+def test_without_the_variable_the_page_reads_the_repos_params(monkeypatch):
+    monkeypatch.delenv(page.PARAMS_ENV, raising=False)
+    assert page.params_path() == REPO / "params.yaml"
+    config = page.load_config()
+    assert config.root == REPO
+    assert config.app.decode.batch_size == REPO_PARAMS["app"]["decode"]["batch_size"]
+    assert config.app.chunks.chunk_seconds <= CHUNK_LENGTH
 
 
 def params_variant(params_file: Path, name: str, **app) -> Path:
@@ -327,7 +334,7 @@ def test_other_directories_are_offered_only_when_params_allow_them(params_file, 
     assert not at.sidebar.radio and not errors(at)
     assert at.sidebar.warning[0].value == "No model is available on this server yet."
     no_roots = params_variant(params_file, "no-roots", model_roots=[])
-    assert "app.model_roots must list a directory" in errors(run_page(no_roots, monkeypatch))[0]
+    assert "app: model_roots must list a directory" in errors(run_page(no_roots, monkeypatch))[0]
 
 
 @pytest.fixture(scope="module")
@@ -409,7 +416,7 @@ def test_a_model_that_fails_to_load_is_a_message_without_server_paths(
 ):
     st.cache_resource.clear()
 
-    def load_engine(path, options):
+    def load_engine(path, *settings):
         raise PermissionError(errno.EACCES, "Permission denied", f"{path}/model.safetensors")
 
     monkeypatch.setattr(engines, "load_engine", load_engine)
@@ -427,9 +434,9 @@ def test_the_model_cache_is_keyed_by_the_resolved_directory(app, params_file, mo
     loaded: list[str] = []
     real = engines.load_engine
 
-    def load_engine(path, options):
+    def load_engine(path, *settings):
         loaded.append(path)
-        return real(path, options)
+        return real(path, *settings)
 
     monkeypatch.setattr(engines, "load_engine", load_engine)
     models = params_file.parent / "models"
@@ -462,11 +469,3 @@ def test_the_shipped_streamlit_config_hides_error_details():
     ).stdout
     assert re.search(r'^showErrorDetails = "none"$', shown, re.MULTILINE), shown
     assert ShowErrorDetailsConfigOptions("none") is ShowErrorDetailsConfigOptions.NONE
-
-
-def test_page_reads_the_repos_params_by_default(monkeypatch):
-    """Without the env override the page reads the repo root's params.yaml (as a server does)."""
-    monkeypatch.delenv(page.PARAMS_ENV, raising=False)
-    config = page.load_config()
-    assert config.root == Path(__file__).resolve().parents[1]
-    assert config.app.models, "the repo's params.yaml offers models"

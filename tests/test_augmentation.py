@@ -21,6 +21,8 @@ from swedish_transcriber.data.augmentation import (
 from swedish_transcriber.data.ingest import MeasureSettings
 from swedish_transcriber.data.manifest import COLUMNS, conform, read_split
 from swedish_transcriber.params import ParamsError
+from tests.dvc_stages import stage_args
+from tests.repo_params import repo_params
 
 REPO = Path(__file__).resolve().parents[1]
 ALL_TRANSFORMS = [
@@ -80,9 +82,6 @@ def make_manifest(root: Path, names: list[str], corrupt: tuple[str, ...] = ()) -
     return conform(pd.DataFrame(rows))
 
 
-SETTINGS = MeasureSettings(-40.0, 0.999)  # silence_threshold_db, clipping_threshold
-
-
 def repo_transforms(p: float | None = None) -> dict[str, dict]:
     """The transforms of the repo's params.yaml, every ``p`` set to ``p`` if given."""
     transforms = read_augment_params(REPO / "params.yaml").transforms
@@ -111,7 +110,9 @@ def with_background(prm: AugmentParams, p: float, sounds_path: str) -> AugmentPa
 
 def run(tmp_path: Path, train: pd.DataFrame, prm: AugmentParams, name: str):
     out, quarantine = tmp_path / name / "augmented", tmp_path / name / "quarantine"
-    result = augment_train(train, prm, out, quarantine, SETTINGS)
+    result = augment_train(
+        train, prm, out, quarantine, repo_params("ingest.measure", MeasureSettings)
+    )
     return result, read_split(out, "train"), out, quarantine
 
 
@@ -357,7 +358,7 @@ def test_stage_writes_final_paths_from_the_repo_root(tmp_path, monkeypatch):
     write_split(train, tmp_path / "data" / "validated", "train")
     raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["augment"]
     write_params(tmp_path / "params.yaml", {**raw, "enabled": True, "num_proc": 1, "copies": 1})
-    stage.main()
+    stage.main(stage_args("augment"))
     manifest = read_split(tmp_path / "data" / "augmented", "train")
     assert manifest["audio_file"].iloc[1] == "data/augmented/clips/a.aug1.flac"
     assert (tmp_path / "data" / "augmented" / "clips" / "a.aug1.flac").is_file()

@@ -7,18 +7,17 @@ line of the release it came from; the good rows must come through untouched.
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pandas as pd
 import yaml
+
+from tests.dvc_stages import stage_command
 
 GOOD = "Vi ses vid stationen i morgon bitti."
 
 
 def run_stage(repo, name):
-    proc = subprocess.run(
-        [sys.executable, "-m", f"stages.{name}"], cwd=repo, capture_output=True, text=True
-    )
+    proc = subprocess.run(stage_command(name, repo), cwd=repo, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return proc
 

@@ -44,6 +44,7 @@ from swedish_transcriber.serving import media, page  # noqa: E402
 from swedish_transcriber.serving.engines import load_engine  # noqa: E402
 from swedish_transcriber.serving.long_form import Transcript, transcribe_audio  # noqa: E402
 from swedish_transcriber.serving.subtitles import to_txt  # noqa: E402
+from swedish_transcriber.whisper import SAMPLE_RATE  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -104,11 +105,12 @@ def expected_transcript(params: Path, model_dir: Path, clip: Path) -> Transcript
     """What the page must show: the same decoding, trim and chunking as app/main.py."""
     config = page.load_config(params)
     audio = media.decode(clip.read_bytes(), clip.name, config.app.limits)
-    duration = audio.shape[0] / media.WHISPER_SAMPLE_RATE
+    duration = audio.shape[0] / SAMPLE_RATE
     # The page's trim slider starts at the whole clip (its end rounded up to the 0.1 s step).
     audio = media.trim(audio, 0.0, page.trim_end(duration))
-    engine = load_engine(model_dir, config.decode_options())
-    return transcribe_audio(audio, engine, config.app.plan, config.app.batch_size)
+    app = config.app
+    engine = load_engine(model_dir, config.language, app.decode, app.engine)
+    return transcribe_audio(audio, engine, app.chunks, app.decode.batch_size)
 
 
 def free_port() -> int:

@@ -13,7 +13,6 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from swedish_transcriber.model.ct2.reader import (
 )
 from swedish_transcriber.model.ct2.to_transformers import WhisperImportError, ct2_to_hf_state_dict
 from swedish_transcriber.model.source import BaseModelError, materialise
+from tests.dvc_stages import stage_command
 from tests.tiny import tiny_whisper
 
 REPO = Path(__file__).resolve().parents[1]
@@ -479,7 +479,7 @@ def test_stage_reports_errors_in_one_line(tmp_path):
         "model:\n  source: ftp:whisper\n  language: sv\n  task: transcribe\n", encoding="utf-8"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "stages.base_model"],
+        stage_command("base_model"),
         cwd=tmp_path,
         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
         capture_output=True,
@@ -488,7 +488,9 @@ def test_stage_reports_errors_in_one_line(tmp_path):
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert result.stderr.startswith("base_model: error: model source 'ftp:whisper'")
+    assert result.stderr.startswith(
+        "base_model: error: params.yaml: model: model source 'ftp:whisper'"
+    )
     assert result.stderr.strip().count("\n") == 0
     assert not (tmp_path / "models" / "base").exists()
 

@@ -21,6 +21,7 @@ from swedish_transcriber.data.demo_corpus import (
 )
 from swedish_transcriber.params import section
 from tests.conftest import REPO
+from tests.dvc_stages import stage_command
 
 SENTENCES = [
     "Hej, hur mår du idag?",
@@ -130,7 +131,6 @@ def test_repo_sentences_are_many_varied_and_in_the_alphabet():
 
 def test_stage_writes_only_a_placeholder_for_a_real_release(repo_copy):
     import subprocess
-    import sys
 
     import yaml
 
@@ -139,7 +139,7 @@ def test_stage_writes_only_a_placeholder_for_a_real_release(repo_copy):
     params["data"].update(source="commonvoice", raw_dir="data/raw/cv-corpus-17.0/sv-SE")
     (repo / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), "utf-8")
     proc = subprocess.run(
-        [sys.executable, "-m", "stages.corpus"],
+        stage_command("corpus", repo),
         cwd=repo,
         capture_output=True,
         text=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,19 +12,29 @@ import pytest
 import yaml
 
 from swedish_transcriber.model.export import ExportParams, export_ct2
+from swedish_transcriber.model.source import ModelLanguage
 from swedish_transcriber.serving.engines import (
     CTRANSLATE2,
     TRANSFORMERS,
     CTranslate2Engine,
-    DecodeOptions,
+    EngineSettings,
     TransformersEngine,
     load_engine,
     model_kind,
 )
+from swedish_transcriber.whisper import N_SAMPLES, SAMPLE_RATE, DecodeOptions
 from tests.conftest import REPO, tone
+from tests.dvc_stages import stage_command
+from tests.repo_params import repo_params
 from tests.tiny import save_tiny_base
 
-OPTIONS = DecodeOptions(max_new_tokens=12, ct2_compute_type="float32")
+LANGUAGE = repo_params("model", ModelLanguage, subset=True)
+OPTIONS = repo_params("app.decode", DecodeOptions, max_new_tokens=12)
+FLOAT32 = repo_params("app.engine", EngineSettings, ct2_compute_type="float32")
+
+
+def engine(model_dir: Path, options: DecodeOptions = OPTIONS, settings=FLOAT32):
+    return load_engine(model_dir, LANGUAGE, options, settings)
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +71,9 @@ def test_export_is_self_contained_and_records_what_it_did(tiny_dirs):
 
 def test_both_engines_transcribe_a_batch_with_the_same_token_cap(tiny_dirs):
     base, ct2 = tiny_dirs
-    clips = [tone(2.0, 16_000, seed=1), tone(5.0, 16_000, seed=2)]
-    hf = load_engine(base, OPTIONS)
-    fast = load_engine(ct2, OPTIONS)
+    clips = [tone(2.0, SAMPLE_RATE, seed=1), tone(5.0, SAMPLE_RATE, seed=2)]
+    hf = engine(base)
+    fast = engine(ct2)
     assert isinstance(hf, TransformersEngine) and isinstance(fast, CTranslate2Engine)
     hf_text, ct2_text = hf.transcribe(clips), fast.transcribe(clips)
     assert len(hf_text) == len(ct2_text) == 2 and all(hf_text) and all(ct2_text)
@@ -80,21 +89,21 @@ def test_both_engines_transcribe_a_batch_with_the_same_token_cap(tiny_dirs):
 def test_a_clip_over_whispers_window_is_refused(tiny_dirs):
     _, ct2 = tiny_dirs
     with pytest.raises(ValueError, match="over Whisper's 30 s window"):
-        load_engine(ct2, OPTIONS).transcribe([np.zeros(31 * 16_000, np.float32)])
+        engine(ct2).transcribe([np.zeros(N_SAMPLES + SAMPLE_RATE, np.float32)])
 
 
 def test_int8_export_is_smaller(tiny_dirs, tmp_path):
     base, ct2 = tiny_dirs
     info = export_ct2(base, tmp_path / "int8", "int8")
     assert info["model_bytes"] < 0.5 * (ct2 / "model.bin").stat().st_size
-    [text] = load_engine(tmp_path / "int8", DecodeOptions(max_new_tokens=4)).transcribe(
-        [tone(1.0, 16_000)]
-    )
+    int8 = repo_params("app.engine", EngineSettings, ct2_compute_type="int8")
+    options = repo_params("app.decode", DecodeOptions, max_new_tokens=4)
+    [text] = engine(tmp_path / "int8", options, int8).transcribe([tone(1.0, SAMPLE_RATE)])
     assert isinstance(text, str)
 
 
 def test_export_refuses_bad_input_and_leaves_nothing_half_written(tmp_path):
-    with pytest.raises(ValueError, match="export.quantization must be one of"):
+    with pytest.raises(ValueError, match="quantization must be one of"):
         ExportParams("int4")
     with pytest.raises(FileNotFoundError, match="run the train stage first"):
         export_ct2(tmp_path / "missing", tmp_path / "out", "int8")
@@ -119,7 +128,7 @@ def test_export_stage_runs_from_params(repo_copy, tiny_dirs):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(repo)}
     run = subprocess.run(
-        [sys.executable, "-m", "stages.export"], cwd=repo, env=env, capture_output=True, text=True
+        stage_command("export", repo), cwd=repo, env=env, capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr
     assert "models/ct2 (int8_float32" in run.stdout
@@ -129,10 +138,10 @@ def test_export_stage_runs_from_params(repo_copy, tiny_dirs):
         encoding="utf-8",
     )
     bad = subprocess.run(
-        [sys.executable, "-m", "stages.export"], cwd=repo, env=env, capture_output=True, text=True
+        stage_command("export", repo), cwd=repo, env=env, capture_output=True, text=True
     )
     assert bad.returncode == 1
-    assert "export: error: params.yaml: export.quantization must be one of" in bad.stderr
+    assert "export: error: params.yaml: export: quantization must be one of" in bad.stderr
     assert "Traceback" not in bad.stderr
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
+import yaml
 
 from swedish_transcriber.evaluation.report import (
     duration_bucket,
@@ -21,6 +22,9 @@ from swedish_transcriber.evaluation.report import (
     utterance_wer,
 )
 from swedish_transcriber.evaluation.transcription import EvaluateParams
+from swedish_transcriber.whisper import DecodeOptions
+from tests.dvc_stages import stage_command
+from tests.repo_params import repo_params
 from tests.tiny import save_tiny_base, save_tiny_features
 
 REFS = ["Det regnar i Göteborg.", "Hon cyklar till jobbet.", "Vi äter middag."]
@@ -127,9 +131,11 @@ def test_transcripts_file_errors_name_the_file(tmp_path):
 
 def test_evaluate_params_are_checked():
     with pytest.raises(ValueError, match="duration_buckets"):
-        EvaluateParams(duration_buckets=(4.0, 2.0))
-    with pytest.raises(ValueError, match="num_beams"):
-        EvaluateParams(num_beams=0)
+        repo_params("evaluate", EvaluateParams, duration_buckets=(4.0, 2.0))
+    with pytest.raises(ValueError, match="num_beams must be >= 1"):
+        repo_params("evaluate.decode", DecodeOptions, num_beams=0)
+    with pytest.raises(ValueError, match="max_new_tokens must be <= 224"):
+        repo_params("evaluate.decode", DecodeOptions, max_new_tokens=225)
 
 
 def test_transcribe_and_evaluate_stages_on_a_tiny_model(repo_copy):
@@ -137,22 +143,21 @@ def test_transcribe_and_evaluate_stages_on_a_tiny_model(repo_copy):
     save_tiny_base(repo / "models" / "base")
     save_tiny_features(repo / "data" / "features", train=2, dev=2, test=5)
     params_file = repo / "params.yaml"
-    text = params_file.read_text(encoding="utf-8")
-    text = text.replace("max_new_tokens: 128", "max_new_tokens: 8").replace(
-        "  batch_size: 8\n  num_beams: 1", "  batch_size: 2\n  num_beams: 2"
-    )
-    params_file.write_text(text, encoding="utf-8")
+    params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
+    params["evaluate"]["decode"] = {"batch_size": 2, "num_beams": 2, "max_new_tokens": 8}
+    params_file.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+    shutil.copytree(repo / "models" / "base", repo / "models" / "finetuned")  # stands in
     env = dict(os.environ, PYTHONPATH=str(repo))
-    for name in ("zero_shot", "finetuned"):  # the base model stands in for both
+    for name in ("zero_shot", "finetuned"):
         subprocess.run(
-            [sys.executable, "-m", "stages.transcribe", name, "models/base"],
+            stage_command(f"transcribe@{name}", repo),
             cwd=repo,
             env=env,
             check=True,
             capture_output=True,
         )
     subprocess.run(
-        [sys.executable, "-m", "stages.evaluate"],
+        stage_command("evaluate", repo),
         cwd=repo,
         env=env,
         check=True,
@@ -173,7 +178,7 @@ def test_transcribe_without_a_model_is_a_clear_error(repo_copy):
     repo = repo_copy()
     save_tiny_features(repo / "data" / "features", train=1, dev=1, test=1)
     proc = subprocess.run(
-        [sys.executable, "-m", "stages.transcribe", "finetuned", "models/finetuned"],
+        stage_command("transcribe@finetuned", repo),
         cwd=repo,
         env=dict(os.environ, PYTHONPATH=str(repo)),
         capture_output=True,

@@ -7,6 +7,8 @@ import pytest
 
 from swedish_transcriber.data.features import FeatureSettings, featurize_split, load_processor
 from swedish_transcriber.data.ingest import MeasureSettings, ingest_release
+from swedish_transcriber.whisper import CHUNK_LENGTH, N_FRAMES, N_TEXT_CTX, SAMPLE_RATE
+from tests.repo_params import repo_params
 
 
 @pytest.fixture
@@ -21,22 +23,24 @@ def manifest(make_release):
             ]
         }
     )
-    return ingest_release(root, 0, 0, MeasureSettings()).splits["train"]
+    return ingest_release(root, 0, 0, repo_params("ingest.measure", MeasureSettings)).splits[
+        "train"
+    ]
 
 
 def test_features_labels_and_quarantine(manifest, processor_dir):
     processor = load_processor(processor_dir, "sv", "transcribe")
-    settings = FeatureSettings(num_proc=1, batch_size=2)
+    settings = repo_params("features", FeatureSettings, num_proc=1, batch_size=2)
     table, quarantined = featurize_split(manifest, processor, settings)
     assert table["path"] == ["a.mp3", "b.mp3", "c.mp3"]
     feats = table.with_format("numpy")[:]["input_features"]
-    assert feats.shape == (3, 80, 3000)
+    assert feats.shape == (3, 80, N_FRAMES)
     assert table.features["input_features"].dtype == "float16"  # stored; read back as float32
     # Same numbers as the processor computes directly on the decoded audio.
     from swedish_transcriber.audio import load_audio
 
     direct = processor.feature_extractor(
-        load_audio(manifest["audio_file"][1]), sampling_rate=16_000, return_tensors="np"
+        load_audio(manifest["audio_file"][1]), sampling_rate=SAMPLE_RATE, return_tensors="np"
     )
     np.testing.assert_allclose(feats[1].astype(np.float32), direct.input_features[0], atol=2e-3)
     tok = processor.tokenizer
@@ -58,12 +62,26 @@ def test_parallel_matches_serial_and_long_labels_are_quarantined(manifest, proce
     serial, q1 = featurize_split(
         manifest,
         processor,
-        FeatureSettings(num_proc=1, batch_size=1, max_label_tokens=20, dtype="float32"),
+        repo_params(
+            "features",
+            FeatureSettings,
+            num_proc=1,
+            batch_size=1,
+            max_label_tokens=20,
+            dtype="float32",
+        ),
     )
     parallel, q2 = featurize_split(
         manifest,
         processor,
-        FeatureSettings(num_proc=2, batch_size=1, max_label_tokens=20, dtype="float32"),
+        repo_params(
+            "features",
+            FeatureSettings,
+            num_proc=2,
+            batch_size=1,
+            max_label_tokens=20,
+            dtype="float32",
+        ),
     )
     assert serial["path"] == parallel["path"] == ["a.mp3", "b.mp3"]
     np.testing.assert_array_equal(
@@ -78,7 +96,9 @@ def test_empty_split_gives_empty_table(processor_dir):
     from swedish_transcriber.data.manifest import empty_manifest
 
     processor = load_processor(processor_dir, "sv", "transcribe")
-    table, quarantined = featurize_split(empty_manifest(), processor, FeatureSettings())
+    table, quarantined = featurize_split(
+        empty_manifest(), processor, repo_params("features", FeatureSettings)
+    )
     assert len(table) == 0 and "input_features" in table.column_names and quarantined.empty
 
 
@@ -88,5 +108,9 @@ def test_missing_processor_is_a_clear_error(tmp_path):
 
 
 def test_bad_dtype_param():
-    with pytest.raises(ValueError, match="features.dtype"):
-        FeatureSettings(dtype="int8")
+    with pytest.raises(ValueError, match="dtype must be float16 or float32"):
+        repo_params("features", FeatureSettings, dtype="int8")
+    with pytest.raises(ValueError, match="Whisper's window"):
+        repo_params("features", FeatureSettings, max_audio_seconds=CHUNK_LENGTH + 1)
+    with pytest.raises(ValueError, match="Whisper's decoder length"):
+        repo_params("features", FeatureSettings, max_label_tokens=N_TEXT_CTX + 1)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 16_000
@@ -220,11 +221,11 @@ def test_main_compares_workers_and_writes_json(tmp_path, capsys, monkeypatch):
     """The parent with fake workers: the order, the flags it forwards, the JSON it writes."""
     monkeypatch.setattr(bench, "check_inputs", lambda names: None)  # no models needed
     params = tmp_path / "params.yaml"
-    params.write_text(
-        "model: {language: sv, task: transcribe}\n"
-        "app: {batch_size: 4, threads: 3, max_new_tokens: 100}\n",
-        encoding="utf-8",
-    )
+    app = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["app"]
+    app["decode"].update(batch_size=4, max_new_tokens=100)
+    app["engine"]["threads"] = 3
+    settings = {"model": {"language": "sv", "task": "transcribe"}, "app": app}
+    params.write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
     calls = []
 
     def fake_spawn(name, argv, threads):

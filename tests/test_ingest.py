@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -11,6 +10,10 @@ import pytest
 from swedish_transcriber.data.commonvoice import ReleaseError
 from swedish_transcriber.data.ingest import MeasureSettings, ingest_release
 from swedish_transcriber.data.manifest import COLUMNS
+from tests.dvc_stages import stage_command
+from tests.repo_params import repo_params
+
+MEASURE = repo_params("ingest.measure", MeasureSettings)
 
 
 def test_measures_every_clip_and_quarantines_undecodable_ones(make_release):
@@ -27,7 +30,7 @@ def test_measures_every_clip_and_quarantines_undecodable_ones(make_release):
             "test": [{"path": "good3.mp3", "_seconds": 3.0}],
         }
     )
-    result = ingest_release(root, max_clips=0, seed=1, settings=MeasureSettings(), num_proc=2)
+    result = ingest_release(root, max_clips=0, seed=1, settings=MEASURE, num_proc=2)
     train = result.splits["train"]
     assert list(train.columns) == list(COLUMNS)
     assert sorted(train["path"]) == ["good1.mp3", "silent.mp3"]
@@ -54,7 +57,7 @@ def test_measures_every_clip_and_quarantines_undecodable_ones(make_release):
 
 def test_max_clips_is_a_deterministic_subset(make_release):
     root = make_release({"train": [{"path": f"c{i}.mp3", "_seconds": 0.5} for i in range(8)]})
-    settings = MeasureSettings()
+    settings = MEASURE
     a = ingest_release(root, max_clips=3, seed=5, settings=settings).splits["train"]
     b = ingest_release(root, max_clips=3, seed=5, settings=settings, num_proc=2).splits["train"]
     assert len(a) == 3 and a["path"].tolist() == b["path"].tolist()
@@ -62,7 +65,7 @@ def test_max_clips_is_a_deterministic_subset(make_release):
 
 def test_release_dir_that_does_not_exist(tmp_path):
     with pytest.raises(ReleaseError, match="data.raw_dir is not a directory"):
-        ingest_release(tmp_path / "nope", 0, 0, MeasureSettings())
+        ingest_release(tmp_path / "nope", 0, 0, MEASURE)
 
 
 def test_stage_fails_cleanly_on_a_broken_tsv(repo_copy, tmp_path):
@@ -71,9 +74,7 @@ def test_stage_fails_cleanly_on_a_broken_tsv(repo_copy, tmp_path):
     raw.mkdir(parents=True)
     for split in ("train", "dev", "test"):
         (raw / f"{split}.tsv").write_text("client_id\tpath\n", encoding="utf-8")
-    proc = subprocess.run(
-        [sys.executable, "-m", "stages.ingest"], cwd=repo, capture_output=True, text=True
-    )
+    proc = subprocess.run(stage_command("ingest", repo), cwd=repo, capture_output=True, text=True)
     assert proc.returncode == 1
     assert "ingest: error:" in proc.stderr and "train.tsv: missing required column" in proc.stderr
     assert "Traceback" not in proc.stderr

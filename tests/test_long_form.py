@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -13,9 +15,12 @@ from swedish_transcriber.serving.long_form import (
     transcribe_audio,
 )
 from swedish_transcriber.serving.subtitles import timestamp, to_srt, to_txt
+from swedish_transcriber.whisper import SAMPLE_RATE
 from tests.conftest import tone
 
-SR = 16_000
+SR = SAMPLE_RATE
+# The algorithm's tests spell their plan out (the arithmetic below depends on it).
+PLAN = ChunkPlan(chunk_seconds=30.0, min_pause=0.3, silence_threshold_db=-45.0, padding=0.1)
 
 
 def speech(seconds: float, seed: int = 0) -> np.ndarray:
@@ -42,13 +47,13 @@ class FakeEngine:
 
 def test_short_clip_is_one_chunk_around_the_speech():
     audio = np.concatenate([pause(1.0), speech(3.0), pause(1.0)])
-    [(start, end)] = plan_chunks(audio, ChunkPlan())
+    [(start, end)] = plan_chunks(audio, PLAN)
     assert start == pytest.approx(0.9 * SR, abs=0.03 * SR)  # 0.1 s of padding kept
     assert end == pytest.approx(4.1 * SR, abs=0.03 * SR)
 
 
 def test_silence_gives_no_chunks():
-    assert plan_chunks(pause(5.0), ChunkPlan()) == []
+    assert plan_chunks(pause(5.0), PLAN) == []
 
 
 def test_regions_are_packed_up_to_the_chunk_length_and_cut_at_pauses():
@@ -57,9 +62,9 @@ def test_regions_are_packed_up_to_the_chunk_length_and_cut_at_pauses():
     for i in range(6):
         parts += [speech(4.0, seed=i), pause(1.0)]
     audio = np.concatenate(parts)
-    one = plan_chunks(audio, ChunkPlan(chunk_seconds=30.0))
+    one = plan_chunks(audio, replace(PLAN, chunk_seconds=30.0))
     assert len(one) == 1
-    several = plan_chunks(audio, ChunkPlan(chunk_seconds=10.0))
+    several = plan_chunks(audio, replace(PLAN, chunk_seconds=10.0))
     assert len(several) == 3  # two utterances (4 + 1 + 4 s plus padding) per chunk
     for start, end in several:
         assert end - start <= 10 * SR
@@ -76,7 +81,7 @@ def test_continuous_speech_longer_than_the_window_is_cut_at_its_quietest_moment(
     audio = speech(70.0)
     dip = int(25.0 * SR)
     audio[dip : dip + int(0.1 * SR)] *= 0.01  # a short dip, too short to count as a pause
-    chunks = plan_chunks(audio, ChunkPlan(min_pause=0.3))
+    chunks = plan_chunks(audio, replace(PLAN, min_pause=0.3))
     assert len(chunks) >= 3
     assert all(end - start <= 30 * SR for start, end in chunks)
     assert chunks[0][1] == pytest.approx(dip, abs=0.12 * SR)  # cut in the dip
@@ -94,7 +99,7 @@ def test_transcribe_audio_batches_chunks_reports_progress_and_times_segments():
     out = transcribe_audio(
         audio,
         engine,
-        ChunkPlan(chunk_seconds=13.0),
+        replace(PLAN, chunk_seconds=13.0),
         batch_size=2,
         progress=lambda *p: progress.append(p),
     )
@@ -110,13 +115,13 @@ def test_transcribe_audio_batches_chunks_reports_progress_and_times_segments():
 
 def test_transcribe_audio_of_silence_is_an_empty_transcript():
     engine = FakeEngine()
-    out = transcribe_audio(pause(3.0), engine, ChunkPlan())
+    out = transcribe_audio(pause(3.0), engine, PLAN, batch_size=2)
     assert out.segments == () and out.text == "" and engine.calls == []
 
 
 def test_chunk_plan_refuses_windows_whisper_cannot_hear():
     with pytest.raises(ValueError, match="Whisper's window"):
-        ChunkPlan(chunk_seconds=45.0)
+        replace(PLAN, chunk_seconds=45.0)
 
 
 def test_srt_and_txt():

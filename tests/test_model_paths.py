@@ -203,7 +203,7 @@ def test_a_load_failure_message_names_no_server_path(repo):
 @pytest.mark.parametrize(
     ("app", "message"),
     [
-        ({"model_roots": ["models", " "]}, "app.model_roots entries must be directories"),
+        ({"model_roots": ["models", " "]}, "app: model_roots entries must be directories"),
         ({"allow_other_directories": True, "model_roots": []}, "must list a directory"),
         ({"allow_other_directories": "yes"}, "expected true or false"),
     ],

@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass, field
 
 import pytest
 
-from swedish_transcriber.params import ParamsError, section
+from swedish_transcriber.data.augmentation import AugmentParams, read_augment_params
+from swedish_transcriber.data.demo_corpus import CorpusParams
+from swedish_transcriber.data.features import FeatureSettings
+from swedish_transcriber.data.ingest import IngestParams, MeasureSettings
+from swedish_transcriber.data.source import DataParams
+from swedish_transcriber.data.validation import ValidationSettings
+from swedish_transcriber.evaluation.transcription import EvaluateParams
+from swedish_transcriber.model.export import ExportParams
+from swedish_transcriber.model.source import ModelParams
+from swedish_transcriber.model.train_params import TrainParams
+from swedish_transcriber.params import ParamsError, load_params, section
+from swedish_transcriber.serving.engines import EngineSettings
+from swedish_transcriber.serving.long_form import ChunkPlan
+from swedish_transcriber.serving.media import MediaLimits
+from swedish_transcriber.serving.page import AppParams
+from swedish_transcriber.whisper import (
+    FRAME_SECONDS,
+    N_FRAMES,
+    N_SAMPLES,
+    SAMPLE_LEN,
+    DecodeOptions,
+)
+from tests.repo_params import PARAMS_FILE
 
 
 @dataclass
@@ -61,15 +85,90 @@ def test_subset_reads_a_few_keys_of_another_stage_section(tmp_path):
     assert section("s", Section, path, subset=True).rate == 2.0
 
 
-def test_repo_params_file_parses_for_every_stage():
-    """Every section in the real params.yaml is readable by its stage's dataclass."""
-    from stages.corpus import CorpusParams, DataParams
-    from stages.featurize import FeatureSettings
-    from stages.ingest import IngestParams
-    from swedish_transcriber.model.source import ModelLanguage
+def test_dotted_name_reads_a_nested_section(tmp_path):
+    path = write(tmp_path, "s:\n  rate: 1\n  inner: {p: 0.25}\n")
+    assert section("s.inner", Inner, path) == Inner(0.25)
+    with pytest.raises(ParamsError, match="missing section 's.other'"):
+        section("s.other", Inner, path)
 
-    assert section("data", DataParams).source in ("demo", "commonvoice")
-    assert len(section("corpus", CorpusParams).speakers) >= 6
-    section("ingest", IngestParams)
-    section("features", FeatureSettings)
-    assert section("model", ModelLanguage, subset=True).language == "sv"
+
+@dataclass
+class Bounded:
+    n: int
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1, got {self.n}")
+
+
+@dataclass
+class Outer:
+    bounded: Bounded
+
+
+def test_a_broken_bound_names_the_nested_section(tmp_path):
+    path = write(tmp_path, "o:\n  bounded: {n: 0}\n")
+    with pytest.raises(ParamsError, match=r"params.yaml: o.bounded: n must be >= 1, got 0"):
+        section("o", Outer, path)
+
+
+# Every section of the repo's params.yaml and the dataclass its stage (or the page) reads.
+SECTIONS = {
+    "model": ModelParams,
+    "data": DataParams,
+    "corpus": CorpusParams,
+    "ingest": IngestParams,
+    "validate": ValidationSettings,
+    "augment": AugmentParams,
+    "features": FeatureSettings,
+    "train": TrainParams,
+    "evaluate": EvaluateParams,
+    "export": ExportParams,
+    "app": AppParams,
+}
+
+
+def test_every_repo_section_loads_into_its_dataclass():
+    """params.yaml and the dataclasses cannot drift: every key is known, none is missing."""
+    assert set(load_params(PARAMS_FILE)) == set(SECTIONS)
+    for name, cls in SECTIONS.items():
+        # augment's transforms are {Transform: kwargs}, read by its own reader.
+        loaded = read_augment_params(PARAMS_FILE) if cls is AugmentParams else section(name, cls)
+        assert isinstance(loaded, cls), name
+
+
+def test_param_dataclasses_hold_no_second_set_of_values():
+    """No field of a params dataclass has a default: params.yaml is the one place for values."""
+    seen: set[type] = set()
+
+    def check(cls: type) -> None:
+        if cls in seen:
+            return
+        seen.add(cls)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            assert f.default is dataclasses.MISSING, f"{cls.__name__}.{f.name} has a default"
+            assert f.default_factory is dataclasses.MISSING, f"{cls.__name__}.{f.name}"
+            for inner in (hints[f.name], *typing.get_args(hints[f.name])):
+                if dataclasses.is_dataclass(inner):
+                    check(inner)
+
+    for cls in SECTIONS.values():
+        check(cls)
+    for shared in (DecodeOptions, MediaLimits, ChunkPlan, EngineSettings, MeasureSettings):
+        assert shared in seen, shared
+
+
+def test_the_shared_decode_options_are_used_in_each_place():
+    train = section("train", TrainParams, PARAMS_FILE).generation
+    evaluate = section("evaluate", EvaluateParams, PARAMS_FILE).decode
+    app = section("app", AppParams, PARAMS_FILE).decode
+    assert all(isinstance(d, DecodeOptions) for d in (train, evaluate, app))
+    assert section("evaluate.decode", DecodeOptions, PARAMS_FILE) == evaluate
+    with pytest.raises(ValueError, match=f"max_new_tokens must be <= {SAMPLE_LEN}"):
+        dataclasses.replace(app, max_new_tokens=SAMPLE_LEN + 1)
+
+
+def test_whisper_constants_derive_from_each_other():
+    assert N_SAMPLES == 480_000 and N_FRAMES == 3000 and SAMPLE_LEN == 224
+    assert pytest.approx(0.02) == FRAME_SECONDS

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from swedish_transcriber.whisper import N_FRAMES
 from tests.conftest import REPO
 
 WORKFLOW = REPO / ".github" / "workflows" / "pull-request.yml"
@@ -66,15 +67,15 @@ def pipeline(tmp_path_factory) -> Path:
         learning_rate=5e-4,
         max_steps=4,
         batch_size=4,
-        eval_batch_size=4,
         logging_steps=1,
         eval_steps=2,
         save_steps=2,
         warmup_steps=0,
         eval_max_clips=2,
-        generation_max_length=24,
+        generation={**params["train"]["generation"], "batch_size": 4, "max_new_tokens": 24},
     )
-    params["evaluate"].update(max_clips=3, max_new_tokens=32)
+    params["evaluate"]["max_clips"] = 3
+    params["evaluate"]["decode"]["max_new_tokens"] = 32
     (repo / "params.yaml").write_text(
         yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8"
     )
@@ -101,7 +102,7 @@ def test_repro_builds_features_from_raw_audio(pipeline):
     assert len(train) + quarantined >= 12 and len(train) >= 8
     assert len(test) >= 1
     row = train.with_format("numpy")[0]
-    assert row["input_features"].shape == (80, 3000)
+    assert row["input_features"].shape == (80, N_FRAMES)
     assert (pipeline / "models/base/config.json").is_file()
     report = json.loads((pipeline / "reports/validation.json").read_text(encoding="utf-8"))
     assert report, "validation report is empty"
@@ -131,15 +132,13 @@ def test_repro_fine_tunes_and_evaluates(pipeline):
 
 
 def test_repro_exports_the_fine_tuned_model_for_the_page(pipeline):
+    from dataclasses import replace
+
     import pandas as pd
 
     from swedish_transcriber.audio import load_audio
-    from swedish_transcriber.serving.engines import (
-        CTRANSLATE2,
-        DecodeOptions,
-        load_engine,
-        model_kind,
-    )
+    from swedish_transcriber.serving.engines import CTRANSLATE2, load_engine, model_kind
+    from swedish_transcriber.serving.page import load_config
 
     ct2 = pipeline / "models/ct2"
     assert model_kind(ct2) == CTRANSLATE2
@@ -150,7 +149,9 @@ def test_repro_exports_the_fine_tuned_model_for_the_page(pipeline):
         pipeline / "models/finetuned/model.safetensors"
     ).stat().st_size
     clip = pd.read_parquet(pipeline / "data/validated/test.parquet").audio_file.iloc[0]
-    engine = load_engine(ct2, DecodeOptions(max_new_tokens=32))
+    config = load_config(pipeline / "params.yaml")  # the page's settings, a shorter cap
+    options = replace(config.app.decode, max_new_tokens=32)
+    engine = load_engine(ct2, config.language, options, config.app.engine)
     [text] = engine.transcribe([load_audio(pipeline / clip)])
     assert isinstance(text, str) and text.strip()
 

@@ -3,6 +3,7 @@ fingerprinted checkpoints, the encoder cache, bad input, and DDP under torchrun.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -17,18 +18,19 @@ import yaml
 
 from swedish_transcriber.model.train_params import TrainParams, resolve_precision
 from swedish_transcriber.model.training import KILL_AT_STEP_ENV
+from tests.dvc_stages import stage_args, stage_command
+from tests.repo_params import repo_params
 from tests.tiny import save_tiny_base, save_tiny_features
 
 TINY_TRAIN = {
     "max_steps": 6,
     "batch_size": 4,
-    "eval_batch_size": 4,
     "logging_steps": 1,
     "eval_steps": 3,
     "save_steps": 2,
     "warmup_steps": 0,
     "learning_rate": 1e-2,
-    "generation_max_length": 12,
+    "generation": {"batch_size": 4, "num_beams": 1, "max_new_tokens": 12},
 }
 
 
@@ -70,7 +72,7 @@ def run(cmd: list[str], repo: Path, check: bool = True, **extra: str):
 
 
 def train_stage(repo: Path, check: bool = True, **extra: str):
-    return run([sys.executable, "-m", "stages.train"], repo, check=check, **extra)
+    return run(stage_command("train", repo), repo, check=check, **extra)
 
 
 def git_commit_all(repo: Path) -> None:
@@ -229,7 +231,7 @@ def stage_error(repo: Path, capsys, monkeypatch) -> str:
 
     monkeypatch.chdir(repo)
     with pytest.raises(SystemExit) as exc:
-        stages.train.main()
+        stages.train.main(stage_args("train", repo))
     assert exc.value.code == 1
     err = capsys.readouterr().err.splitlines()[-1]
     assert err.startswith("train: error: "), err
@@ -255,7 +257,9 @@ def test_empty_train_split_is_a_clear_error(tiny_repo, capsys, monkeypatch):
 
 def test_max_steps_zero_is_a_clear_error(tiny_repo, capsys, monkeypatch):
     set_params(tiny_repo, train={"max_steps": 0})
-    assert "train.max_steps must be >= 1" in stage_error(tiny_repo, capsys, monkeypatch)
+    assert "params.yaml: train: max_steps must be >= 1" in stage_error(
+        tiny_repo, capsys, monkeypatch
+    )
 
 
 def test_unknown_param_is_a_clear_error(tiny_repo, capsys, monkeypatch):
@@ -281,10 +285,13 @@ def test_precision_resolution():
 
 
 def test_specaugment_with_a_cached_encoder_is_refused():
+    cached = repo_params("train", TrainParams, freeze_encoder=True, cache_encoder_outputs=True)
     with pytest.raises(ValueError, match="cache_encoder_outputs: false"):
-        TrainParams(mask_time_prob=0.05)
-    assert TrainParams(mask_time_prob=0.05, cache_encoder_outputs=False).mask_time_prob == 0.05
-    assert not TrainParams(freeze_encoder=False, mask_time_prob=0.05).uses_encoder_cache
+        repo_params("train", TrainParams, mask_time_prob=0.05)
+    live = dataclasses.replace(cached, mask_time_prob=0.05, cache_encoder_outputs=False)
+    assert live.mask_time_prob == 0.05
+    trained = dataclasses.replace(live, freeze_encoder=False, cache_encoder_outputs=True)
+    assert not trained.uses_encoder_cache
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,9 +330,9 @@ def test_full_fine_tuning_with_specaugment_changes_the_encoder(tiny_repo):
 def test_torchrun_two_processes(tiny_repo):
     launcher = f"{shlex.quote(sys.executable)} -m torch.distributed.run --nproc_per_node=2"
     set_params(tiny_repo, train={"launcher": launcher, "max_steps": 4})
-    params = yaml.safe_load((tiny_repo / "params.yaml").read_text(encoding="utf-8"))
-    # What dvc.yaml's cmd `${train.launcher} -m stages.train` expands to:
-    cmd = shlex.split(params["train"]["launcher"]) + ["-m", "stages.train"]
+    # dvc.yaml's cmd `${train.launcher} -m stages.train ...`, expanded as DVC does.
+    cmd = stage_command("train", tiny_repo)
+    assert cmd[: len(shlex.split(launcher))] == shlex.split(launcher)
     proc = run(cmd, tiny_repo, OMP_NUM_THREADS="1")
     assert "train: final dev metrics" in proc.stdout
     assert (tiny_repo / "models" / "finetuned" / "model.safetensors").is_file()

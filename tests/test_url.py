@@ -34,7 +34,7 @@ from tests.test_app import (  # noqa: F401  (fixtures)
     params_file,
 )
 
-LIMITS = media.MediaLimits(max_upload_mb=1.0, max_seconds=20.0, silence_threshold_db=-45.0)
+LIMITS = media.MediaLimits(max_upload_mb=1.0, max_seconds=20.0, min_seconds=0.1)
 OPEN = url.UrlPolicy(allow_private=True, socket_timeout=1.0, download_timeout=20.0)
 GUARDED = url.UrlPolicy(allow_private=False, socket_timeout=1.0, download_timeout=20.0)
 CLIP = encode(tone(2.0, 16_000, seed=3), 16_000, "wav")

@@ -7,6 +7,7 @@ holds a bad row for every expectation (``suite_run``); the tests then inspect th
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from swedish_transcriber.data.validation import (
     validate_manifests,
 )
 from swedish_transcriber.params import ParamsError, section
+from tests.dvc_stages import stage_args
 
 SETTINGS = ValidationSettings(
     min_duration=0.5,
@@ -248,12 +250,12 @@ def test_gate_message_gives_rate_threshold_and_counts(suite_run):
 
 def test_settings_reject_bad_thresholds():
     with pytest.raises(ParamsError, match="unescaped"):
-        ValidationSettings(allowed_characters="a-]")
+        replace(SETTINGS, allowed_characters="a-]")
     with pytest.raises(ParamsError, match="not a valid regex"):
-        ValidationSettings(allowed_characters="a-z\\")
-    assert ValidationSettings(allowed_characters="]a-z\\]").disallowed_regex == "[^]a-z\\]]"
+        replace(SETTINGS, allowed_characters="a-z\\")
+    assert replace(SETTINGS, allowed_characters="]a-z\\]").disallowed_regex == "[^]a-z\\]]"
     with pytest.raises(ParamsError, match="min_duration < max_duration"):
-        ValidationSettings(min_duration=31.0)
+        replace(SETTINGS, min_duration=31.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,15 +263,15 @@ def test_settings_reject_bad_thresholds():
 
 
 def stage_repo(root: Path, splits: dict[str, pd.DataFrame], **validate: Any) -> None:
-    params = {"validate": {**ValidationSettings().__dict__, **validate}}
+    params = {"validate": {**asdict(SETTINGS), **validate}}
     (root / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), "utf-8")
     for split, frame in splits.items():
         write_split(frame, root / "data" / "manifest", split)
 
 
-def test_params_section_is_exactly_the_repo_keys():
+def test_these_tests_use_the_repos_thresholds():
     repo_params = Path(__file__).resolve().parents[1] / "params.yaml"
-    assert section("validate", ValidationSettings, repo_params) == ValidationSettings()
+    assert section("validate", ValidationSettings, repo_params) == SETTINGS
 
 
 def test_stage_writes_outputs(splits, tmp_path, monkeypatch):
@@ -277,16 +279,17 @@ def test_stage_writes_outputs(splits, tmp_path, monkeypatch):
 
     stage_repo(tmp_path, splits)
     monkeypatch.chdir(tmp_path)
-    stage.main()
+    stage.main(stage_args("validate"))
+    paths = stage.parse_args(stage_args("validate"))
     for split in SPLITS:
-        out = pd.read_parquet(tmp_path / stage.OUT_DIR / f"{split}.parquet")
+        out = pd.read_parquet(tmp_path / paths.out_dir / f"{split}.parquet")
         assert list(out.columns) == list(COLUMNS)
-    q = pd.read_parquet(tmp_path / stage.QUARANTINE_DIR / "quarantine.parquet")
+    q = pd.read_parquet(tmp_path / paths.quarantine_dir / "quarantine.parquet")
     assert len(q) == 11
-    assert (tmp_path / stage.QUARANTINE_DIR / "quarantine.tsv").is_file()
-    report = json.loads((tmp_path / stage.REPORT_FILE).read_text("utf-8"))
+    assert (tmp_path / paths.quarantine_dir / "quarantine.tsv").is_file()
+    report = json.loads((tmp_path / paths.report).read_text("utf-8"))
     assert report["failed"] == 11
-    assert (tmp_path / stage.DOCS_DIR / "index.html").is_file()
+    assert (tmp_path / paths.docs_dir / "index.html").is_file()
     assert not (tmp_path / "gx").exists()
     leftovers = [p.name for p in tmp_path.rglob(".*tmp-*")]
     assert not leftovers
@@ -297,15 +300,16 @@ def test_stage_over_max_fail_rate_fails_and_writes_no_data(splits, tmp_path, mon
 
     stage_repo(tmp_path, splits, max_fail_rate=0.1)
     monkeypatch.chdir(tmp_path)
+    paths = stage.parse_args(stage_args("validate"))
     with pytest.raises(ValidationGateError, match=r"fail rate 15\.9% > validate\.max_fail_rate"):
-        stage.run()
-    assert not (tmp_path / stage.OUT_DIR).exists()
-    assert not (tmp_path / stage.QUARANTINE_DIR).exists()
+        stage.run(paths)
+    assert not (tmp_path / paths.out_dir).exists()
+    assert not (tmp_path / paths.quarantine_dir).exists()
     # The report and the docs are there to look at.
-    assert json.loads((tmp_path / stage.REPORT_FILE).read_text("utf-8"))["fail_rate"] > 0.1
-    assert (tmp_path / stage.DOCS_DIR / "index.html").is_file()
+    assert json.loads((tmp_path / paths.report).read_text("utf-8"))["fail_rate"] > 0.1
+    assert (tmp_path / paths.docs_dir / "index.html").is_file()
     with pytest.raises(SystemExit) as exit_info:
-        stage.main()
+        stage.main(stage_args("validate"))
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("validate: error: 11 of 69 rows failed validation")

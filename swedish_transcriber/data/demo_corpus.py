@@ -19,7 +19,7 @@ import random
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import soundfile as sf
@@ -59,7 +59,7 @@ class Speaker:
     rate: int
     pitch: int
     split: str
-    accent: str = ""
+    accent: str
 
     @property
     def client_id(self) -> str:
@@ -73,17 +73,13 @@ class CorpusParams:
 
     sentences_file: str
     speakers: list[Speaker]
-    split_fractions: dict[str, float] = field(
-        default_factory=lambda: {"train": 0.8, "dev": 0.1, "test": 0.1}
-    )
-    clips_per_sentence: dict[str, int] = field(
-        default_factory=lambda: {"train": 2, "dev": 1, "test": 2}
-    )
-    rate_jitter: int = 12
-    pitch_jitter: int = 6
-    sample_rate: int = 48_000
-    max_sentences: int = 0
-    seed: int = 1234
+    split_fractions: dict[str, float]  # share of the sentences per split
+    clips_per_sentence: dict[str, int]  # speakers of the split who read each sentence
+    rate_jitter: int  # words per minute, uniform +- around the speaker's rate
+    pitch_jitter: int  # espeak pitch units, uniform +- around the speaker's pitch
+    sample_rate: int  # of the written MP3s (Common Voice's are 48 kHz)
+    max_sentences: int  # 0 uses every sentence
+    seed: int
 
 
 @dataclass(frozen=True)

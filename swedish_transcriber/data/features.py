@@ -19,8 +19,9 @@ import datasets
 import numpy as np
 import pandas as pd
 
-from swedish_transcriber.audio import WHISPER_SAMPLE_RATE, AudioError, load_audio
+from swedish_transcriber.audio import AudioError, load_audio
 from swedish_transcriber.data.manifest import quarantine_rows
+from swedish_transcriber.whisper import CHUNK_LENGTH, N_TEXT_CTX, SAMPLE_RATE
 
 STAGE = "featurize"
 # Manifest columns carried into the feature tables (for slicing WER by speaker group later).
@@ -40,17 +41,27 @@ KEEP_COLUMNS: tuple[str, ...] = (
 class FeatureSettings:
     """Params section ``features``."""
 
-    num_proc: int = 2
-    batch_size: int = 16
-    max_audio_seconds: float = 30.0
-    max_label_tokens: int = 448
-    dtype: str = "float16"
+    num_proc: int  # worker processes
+    batch_size: int  # clips per call of the feature extractor
+    max_audio_seconds: float  # longer clips are quarantined (at most Whisper's window)
+    max_label_tokens: int  # longer labels are quarantined (at most Whisper's decoder length)
+    dtype: str  # storage type of the log-mel frames: float16 or float32
 
     def __post_init__(self) -> None:
         if self.dtype not in ("float16", "float32"):
-            raise ValueError(f"features.dtype must be float16 or float32, got {self.dtype!r}")
+            raise ValueError(f"dtype must be float16 or float32, got {self.dtype!r}")
         if self.num_proc < 1 or self.batch_size < 1:
-            raise ValueError("features.num_proc and features.batch_size must be >= 1")
+            raise ValueError("num_proc and batch_size must be >= 1")
+        if not 0 < self.max_audio_seconds <= CHUNK_LENGTH:
+            raise ValueError(
+                f"max_audio_seconds must be in (0, {CHUNK_LENGTH}] (Whisper's window), "
+                f"got {self.max_audio_seconds}"
+            )
+        if not 0 < self.max_label_tokens <= N_TEXT_CTX:
+            raise ValueError(
+                f"max_label_tokens must be in (0, {N_TEXT_CTX}] (Whisper's decoder length), "
+                f"got {self.max_label_tokens}"
+            )
 
 
 def load_processor(model_dir: str | Path, language: str, task: str):
@@ -91,20 +102,20 @@ class _Featurizer:
         limit = self.settings.max_audio_seconds
         for i, file in enumerate(batch["audio_file"]):
             try:
-                samples = load_audio(file, WHISPER_SAMPLE_RATE)
+                samples = load_audio(file, SAMPLE_RATE)
             except AudioError as exc:
                 reasons[i] = str(exc)
-                samples = np.zeros(WHISPER_SAMPLE_RATE, dtype=np.float32)
-            seconds = len(samples) / WHISPER_SAMPLE_RATE
+                samples = np.zeros(SAMPLE_RATE, dtype=np.float32)
+            seconds = len(samples) / SAMPLE_RATE
             if not reasons[i] and seconds > limit:
                 reasons[i] = (
                     f"{file}: clip is {seconds:.1f} s, over features.max_audio_seconds "
                     f"({limit:g} s, Whisper's window)"
                 )
-                samples = samples[: int(limit * WHISPER_SAMPLE_RATE)]
+                samples = samples[: int(limit * SAMPLE_RATE)]
             audio.append(samples)
         features = self.processor.feature_extractor(
-            audio, sampling_rate=WHISPER_SAMPLE_RATE, return_tensors="np"
+            audio, sampling_rate=SAMPLE_RATE, return_tensors="np"
         ).input_features.astype(self.settings.dtype)
         labels = self.processor.tokenizer(batch["sentence"]).input_ids
         for i, ids in enumerate(labels):

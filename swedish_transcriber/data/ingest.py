@@ -22,24 +22,30 @@ STAGE = "ingest"
 
 @dataclass(frozen=True)
 class MeasureSettings:
-    """How silence and clipping are measured (params ``ingest``)."""
+    """How silence and clipping are measured (params ``ingest.measure``).
 
-    silence_threshold_db: float = -40.0
-    clipping_threshold: float = 0.999
+    The augment stage measures its copies with the same settings, so that validation's
+    thresholds mean the same for originals and copies.
+    """
+
+    silence_threshold_db: float  # a 20 ms frame quieter than this counts as silence
+    clipping_threshold: float  # |sample| at or above this counts as clipped
+
+    def __post_init__(self) -> None:
+        if not 0 < self.clipping_threshold <= 1:
+            raise ValueError(f"clipping_threshold must be in (0, 1], got {self.clipping_threshold}")
 
 
 @dataclass(frozen=True)
 class IngestParams:
-    """Params section ``ingest`` (the augment stage reads its thresholds too)."""
+    """Params section ``ingest``."""
 
-    num_proc: int = 2
-    silence_threshold_db: float = -40.0
-    clipping_threshold: float = 0.999
+    num_proc: int  # processes that decode and measure clips
+    measure: MeasureSettings
 
-    @property
-    def measure(self) -> MeasureSettings:
-        """The measuring thresholds, for stages that measure audio the way ingest does."""
-        return MeasureSettings(self.silence_threshold_db, self.clipping_threshold)
+    def __post_init__(self) -> None:
+        if self.num_proc < 1:
+            raise ValueError(f"num_proc must be >= 1, got {self.num_proc}")
 
 
 @dataclass

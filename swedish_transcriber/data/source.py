@@ -15,16 +15,15 @@ class DataParams:
     reads ``raw_dir`` as an extracted Common Voice release. Switching is a params change.
     """
 
-    source: str = "demo"
-    raw_dir: str = "data/raw/demo"
-    max_clips: int = 0
-    seed: int = 1234
+    source: str  # demo | commonvoice
+    raw_dir: str  # the release directory ingest reads
+    max_clips: int  # clips per split; 0 keeps all (a deterministic subset by seed)
+    seed: int
 
     def __post_init__(self) -> None:
         if self.source not in DATA_SOURCES:
             raise ValueError(
-                f"params.yaml: data.source must be one of {', '.join(DATA_SOURCES)}, "
-                f"got {self.source!r}"
+                f"source must be one of {', '.join(DATA_SOURCES)}, got {self.source!r}"
             )
         if self.max_clips < 0:
-            raise ValueError(f"params.yaml: data.max_clips must be >= 0, got {self.max_clips}")
+            raise ValueError(f"max_clips must be >= 0, got {self.max_clips}")

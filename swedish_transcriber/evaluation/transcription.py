@@ -16,32 +16,25 @@ import numpy as np
 import torch
 
 from swedish_transcriber.data.features import load_processor
+from swedish_transcriber.whisper import DecodeOptions
 
 
 @dataclass(frozen=True)
 class EvaluateParams:
     """Params section ``evaluate``."""
 
-    batch_size: int = 8
-    num_beams: int = 1
-    max_new_tokens: int = 128
-    max_clips: int = 0  # test clips transcribed; 0 = all (a deterministic subset otherwise)
-    seed: int = 1234
+    decode: DecodeOptions  # how the test clips are transcribed
+    max_clips: int  # test clips transcribed; 0 = all (a deterministic subset otherwise)
+    seed: int
     # Upper edges (seconds) of the duration buckets that WER is sliced by.
-    duration_buckets: tuple[float, ...] = (2.0, 4.0, 6.0)
+    duration_buckets: tuple[float, ...]
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "num_beams", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"params.yaml: evaluate.{name} must be >= 1")
         if self.max_clips < 0:
-            raise ValueError("params.yaml: evaluate.max_clips must be >= 0 (0 = all)")
+            raise ValueError("max_clips must be >= 0 (0 = all)")
         edges = list(self.duration_buckets)
         if edges != sorted(edges) or len(set(edges)) != len(edges) or any(e <= 0 for e in edges):
-            raise ValueError(
-                f"params.yaml: evaluate.duration_buckets must be increasing positive seconds, "
-                f"got {edges}"
-            )
+            raise ValueError(f"duration_buckets must be increasing positive seconds, got {edges}")
 
 
 def load_model(model_dir: str | Path, language: str, task: str):
@@ -76,31 +69,32 @@ def transcribe_features(
     features: np.ndarray | torch.Tensor,
     language: str,
     task: str,
-    num_beams: int = 1,
-    max_new_tokens: int = 128,
+    options: DecodeOptions,
 ) -> list[str]:
-    """Transcripts of one batch of log-mel features (shape ``batch x mels x frames``)."""
+    """Transcripts of one batch of log-mel features (shape ``batch x mels x frames``).
+
+    The batch is decoded as it is given; ``options.batch_size`` is for the caller's batching.
+    """
     inputs = torch.as_tensor(np.asarray(features)).to(model.device, dtype=model.dtype)
     tokens = model.generate(
         input_features=inputs,
         language=language,
         task=task,
-        num_beams=num_beams,
-        max_new_tokens=max_new_tokens,
+        num_beams=options.num_beams,
+        max_new_tokens=options.max_new_tokens,
     )
     return [t.strip() for t in processor.tokenizer.batch_decode(tokens, skip_special_tokens=True)]
 
 
 def transcribe_table(
-    model, processor, table: datasets.Dataset, params: EvaluateParams, language: str, task: str
+    model, processor, table: datasets.Dataset, options: DecodeOptions, language: str, task: str
 ) -> list[str]:
-    """Transcripts of every row of a feature table, in order, ``params.batch_size`` at a time."""
+    """Transcripts of every row of a feature table, in order, ``options.batch_size`` at a time."""
     hypotheses: list[str] = []
     rows = table.select_columns(["input_features"]).with_format("numpy")
-    for start in range(0, len(rows), params.batch_size):
-        batch = rows[start : start + params.batch_size]["input_features"]
-        hypotheses += transcribe_features(
-            model, processor, batch, language, task, params.num_beams, params.max_new_tokens
-        )
-        print(f"transcribe: {min(start + params.batch_size, len(rows))}/{len(rows)} clips")
+    size = options.batch_size
+    for start in range(0, len(rows), size):
+        batch = rows[start : start + size]["input_features"]
+        hypotheses += transcribe_features(model, processor, batch, language, task, options)
+        print(f"transcribe: {min(start + size, len(rows))}/{len(rows)} clips")
     return hypotheses

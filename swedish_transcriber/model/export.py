@@ -44,13 +44,12 @@ PROCESSOR_FILES: tuple[str, ...] = (
 class ExportParams:
     """Params section ``export``."""
 
-    quantization: str = "int8"
+    quantization: str  # one of QUANTIZATIONS
 
     def __post_init__(self) -> None:
         if self.quantization not in QUANTIZATIONS:
             raise ValueError(
-                f"params.yaml: export.quantization must be one of {', '.join(QUANTIZATIONS)}, "
-                f"got {self.quantization!r}"
+                f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {self.quantization!r}"
             )
 
 

@@ -52,9 +52,9 @@ class BaseModelError(ValueError):
 class ModelParams:
     """Params section ``model``."""
 
-    source: str = f"ct2:{DEFAULT_PACKAGE_SET}"
-    language: str = "sv"
-    task: str = "transcribe"
+    source: str  # hf:<repo id> | ct2:<dir or package set> | local:<dir>
+    language: str  # the decoder prompt's language token, e.g. sv
+    task: str  # transcribe | translate
 
     def __post_init__(self) -> None:
         parse_source(self.source)
@@ -70,8 +70,8 @@ class ModelLanguage:
     them through the new ``models/base`` dependency, not through a params dependency.
     """
 
-    language: str = "sv"
-    task: str = "transcribe"
+    language: str
+    task: str
 
     def __post_init__(self) -> None:
         language_code(self.language)

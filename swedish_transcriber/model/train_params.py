@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from swedish_transcriber.whisper import DecodeOptions
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULERS = (
     "linear",
@@ -27,53 +29,52 @@ class TrainParams:
     """Params section ``train`` (names follow ``Seq2SeqTrainingArguments`` where one exists)."""
 
     # The command that starts the stage: "python", or "torchrun --nproc_per_node=4" for DDP.
-    launcher: str = "python"
-    seed: int = 1234
-    learning_rate: float = 1e-4
-    lr_scheduler_type: str = "linear"
-    warmup_steps: int = 10
-    max_steps: int = 100
-    batch_size: int = 8  # per device
-    eval_batch_size: int = 16  # per device
-    gradient_accumulation_steps: int = 1
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    logging_steps: int = 10
-    eval_steps: int = 50
-    save_steps: int = 50
-    save_total_limit: int = 2
-    eval_max_clips: int = 0  # dev clips transcribed at each evaluation; 0 = all
-    gradient_checkpointing: bool = False
-    freeze_encoder: bool = True
+    launcher: str
+    seed: int
+    learning_rate: float
+    lr_scheduler_type: str  # one of SCHEDULERS
+    warmup_steps: int
+    max_steps: int
+    batch_size: int  # per device
+    gradient_accumulation_steps: int
+    weight_decay: float
+    max_grad_norm: float
+    logging_steps: int
+    eval_steps: int  # dev loss and generated-transcript WER every this many steps
+    save_steps: int  # checkpoints (resume points) every this many steps
+    save_total_limit: int
+    eval_max_clips: int  # dev clips transcribed at each evaluation; 0 = all
+    gradient_checkpointing: bool
+    freeze_encoder: bool
     # Keep the (tied) token embeddings / output projection fixed: every step would otherwise
     # push down the logits of every word not in the batch, forgetting unseen vocabulary.
-    freeze_embeddings: bool = False
-    dropout: float = 0.0  # Whisper's dropout (0.0 in the pretrained config) while training
+    freeze_embeddings: bool
+    dropout: float  # Whisper's dropout (0.0 in the pretrained config) while training
     # With a frozen encoder its output for a clip never changes: compute it once per clip
     # and train the decoder on the stored outputs (about 3x faster per step on a CPU).
-    cache_encoder_outputs: bool = True
-    mask_time_prob: float = 0.0  # SpecAugment on the log-mel input (needs the encoder to run)
-    mask_feature_prob: float = 0.0
-    generation_max_length: int = 128  # tokens generated per dev clip at most
-    generation_num_beams: int = 1
-    precision: str = "auto"  # auto: bf16 (or fp16) on a GPU, fp32 on a CPU
-    dataloader_num_workers: int = 0
+    cache_encoder_outputs: bool
+    mask_time_prob: float  # SpecAugment on the log-mel input (needs the encoder to run)
+    mask_feature_prob: float
+    # The dev transcripts at each evaluation: batch_size is the per-device eval batch (dev
+    # loss and generation, and the encoder passes of the cache); max_new_tokens caps them.
+    generation: DecodeOptions
+    precision: str  # auto: bf16 (or fp16) on a GPU, fp32 on a CPU
+    dataloader_num_workers: int
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
             if not ok:
-                raise ValueError(f"params.yaml: train.{message}")
+                raise ValueError(message)
 
         need(
             self.max_steps >= 1,
             f"max_steps must be >= 1, got {self.max_steps} (0 steps would publish the base "
             f"model as the fine-tuned one)",
         )
-        for name in ("batch_size", "eval_batch_size", "gradient_accumulation_steps"):
+        for name in ("batch_size", "gradient_accumulation_steps"):
             need(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("logging_steps", "eval_steps", "save_steps", "generation_max_length"):
+        for name in ("logging_steps", "eval_steps", "save_steps"):
             need(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
-        need(self.generation_num_beams >= 1, "generation_num_beams must be >= 1")
         need(self.save_total_limit >= 1, "save_total_limit must be >= 1 (resume needs one)")
         need(self.learning_rate >= 0, f"learning_rate must be >= 0, got {self.learning_rate}")
         need(self.warmup_steps >= 0, "warmup_steps must be >= 0")
@@ -96,9 +97,9 @@ class TrainParams:
         need(bool(self.launcher.strip()), "launcher must name a command, e.g. python")
         if self.uses_encoder_cache and self.mask_time_prob + self.mask_feature_prob > 0:
             raise ValueError(
-                "params.yaml: train.mask_time_prob/mask_feature_prob (SpecAugment) mask the "
-                "log-mel input, which a cached encoder output never sees; set "
-                "train.cache_encoder_outputs: false to use SpecAugment with a frozen encoder"
+                "mask_time_prob/mask_feature_prob (SpecAugment) mask the log-mel input, which "
+                "a cached encoder output never sees; set train.cache_encoder_outputs: false "
+                "to use SpecAugment with a frozen encoder"
             )
 
     @property

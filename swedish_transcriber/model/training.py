@@ -53,13 +53,13 @@ KILL_AT_STEP_ENV = "SWEDISH_TRANSCRIBER_KILL_AT_STEP"
 
 @dataclass(frozen=True)
 class TrainPaths:
-    """Where the train stage reads and writes (dvc.yaml's deps and outs)."""
+    """Where the train stage reads and writes (dvc.yaml's deps and outs, its command line)."""
 
-    base_model: Path = Path("models/base")
-    features: Path = Path("data/features")
-    checkpoints: Path = Path("checkpoints")
-    output: Path = Path("models/finetuned")
-    live: Path = Path("dvclive")
+    base_model: Path  # models/base
+    features: Path  # data/features (train and dev)
+    output: Path  # models/finetuned
+    checkpoints: Path  # resume points and the encoder cache
+    live: Path  # DVCLive's metrics and plots
 
 
 def dev_subset(table: datasets.Dataset, max_clips: int, seed: int) -> datasets.Dataset:
@@ -138,7 +138,7 @@ def training_arguments(params: TrainParams, run_dir: Path, precision: str):
         warmup_steps=params.warmup_steps,
         max_steps=params.max_steps,
         per_device_train_batch_size=params.batch_size,
-        per_device_eval_batch_size=params.eval_batch_size,
+        per_device_eval_batch_size=params.generation.batch_size,
         gradient_accumulation_steps=params.gradient_accumulation_steps,
         weight_decay=params.weight_decay,
         max_grad_norm=params.max_grad_norm,
@@ -152,7 +152,7 @@ def training_arguments(params: TrainParams, run_dir: Path, precision: str):
         gradient_checkpointing=params.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False},
         predict_with_generate=True,
-        generation_num_beams=params.generation_num_beams,
+        generation_num_beams=params.generation.num_beams,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         dataloader_num_workers=params.dataloader_num_workers,
@@ -167,9 +167,7 @@ def training_arguments(params: TrainParams, run_dir: Path, precision: str):
     )
 
 
-def train(
-    params: TrainParams, language: str, task: str, paths: TrainPaths = TrainPaths()
-) -> dict[str, float]:
+def train(params: TrainParams, language: str, task: str, paths: TrainPaths) -> dict[str, float]:
     """Fine-tune ``paths.base_model`` on the featurized train split; return final dev metrics."""
     from transformers import Seq2SeqTrainer, WhisperForConditionalGeneration
 
@@ -197,10 +195,10 @@ def train(
         model.get_decoder().embed_tokens.requires_grad_(False)  # proj_out is tied to it
     if params.gradient_checkpointing:
         model.config.use_cache = False
-    # Whisper's generate() ignores max_length (it keeps 448); max_new_tokens is what caps a
+    # Whisper's generate() ignores max_length (it keeps N_TEXT_CTX); max_new_tokens is what caps a
     # hallucinating model's dev transcripts. Restored before the checkpoint is written.
     saved_max_new_tokens = model.generation_config.max_new_tokens
-    model.generation_config.max_new_tokens = params.generation_max_length
+    model.generation_config.max_new_tokens = params.generation.max_new_tokens
 
     model_digest = tree_digest(sorted(paths.base_model.glob("*")))
     data_digest = tree_digest([paths.features / "train", paths.features / "dev"])
@@ -220,7 +218,7 @@ def train(
                 train_table,
                 paths.checkpoints / "encoder_cache" / "train",
                 cache_key,
-                params.eval_batch_size,
+                params.generation.batch_size,
                 device,
             )
             eval_data = build_encoder_cache(
@@ -228,7 +226,7 @@ def train(
                 dev_table,
                 paths.checkpoints / "encoder_cache" / "dev",
                 text_digest(f"{cache_key} {params.eval_max_clips} {params.seed}"),
-                params.eval_batch_size,
+                params.generation.batch_size,
                 device,
             )
         else:

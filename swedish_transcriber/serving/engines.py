@@ -2,10 +2,11 @@
 
 Both take 16 kHz clips of at most 30 s and return one transcript each, decoded the same way
 as the ``transcribe`` stage: Swedish and the task forced (no language detection), no
-timestamps, greedy or beam search, a cap on new tokens. Which engine a directory needs is
-read off its files: a transformers checkpoint has ``model.safetensors`` beside its
-``config.json``; a CTranslate2 model (``models/ct2``, made by the ``export`` stage) has
-``model.bin``. Both carry the Whisper processor's files.
+timestamps, greedy or beam search, a cap on new tokens (``whisper.DecodeOptions``, params
+``app.decode``); threads and CTranslate2's compute type are ``app.engine``. Which engine
+a directory needs is read off its files: a transformers checkpoint has ``model.safetensors``
+beside its ``config.json``; a CTranslate2 model (``models/ct2``, made by the ``export`` stage)
+has ``model.bin``. Both carry the Whisper processor's files.
 
 Pickled PyTorch weights (``pytorch_model.bin``) are refused: unpickling can run code, and the
 page may be pointed at directories the operator did not write. transformers' own
@@ -22,23 +23,30 @@ from typing import Protocol
 
 import numpy as np
 
-from swedish_transcriber.audio import WHISPER_SAMPLE_RATE
 from swedish_transcriber.data.features import load_processor
+from swedish_transcriber.model.source import ModelLanguage
+from swedish_transcriber.whisper import CHUNK_LENGTH, N_SAMPLES, SAMPLE_RATE, DecodeOptions
 
 TRANSFORMERS = "transformers"
 CTRANSLATE2 = "ctranslate2"
+CT2_COMPUTE_TYPES = ("int8", "int8_float32", "int16", "float32")
 
 
 @dataclass(frozen=True)
-class DecodeOptions:
-    """How to decode: language and task (params ``model``), search and limits (``app``)."""
+class EngineSettings:
+    """How an engine runs on this machine (params ``app.engine``), not what it computes."""
 
-    language: str = "sv"
-    task: str = "transcribe"
-    num_beams: int = 1
-    max_new_tokens: int = 224  # a full 30 s window of fast speech is about 150 tokens
-    threads: int = 2  # CPU threads for one transcription
-    ct2_compute_type: str = "int8"  # how a CTranslate2 model runs: int8, int8_float32, float32
+    threads: int  # CPU threads for one transcription
+    ct2_compute_type: str  # how a CTranslate2 model computes: one of CT2_COMPUTE_TYPES
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.ct2_compute_type not in CT2_COMPUTE_TYPES:
+            raise ValueError(
+                f"ct2_compute_type must be one of {', '.join(CT2_COMPUTE_TYPES)}, "
+                f"got {self.ct2_compute_type!r}"
+            )
 
 
 class Engine(Protocol):
@@ -103,13 +111,13 @@ def model_kind(model_dir: str | Path) -> str:
 def _features(processor, clips: Sequence[np.ndarray]) -> np.ndarray:
     """Log-mel features, each clip padded to Whisper's 30 s window."""
     for clip in clips:
-        if clip.shape[0] > processor.feature_extractor.n_samples:
+        if clip.shape[0] > N_SAMPLES:
             raise ValueError(
-                f"a clip of {clip.shape[0] / WHISPER_SAMPLE_RATE:.1f} s is over Whisper's 30 s "
+                f"a clip of {clip.shape[0] / SAMPLE_RATE:.1f} s is over Whisper's {CHUNK_LENGTH} s "
                 f"window; split long audio first (long_form.transcribe_audio)"
             )
     return processor.feature_extractor(
-        list(clips), sampling_rate=WHISPER_SAMPLE_RATE, return_tensors="np"
+        list(clips), sampling_rate=SAMPLE_RATE, return_tensors="np"
     ).input_features.astype(np.float32)
 
 
@@ -118,32 +126,37 @@ class TransformersEngine:
 
     kind = TRANSFORMERS
 
-    def __init__(self, model_dir: str | Path, options: DecodeOptions) -> None:
+    def __init__(
+        self,
+        model_dir: str | Path,
+        language: ModelLanguage,
+        options: DecodeOptions,
+        settings: EngineSettings,
+    ) -> None:
         import torch
         from transformers.utils import logging
 
         from swedish_transcriber.evaluation.transcription import load_model
 
         logging.set_verbosity_error()  # generate()'s notices about Whisper's own defaults
-        torch.set_num_threads(options.threads)
+        torch.set_num_threads(settings.threads)
         self.model_dir = Path(model_dir)
+        self.language = language
         self.options = options
-        self.model, self.processor = load_model(self.model_dir, options.language, options.task)
+        self.model, self.processor = load_model(self.model_dir, language.language, language.task)
 
     def transcribe(self, clips: Sequence[np.ndarray]) -> list[str]:
         from swedish_transcriber.evaluation.transcription import transcribe_features
 
         if not clips:
             return []
-        o = self.options
         return transcribe_features(
             self.model,
             self.processor,
             _features(self.processor, clips),
-            o.language,
-            o.task,
-            num_beams=o.num_beams,
-            max_new_tokens=o.max_new_tokens,
+            self.language.language,
+            self.language.task,
+            self.options,
         )
 
 
@@ -152,24 +165,30 @@ class CTranslate2Engine:
 
     kind = CTRANSLATE2
 
-    def __init__(self, model_dir: str | Path, options: DecodeOptions) -> None:
+    def __init__(
+        self,
+        model_dir: str | Path,
+        language: ModelLanguage,
+        options: DecodeOptions,
+        settings: EngineSettings,
+    ) -> None:
         import ctranslate2
 
         self.model_dir = Path(model_dir)
         self.options = options
-        self.processor = load_processor(self.model_dir, options.language, options.task)
+        self.processor = load_processor(self.model_dir, language.language, language.task)
         self.model = ctranslate2.models.Whisper(
             str(self.model_dir),
             device="cpu",
-            compute_type=options.ct2_compute_type,
-            intra_threads=options.threads,
+            compute_type=settings.ct2_compute_type,
+            intra_threads=settings.threads,
         )
-        tokens = ["<|startoftranscript|>", f"<|{options.language}|>", f"<|{options.task}|>"]
+        tokens = ["<|startoftranscript|>", f"<|{language.language}|>", f"<|{language.task}|>"]
         ids = self.processor.tokenizer.convert_tokens_to_ids([*tokens, "<|notimestamps|>"])
         if self.processor.tokenizer.unk_token_id in ids:
             raise ValueError(
                 f"{self.model_dir}: the tokenizer has no token for language "
-                f"{options.language!r} or task {options.task!r}"
+                f"{language.language!r} or task {language.task!r}"
             )
         self.prompt: list[int] = ids
 
@@ -197,9 +216,16 @@ class CTranslate2Engine:
         return [decode(ids, skip_special_tokens=True).strip() for ids in self.generate_ids(clips)]
 
 
-def load_engine(model_dir: str | Path, options: DecodeOptions) -> Engine:
-    """The engine that ``model_dir`` needs, loaded and ready."""
+def load_engine(
+    model_dir: str | Path,
+    language: ModelLanguage,
+    options: DecodeOptions,
+    settings: EngineSettings,
+) -> Engine:
+    """The engine that ``model_dir`` needs, loaded and ready.
+
+    ``options.batch_size`` is for the caller (how many clips it hands ``transcribe`` at once).
+    """
     kind = model_kind(model_dir)
-    if kind == CTRANSLATE2:
-        return CTranslate2Engine(model_dir, options)
-    return TransformersEngine(model_dir, options)
+    engine = CTranslate2Engine if kind == CTRANSLATE2 else TransformersEngine
+    return engine(model_dir, language, options, settings)

@@ -15,26 +15,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from swedish_transcriber.audio import WHISPER_SAMPLE_RATE, frame_levels_db
+from swedish_transcriber.audio import frame_levels_db
 from swedish_transcriber.serving.engines import Engine
-
-FRAME_SECONDS = 0.02
-WINDOW_SECONDS = 30.0  # Whisper's input window
+from swedish_transcriber.whisper import CHUNK_LENGTH, FRAME_SECONDS, SAMPLE_RATE
 
 
 @dataclass(frozen=True)
 class ChunkPlan:
-    """How to cut: the longest chunk, the shortest pause that separates speech, loudness."""
+    """How to cut (params ``app.chunks``): the longest chunk, pauses, loudness, context."""
 
-    chunk_seconds: float = WINDOW_SECONDS
-    min_pause: float = 0.3
-    silence_threshold_db: float = -45.0
-    padding: float = 0.1  # seconds of context kept around speech at each cut
+    chunk_seconds: float  # chunks are at most this long (at most Whisper's window)
+    min_pause: float  # seconds of quiet that separate speech regions
+    # 20 ms frames quieter than this are pauses; a clip with nothing louder is silent.
+    silence_threshold_db: float
+    padding: float  # seconds of context kept around speech at each cut
 
     def __post_init__(self) -> None:
-        if not 1.0 <= self.chunk_seconds <= WINDOW_SECONDS:
+        if not 1.0 <= self.chunk_seconds <= CHUNK_LENGTH:
             raise ValueError(
-                f"chunk_seconds must be between 1 and {WINDOW_SECONDS:g} (Whisper's window), "
+                f"chunk_seconds must be between 1 and {CHUNK_LENGTH} (Whisper's window), "
                 f"got {self.chunk_seconds}"
             )
         if self.min_pause < 0 or self.padding < 0:
@@ -93,7 +92,7 @@ def _split_long(levels: np.ndarray, first: int, last: int, limit: int) -> list[t
 
 
 def plan_chunks(
-    audio: np.ndarray, plan: ChunkPlan, sample_rate: int = WHISPER_SAMPLE_RATE
+    audio: np.ndarray, plan: ChunkPlan, sample_rate: int = SAMPLE_RATE
 ) -> list[tuple[int, int]]:
     """Sample ranges ``[start, end)`` to transcribe, each at most ``plan.chunk_seconds``."""
     levels = frame_levels_db(audio, sample_rate, FRAME_SECONDS)
@@ -124,13 +123,13 @@ def transcribe_audio(
     audio: np.ndarray,
     engine: Engine,
     plan: ChunkPlan,
-    batch_size: int = 2,
+    batch_size: int,
     progress: Callable[[int, int], None] | None = None,
-    sample_rate: int = WHISPER_SAMPLE_RATE,
+    sample_rate: int = SAMPLE_RATE,
 ) -> Transcript:
     """Transcribe ``audio`` chunk by chunk; ``progress(done, total)`` after every batch."""
-    if sample_rate != WHISPER_SAMPLE_RATE:
-        raise ValueError(f"audio must be {WHISPER_SAMPLE_RATE} Hz, got {sample_rate}")
+    if sample_rate != SAMPLE_RATE:
+        raise ValueError(f"audio must be {SAMPLE_RATE} Hz, got {sample_rate}")
     ranges = plan_chunks(audio, plan, sample_rate)
     texts: list[str] = []
     if progress:

@@ -25,12 +25,21 @@ VIDEO_TYPES: tuple[str, ...] = ("mp4", "webm", "mkv")
 
 @dataclass(frozen=True)
 class MediaLimits:
-    """What the page accepts (params.yaml ``app``): size, duration, and how loud is speech."""
+    """What the page accepts (params.yaml ``app.limits``): file size and duration.
 
-    max_upload_mb: float = 50.0
-    max_seconds: float = 600.0
-    silence_threshold_db: float = -45.0  # a clip whose loudest 20 ms frame is quieter is silent
-    min_seconds: float = 0.1  # Whisper invents text for a shorter clip
+    (How loud speech is, for refusing a silent clip, is ``app.chunks.silence_threshold_db``:
+    the same threshold that finds pauses.)
+    """
+
+    max_upload_mb: float  # larger uploads are refused with a message
+    max_seconds: float  # longer audio is refused (trim it first)
+    min_seconds: float  # shorter clips are refused: Whisper invents text for them
+
+    def __post_init__(self) -> None:
+        if self.max_upload_mb <= 0 or self.max_seconds <= 0:
+            raise ValueError("max_upload_mb and max_seconds must be > 0")
+        if not 0 <= self.min_seconds < self.max_seconds:
+            raise ValueError("min_seconds must be >= 0 and below max_seconds")
 
 
 def decode(

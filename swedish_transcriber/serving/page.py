@@ -1,7 +1,7 @@
 """What the demo page (``app/main.py``) does, apart from drawing widgets.
 
 Kept out of the Streamlit script so it can be tested and reused: which models the page
-offers, its limits (params.yaml ``app``), and the word-difference view. The page's params
+offers, its settings (params.yaml ``app``), and the word-difference view. The page's params
 file is the repo's ``params.yaml``, or the file named by ``SWEDISH_TRANSCRIBER_PARAMS`` (the
 tests point it at tiny models).
 """
@@ -11,90 +11,52 @@ from __future__ import annotations
 import html
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from swedish_transcriber.evaluation.word_diff import WordDiff
 from swedish_transcriber.model.source import ModelLanguage
 from swedish_transcriber.params import load_params, section
-from swedish_transcriber.serving.engines import DecodeOptions
+from swedish_transcriber.serving.engines import EngineSettings
 from swedish_transcriber.serving.long_form import ChunkPlan
 from swedish_transcriber.serving.media import MediaLimits
 from swedish_transcriber.serving.model_paths import ModelChoice, configured_model, typed_model
+from swedish_transcriber.whisper import DecodeOptions
 
 REPO = Path(__file__).resolve().parents[2]  # the repo root: swedish_transcriber/serving/page.py
 PARAMS_ENV = "SWEDISH_TRANSCRIBER_PARAMS"
-CT2_COMPUTE_TYPES = ("int8", "int8_float32", "int16", "float32")
 
 
 @dataclass(frozen=True)
 class AppParams:
-    """Params section ``app``."""
+    """Params section ``app``: each part is the dataclass of the module that uses it."""
 
-    models: dict[str, str] = field(default_factory=dict)
-    max_upload_mb: float = 50.0
-    max_seconds: float = 600.0
-    silence_threshold_db: float = -45.0
-    chunk_seconds: float = 30.0
-    min_pause: float = 0.3
-    batch_size: int = 2
-    num_beams: int = 1
-    max_new_tokens: int = 224
-    threads: int = 2
-    ct2_compute_type: str = "int8"
-    min_seconds: float = 0.1
-    # "Another directory…" on the page, limited to directories inside model_roots (no
-    # defaults here: params.yaml is the one source). kw_only: they follow defaulted fields.
-    allow_other_directories: bool = field(kw_only=True)
-    model_roots: tuple[str, ...] = field(kw_only=True)
-    # The URL source (serving/url.py). Keyword-only: no default, params.yaml holds the value.
-    allow_private_urls: bool = field(kw_only=True)  # fetch loopback/private addresses (tests)
-    url_socket_timeout: float = field(kw_only=True)  # seconds a silent server is waited for
-    url_download_timeout: float = field(kw_only=True)  # seconds one URL fetch may take
+    # label -> model directory, in the order the page offers them (relative to the repo).
+    models: dict[str, str]
+    limits: MediaLimits  # what an upload may be
+    chunks: ChunkPlan  # how long audio is cut at pauses
+    decode: DecodeOptions  # batch_size: chunks per model call
+    engine: EngineSettings  # threads, CTranslate2 compute type
+    # "Another directory…" on the page, limited to directories inside model_roots.
+    allow_other_directories: bool
+    model_roots: tuple[str, ...]
+    # The URL source (serving/url.py).
+    allow_private_urls: bool  # fetch loopback/private addresses (only tests turn this on)
+    url_socket_timeout: float  # seconds a silent server is waited for
+    url_download_timeout: float  # seconds one URL fetch may take
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "num_beams", "max_new_tokens", "threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"params.yaml: app.{name} must be >= 1")
-        if self.max_new_tokens > 224:
-            raise ValueError(
-                "params.yaml: app.max_new_tokens must be <= 224 (half of Whisper's 448 decoder "
-                "positions, as openai/whisper's sample_len)"
-            )
-        if self.max_upload_mb <= 0 or self.max_seconds <= 0:
-            raise ValueError("params.yaml: app.max_upload_mb and app.max_seconds must be > 0")
-        if not 0 <= self.min_seconds < self.max_seconds:
-            raise ValueError("params.yaml: app.min_seconds must be >= 0 and below app.max_seconds")
-        if self.ct2_compute_type not in CT2_COMPUTE_TYPES:
-            raise ValueError(
-                f"params.yaml: app.ct2_compute_type must be one of {', '.join(CT2_COMPUTE_TYPES)}"
-            )
         if self.url_socket_timeout <= 0 or self.url_download_timeout <= 0:
-            raise ValueError(
-                "params.yaml: app.url_socket_timeout and app.url_download_timeout must be > 0"
-            )
-        ChunkPlan(self.chunk_seconds, self.min_pause, self.silence_threshold_db)
+            raise ValueError("url_socket_timeout and url_download_timeout must be > 0")
         object.__setattr__(self, "model_roots", tuple(self.model_roots))
         if any(not r.strip() for r in self.model_roots):
             raise ValueError(
-                "params.yaml: app.model_roots entries must be directories (an empty one would "
-                "be the whole repo)"
+                "model_roots entries must be directories (an empty one would be the whole repo)"
             )
         if self.allow_other_directories and not self.model_roots:
             raise ValueError(
-                "params.yaml: app.model_roots must list a directory when "
-                "app.allow_other_directories is true"
+                "model_roots must list a directory when allow_other_directories is true"
             )
-
-    @property
-    def limits(self) -> MediaLimits:
-        return MediaLimits(
-            self.max_upload_mb, self.max_seconds, self.silence_threshold_db, self.min_seconds
-        )
-
-    @property
-    def plan(self) -> ChunkPlan:
-        return ChunkPlan(self.chunk_seconds, self.min_pause, self.silence_threshold_db)
 
 
 @dataclass(frozen=True)
@@ -108,16 +70,6 @@ class PageConfig:
     def model_roots(self) -> list[Path]:
         """params ``app.model_roots``, resolved (relative to ``root`` unless absolute)."""
         return [(self.root / r).resolve() for r in self.app.model_roots]
-
-    def decode_options(self) -> DecodeOptions:
-        return DecodeOptions(
-            language=self.language.language,
-            task=self.language.task,
-            num_beams=self.app.num_beams,
-            max_new_tokens=self.app.max_new_tokens,
-            threads=self.app.threads,
-            ct2_compute_type=self.app.ct2_compute_type,
-        )
 
 
 def params_path() -> Path:

@@ -75,19 +75,19 @@ RESULT_FORMAT: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class ValidationSettings:
-    """Params section ``validate`` (exactly its keys); the defaults are those of params.yaml.
+    """Params section ``validate`` (exactly its keys).
 
     ``allowed_characters`` is the body of a regex character class: a sentence may only contain
     characters it matches.
     """
 
-    min_duration: float = 0.5
-    max_duration: float = 30.0
-    allowed_characters: str = "a-zA-ZåäöÅÄÖéÉüÜ .,?!:;'\"()\\-"
-    min_chars_per_second: float = 3.0
-    max_chars_per_second: float = 30.0
-    max_silence_ratio: float = 0.8
-    max_fail_rate: float = 0.25
+    min_duration: float  # seconds
+    max_duration: float
+    allowed_characters: str
+    min_chars_per_second: float
+    max_chars_per_second: float
+    max_silence_ratio: float
+    max_fail_rate: float  # the stage fails when more than this share of rows is quarantined
 
     def __post_init__(self) -> None:
         """Reject inconsistent thresholds now, with the key's name, not deep inside GX."""

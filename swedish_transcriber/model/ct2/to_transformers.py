@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from swedish_transcriber.model.ct2.reader import Ct2Checkpoint, Ct2FormatError, Ct2Model
+from swedish_transcriber.whisper import CHUNK_LENGTH, HOP_LENGTH, N_FFT, N_TEXT_CTX, SAMPLE_RATE
 
 TASKS = ("transcribe", "translate")
 # CTranslate2's Activation enum (include/ctranslate2/ops/activation.h): 3 is erf GELU.
@@ -476,7 +477,7 @@ def set_language_and_task(gen, language: str, task: str, where: str):
 
 
 def build_tokenizer(
-    ckpt: Ct2Checkpoint, special: SpecialIds, language: str, task: str, max_length: int = 448
+    ckpt: Ct2Checkpoint, special: SpecialIds, language: str, task: str, max_length: int = N_TEXT_CTX
 ):
     """``WhisperTokenizerFast`` from the shipped tokenizer.json, checked id by id."""
     from tokenizers import AddedToken
@@ -538,10 +539,10 @@ def build_processor(ckpt: Ct2Checkpoint, dims: WhisperDims, language: str, task:
     tokenizer = build_tokenizer(ckpt, special, language, task, dims.max_target_positions)
     feature_extractor = WhisperFeatureExtractor(
         feature_size=dims.n_mels,
-        sampling_rate=16_000,
-        hop_length=160,
-        chunk_length=30,
-        n_fft=400,
+        sampling_rate=SAMPLE_RATE,
+        hop_length=HOP_LENGTH,
+        chunk_length=CHUNK_LENGTH,
+        n_fft=N_FFT,
     )
     return WhisperProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
 
