@@ -27,7 +27,7 @@ def decoded_before(path: Path, sample_rate: int = 16_000) -> np.ndarray:
 
 def test_demo_corpus_clips_decode_to_the_very_same_samples(tmp_path):
     """The model's metrics rest on these samples: an espeak-ng MP3 at 48 kHz, as the corpus has."""
-    speaker = Speaker("anna", "sv+f3", "female", "thirties", 160, 55, "train")
+    speaker = Speaker("anna", "sv+f3", "female", "thirties", 160, 55, "train", "Stockholmska")
     utterance = Utterance(
         "clip.mp3", "Mormor bakar kanelbullar varje lördag.", speaker, 170, 50, 2, 0
     )
