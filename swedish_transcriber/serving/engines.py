@@ -5,7 +5,8 @@ as the ``transcribe`` stage: Swedish and the task forced (no language detection)
 timestamps, greedy or beam search, a cap on new tokens. Which engine a directory needs is
 read off its files: a transformers checkpoint has ``model.safetensors`` (or
 ``pytorch_model.bin``) beside its ``config.json``; a CTranslate2 model (``models/ct2``, made by
-the ``export`` stage) has ``model.bin``. Both carry the Whisper processor's files.
+the ``export`` stage) has ``model.bin``. Both carry the Whisper processor's files. The
+CTranslate2 engine is in :mod:`ct2_engine` (numpy features, ``tokenizers``: no torch).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Protocol
 import numpy as np
 
 from swedish_transcriber.audio import WHISPER_SAMPLE_RATE
-from swedish_transcriber.data.features import load_processor
 
 TRANSFORMERS = "transformers"
 CTRANSLATE2 = "ctranslate2"
@@ -114,59 +114,15 @@ class TransformersEngine:
         )
 
 
-class CTranslate2Engine:
-    """A CTranslate2 Whisper (``models/ct2``): the same decoding, int8 matrix products."""
-
-    kind = CTRANSLATE2
-
-    def __init__(self, model_dir: str | Path, options: DecodeOptions) -> None:
-        import ctranslate2
-
-        self.model_dir = Path(model_dir)
-        self.options = options
-        self.processor = load_processor(self.model_dir, options.language, options.task)
-        self.model = ctranslate2.models.Whisper(
-            str(self.model_dir),
-            device="cpu",
-            compute_type=options.ct2_compute_type,
-            intra_threads=options.threads,
-        )
-        tokens = ["<|startoftranscript|>", f"<|{options.language}|>", f"<|{options.task}|>"]
-        ids = self.processor.tokenizer.convert_tokens_to_ids([*tokens, "<|notimestamps|>"])
-        if self.processor.tokenizer.unk_token_id in ids:
-            raise ValueError(
-                f"{self.model_dir}: the tokenizer has no token for language "
-                f"{options.language!r} or task {options.task!r}"
-            )
-        self.prompt: list[int] = ids
-
-    def generate_ids(self, clips: Sequence[np.ndarray]) -> list[list[int]]:
-        """The new token ids of each clip's transcript (the prompt not included)."""
-        import ctranslate2
-
-        if not clips:
-            return []
-        features = ctranslate2.StorageView.from_array(
-            np.ascontiguousarray(_features(self.processor, clips))
-        )
-        results = self.model.generate(
-            features,
-            [self.prompt] * len(clips),
-            beam_size=self.options.num_beams,
-            # CTranslate2's Whisper stops after max_length // 2 new tokens (measured; as
-            # openai/whisper's sample_len = n_text_ctx // 2); transformers counts new tokens.
-            max_length=2 * self.options.max_new_tokens,
-        )
-        return [list(r.sequences_ids[0]) for r in results]
-
-    def transcribe(self, clips: Sequence[np.ndarray]) -> list[str]:
-        decode = self.processor.tokenizer.decode
-        return [decode(ids, skip_special_tokens=True).strip() for ids in self.generate_ids(clips)]
-
-
 def load_engine(model_dir: str | Path, options: DecodeOptions) -> Engine:
-    """The engine that ``model_dir`` needs, loaded and ready."""
+    """The engine that ``model_dir`` needs, loaded and ready.
+
+    The CTranslate2 engine lives in its own module and imports neither torch nor
+    transformers: a page that only ever runs ``models/ct2`` never loads them.
+    """
     kind = model_kind(model_dir)
     if kind == CTRANSLATE2:
+        from swedish_transcriber.serving.ct2_engine import CTranslate2Engine
+
         return CTranslate2Engine(model_dir, options)
     return TransformersEngine(model_dir, options)
