@@ -145,10 +145,13 @@ class LogMel:
         half = s.n_fft // 2
         padded = np.pad(audio, half, mode="reflect")
         frames = np.lib.stride_tricks.sliding_window_view(padded, s.n_fft)[:: s.hop_length]
-        frames = frames[: s.n_frames]  # the centred STFT's last frame is dropped
-        spectrum = np.fft.rfft(frames * self.window, axis=-1)
-        power = spectrum.real**2 + spectrum.imag**2  # (n_frames, bins)
-        mel = self.filters @ power.T.astype(np.float32)
+        # Frames that hold only the zero padding have zero power: skip their FFTs (a 5 s
+        # chunk needs a sixth of them). The centred STFT's last frame is dropped.
+        used = min(s.n_frames, -(-(n + half) // s.hop_length))
+        spectrum = np.fft.rfft(frames[:used] * self.window, axis=-1)
+        power = spectrum.real**2 + spectrum.imag**2  # (used, bins)
+        mel = np.zeros((s.n_mels, s.n_frames), dtype=np.float32)
+        mel[:, :used] = self.filters @ power.T.astype(np.float32)
         log_mel = np.log10(np.maximum(mel, 1e-10))
         log_mel = np.maximum(log_mel, log_mel.max() - 8.0)
         return ((log_mel + 4.0) / 4.0).astype(np.float32)
