@@ -32,6 +32,7 @@ def test_rows_give_speed_per_audio_second_and_per_token():
         "engine": "x",
         "load_seconds": 1.0,
         "run_seconds": [3.0, 2.0, 4.0],
+        "run_cpu_seconds": [5.0, 6.0, 4.0],
         "recording_seconds": 60.0,
         "generated_tokens": 400,
         "peak_rss_mb": 490.0,
@@ -39,9 +40,10 @@ def test_rows_give_speed_per_audio_second_and_per_token():
     row = runner.row(result)
     assert row["wall_seconds"] == 3.0 and row["rtf"] == 20.0
     assert row["seconds_per_audio_second"] == 0.05 and row["ms_per_token"] == 7.5
+    assert row["cpu_ms_per_token"] == 12.5
     assert runner.row({**result, "generated_tokens": 0})["ms_per_token"] is None
     table = runner.markdown_table([row], 60.0)
-    assert "| x | 1.00 | 3.00 | 20.0 | 0.050 | 400 | 7.5 | 490 |" in table
+    assert "| x | 1.00 | 3.00 | 20.0 | 0.050 | 400 | 7.5 | 12.5 | 490 |" in table
 
 
 def test_both_engines_decode_the_same_chunks_to_the_same_cap(tmp_path, capsys):
@@ -79,3 +81,15 @@ def test_settings_come_from_params_with_flags_on_top(tmp_path):
     with pytest.raises(SystemExit, match="no task in its model or app section"):
         runner.settings_from_params(bad, args)
     assert Path(runner.DEFAULT_OUT).parent == REPO / "benchmarks/results"
+
+
+def test_audio_dir_clips_come_in_name_order(tmp_path):
+    from swedish_transcriber.audio import write_audio
+    from tests.conftest import tone
+
+    for name, seconds in (("b.wav", 2.0), ("a.wav", 1.0)):
+        write_audio(tmp_path / name, tone(seconds, 16_000), 16_000)
+    args = runner.parse_args(["--audio-dir", str(tmp_path)])
+    assert [c.shape[0] for c in runner.load_clips(args)] == [16_000, 32_000]
+    synthetic = runner.load_clips(runner.parse_args(["--synthetic"]))
+    assert len(synthetic) == 40 and sum(c.shape[0] for c in synthetic) > 60 * 16_000
