@@ -17,6 +17,7 @@ SAMPLE_RATE = 16_000  # Hz: what the feature extractor expects
 CHUNK_LENGTH = 30  # seconds: the encoder's input window
 N_SAMPLES = CHUNK_LENGTH * SAMPLE_RATE  # 480000 samples in one window
 N_FFT = 400  # samples per STFT window (25 ms)
+N_MELS = 80  # mel bins of the multilingual models up to large-v2 (large-v3: 128)
 HOP_LENGTH = 160  # samples between log-mel frames (10 ms)
 N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000 log-mel frames in one window
 N_SAMPLES_PER_TOKEN = HOP_LENGTH * 2  # the encoder's stride-2 convolution: 320 samples

@@ -13,10 +13,10 @@ import yaml
 
 from swedish_transcriber.model.export import ExportParams, export_ct2
 from swedish_transcriber.model.source import ModelLanguage
+from swedish_transcriber.serving.ct2_engine import CTranslate2Engine
 from swedish_transcriber.serving.engines import (
     CTRANSLATE2,
     TRANSFORMERS,
-    CTranslate2Engine,
     EngineSettings,
     TransformersEngine,
     load_engine,
@@ -80,7 +80,7 @@ def test_both_engines_transcribe_a_batch_with_the_same_token_cap(tiny_dirs):
     # The random model never stops by itself: both run to max_new_tokens, no further.
     ids = fast.generate_ids(clips)
     assert [len(i) for i in ids] == [OPTIONS.max_new_tokens] * 2
-    assert fast.prompt == fast.processor.tokenizer.convert_tokens_to_ids(
+    assert fast.prompt == hf.processor.tokenizer.convert_tokens_to_ids(
         ["<|startoftranscript|>", "<|sv|>", "<|transcribe|>", "<|notimestamps|>"]
     )
     assert hf.transcribe([]) == fast.transcribe([]) == []

@@ -12,6 +12,7 @@ Pickled PyTorch weights (``pytorch_model.bin``) are refused: unpickling can run 
 page may be pointed at directories the operator did not write. transformers' own
 ``weights_only=True`` default is a second line, not the one this relies on.
 CTranslate2's ``model.bin`` is its own binary format (no pickle) and is fine.
+The CTranslate2 engine is in :mod:`ct2_engine` (numpy features, ``tokenizers``: no torch).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from typing import Protocol
 
 import numpy as np
 
-from swedish_transcriber.data.features import load_processor
 from swedish_transcriber.model.source import ModelLanguage
 from swedish_transcriber.whisper import CHUNK_LENGTH, N_SAMPLES, SAMPLE_RATE, DecodeOptions
 
@@ -160,62 +160,6 @@ class TransformersEngine:
         )
 
 
-class CTranslate2Engine:
-    """A CTranslate2 Whisper (``models/ct2``): the same decoding, int8 matrix products."""
-
-    kind = CTRANSLATE2
-
-    def __init__(
-        self,
-        model_dir: str | Path,
-        language: ModelLanguage,
-        options: DecodeOptions,
-        settings: EngineSettings,
-    ) -> None:
-        import ctranslate2
-
-        self.model_dir = Path(model_dir)
-        self.options = options
-        self.processor = load_processor(self.model_dir, language.language, language.task)
-        self.model = ctranslate2.models.Whisper(
-            str(self.model_dir),
-            device="cpu",
-            compute_type=settings.ct2_compute_type,
-            intra_threads=settings.threads,
-        )
-        tokens = ["<|startoftranscript|>", f"<|{language.language}|>", f"<|{language.task}|>"]
-        ids = self.processor.tokenizer.convert_tokens_to_ids([*tokens, "<|notimestamps|>"])
-        if self.processor.tokenizer.unk_token_id in ids:
-            raise ValueError(
-                f"{self.model_dir}: the tokenizer has no token for language "
-                f"{language.language!r} or task {language.task!r}"
-            )
-        self.prompt: list[int] = ids
-
-    def generate_ids(self, clips: Sequence[np.ndarray]) -> list[list[int]]:
-        """The new token ids of each clip's transcript (the prompt not included)."""
-        import ctranslate2
-
-        if not clips:
-            return []
-        features = ctranslate2.StorageView.from_array(
-            np.ascontiguousarray(_features(self.processor, clips))
-        )
-        results = self.model.generate(
-            features,
-            [self.prompt] * len(clips),
-            beam_size=self.options.num_beams,
-            # CTranslate2's Whisper stops after max_length // 2 new tokens (measured; as
-            # openai/whisper's sample_len = n_text_ctx // 2); transformers counts new tokens.
-            max_length=2 * self.options.max_new_tokens,
-        )
-        return [list(r.sequences_ids[0]) for r in results]
-
-    def transcribe(self, clips: Sequence[np.ndarray]) -> list[str]:
-        decode = self.processor.tokenizer.decode
-        return [decode(ids, skip_special_tokens=True).strip() for ids in self.generate_ids(clips)]
-
-
 def load_engine(
     model_dir: str | Path,
     language: ModelLanguage,
@@ -225,7 +169,12 @@ def load_engine(
     """The engine that ``model_dir`` needs, loaded and ready.
 
     ``options.batch_size`` is for the caller (how many clips it hands ``transcribe`` at once).
+    The CTranslate2 engine lives in its own module and imports neither torch nor
+    transformers: a page that only ever runs ``models/ct2`` never loads them.
     """
     kind = model_kind(model_dir)
-    engine = CTranslate2Engine if kind == CTRANSLATE2 else TransformersEngine
-    return engine(model_dir, language, options, settings)
+    if kind == CTRANSLATE2:
+        from swedish_transcriber.serving.ct2_engine import CTranslate2Engine
+
+        return CTranslate2Engine(model_dir, language, options, settings)
+    return TransformersEngine(model_dir, language, options, settings)
