@@ -560,6 +560,7 @@ def _words(text: str) -> list[str]:
     return re.sub(r"[^\wåäöé ]", " ", text.lower()).split()
 
 
+@pytest.mark.slow  # transcribes real clips with Whisper base twice
 def test_imported_base_matches_ctranslate2(imported_base, ct2_base_dir, clips, monkeypatch):
     import ctranslate2
     import jiwer
