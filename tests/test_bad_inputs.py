@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 import yaml
 
 GOOD = "Vi ses vid stationen i morgon bitti."
@@ -23,6 +24,7 @@ def run_stage(repo, name):
     return proc
 
 
+@pytest.mark.slow  # runs the ingest and validate stages in subprocesses
 def test_bad_clips_and_rows_are_quarantined_with_file_and_line(make_release, repo_copy):
     release = make_release(
         {

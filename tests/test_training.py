@@ -40,12 +40,21 @@ def set_params(repo: Path, **sections: dict) -> None:
     path.write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
+@pytest.fixture(scope="module")
+def tiny_inputs(tmp_path_factory) -> Path:
+    """A tiny models/base and tiny data/features, made once and copied into each repo."""
+    root = tmp_path_factory.mktemp("tiny_inputs")
+    save_tiny_base(root / "models" / "base")
+    save_tiny_features(root / "data" / "features")
+    return root
+
+
 @pytest.fixture
-def tiny_repo(repo_copy, tmp_path_factory) -> Path:
+def tiny_repo(repo_copy, tiny_inputs) -> Path:
     """A repo copy with a tiny models/base and tiny data/features, params set for speed."""
     repo = repo_copy()
-    save_tiny_base(repo / "models" / "base")
-    save_tiny_features(repo / "data" / "features")
+    for rel in ("models/base", "data/features"):
+        shutil.copytree(tiny_inputs / rel, repo / rel)
     set_params(repo, train=TINY_TRAIN)
     git_commit_all(repo)
     return repo
@@ -400,7 +409,7 @@ def test_position_embedding_gradient_is_deterministic_once_training_sets_up():
         positions = torch.arange(30).expand(8, 30)
         upstream = torch.randn(8, 30, 512, generator=generator)
         grads = []
-        for _ in range(50):
+        for _ in range(20):
             weight.grad = None
             weight[positions].backward(upstream)
             grads.append(weight.grad.clone())
