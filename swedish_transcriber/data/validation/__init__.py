@@ -27,6 +27,11 @@ Policies worth knowing:
   set is kept intact (so WER stays comparable across runs).
 * Nulls: GX's column-map expectations skip nulls, so ``sentence``, ``duration`` and
   ``silence_ratio`` also have a not-null expectation; otherwise a missing value would pass.
+
+Modules: ``suite`` (the expectations and the GX run), ``reasons`` (a failed row's reason in
+words), ``policy`` (pass or quarantine, the report, the fail-rate gate), ``docs`` (Data Docs
+made deterministic and readable offline). This file holds the params (``ValidationSettings``)
+and the names the stage, tests and benchmarks import.
 """
 
 from __future__ import annotations
