@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VENV := .venv/bin
 
-.PHONY: setup repro test lint bench bench-inference
+.PHONY: setup repro test test-fast lint bench bench-inference
 
 setup:
 	@bash scripts/setup.sh
@@ -13,6 +13,11 @@ repro: setup
 
 test: setup
 	source $(VENV)/activate && ruff check . && pytest -q
+
+# The quick tier while editing: everything but the tests marked slow (training runs,
+# dvc repro, the browser, DDP). `make test` (and CI) still runs them all.
+test-fast: setup
+	source $(VENV)/activate && ruff check . && pytest -q -m "not slow"
 
 lint: setup
 	source $(VENV)/activate && ruff check . && ruff format --check .

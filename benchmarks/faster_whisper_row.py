@@ -45,11 +45,11 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
-import inference as bench  # noqa: E402  (the recording and the measuring helpers)
 import numpy as np  # noqa: E402
 
+from benchmarks.inference_lib import compare, machine, worker  # noqa: E402
+from benchmarks.inference_lib.recording import build_recording  # noqa: E402
 from swedish_transcriber.whisper import SAMPLE_RATE as WHISPER_SAMPLE_RATE  # noqa: E402
 
 DEFAULT_OUT = REPO / "benchmarks/results/faster_whisper_row.json"
@@ -110,7 +110,7 @@ def load_clips(args: argparse.Namespace) -> list[np.ndarray]:
     if args.audio_dir:
         files = sorted(p for p in Path(args.audio_dir).iterdir() if p.is_file())
         return [load_audio(f) for f in files]
-    return bench.load_test_clips()[0]
+    return worker.load_test_clips()[0]
 
 
 def ms_per_token(wall_seconds: float, tokens: int) -> float | None:
@@ -196,7 +196,7 @@ def run_worker(name: str, s: dict[str, Any], args: argparse.Namespace) -> dict[s
     from swedish_transcriber.serving.long_form import ChunkPlan, plan_chunks
 
     clips = load_clips(args)
-    recording = bench.build_recording(clips)
+    recording = build_recording(clips)
     plan = ChunkPlan(
         chunk_seconds=s["chunk_seconds"],
         min_pause=s["min_pause"],
@@ -206,7 +206,7 @@ def run_worker(name: str, s: dict[str, Any], args: argparse.Namespace) -> dict[s
     ranges = plan_chunks(recording.audio, plan)
     chunks = [recording.audio[a:b] for a, b in ranges]
     model_dir = Path(args.model_dir)
-    rss_before_load = bench.peak_rss_mb()
+    rss_before_load = machine.peak_rss_mb()
     start = time.perf_counter()
     transcribe = LOADERS[name](model_dir, s)
     load_seconds = time.perf_counter() - start
@@ -223,10 +223,10 @@ def run_worker(name: str, s: dict[str, Any], args: argparse.Namespace) -> dict[s
     others: list[float | None] = []
     outputs: list[tuple[list[str], list[int]]] = []
     for i in range(args.repeats):
-        own, busy = bench.own_cpu_seconds(), bench.machine_busy_seconds()
+        own, busy = machine.own_cpu_seconds(), machine.machine_busy_seconds()
         texts, tokens, seconds = timed()
-        own = bench.own_cpu_seconds() - own
-        other = None if busy is None else max(0.0, bench.machine_busy_seconds() - busy - own)
+        own = machine.own_cpu_seconds() - own
+        other = None if busy is None else max(0.0, machine.machine_busy_seconds() - busy - own)
         runs.append(seconds)
         cpu.append(own)
         others.append(other)
@@ -258,7 +258,7 @@ def run_worker(name: str, s: dict[str, Any], args: argparse.Namespace) -> dict[s
         "long_form_text": " ".join(t for t in texts if t),
         "deterministic": all(o == (texts, tokens) for o in outputs),
         "rss_before_load_mb": rss_before_load,
-        "peak_rss_mb": bench.peak_rss_mb(),
+        "peak_rss_mb": machine.peak_rss_mb(),
     }
 
 
@@ -305,7 +305,7 @@ def markdown_table(rows: Sequence[dict[str, Any]], seconds: float) -> str:
 def same_chunk_words(a: dict[str, Any], b: dict[str, Any]) -> int:
     """Chunks whose normalized words are the same in both engines' transcripts."""
     return sum(
-        bench.words(x) == bench.words(y)
+        compare.words(x) == compare.words(y)
         for x, y in zip(a["chunk_texts"], b["chunk_texts"], strict=True)
     )
 
@@ -357,8 +357,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     model_dir = Path(args.model_dir)
     if not (model_dir / "model.bin").is_file():
         sys.exit(f"{model_dir}/model.bin is missing: run `dvc repro export`")
-    if not (args.synthetic or args.audio_dir) and not bench.TEST_TABLE.is_file():
-        sys.exit(f"{bench.TEST_TABLE} is missing: run `dvc repro validate` (or --synthetic)")
+    if not (args.synthetic or args.audio_dir) and not worker.TEST_TABLE.is_file():
+        sys.exit(f"{worker.TEST_TABLE} is missing: run `dvc repro validate` (or --synthetic)")
     forwarded = ["--repeats", str(args.repeats), "--params", args.params]
     forwarded += ["--model-dir", str(model_dir)] + (["--synthetic"] if args.synthetic else [])
     forwarded += ["--audio-dir", str(Path(args.audio_dir).resolve())] if args.audio_dir else []
@@ -393,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "audio": "synthetic tones"
         if args.synthetic
         else (args.audio_dir or "test clips (benchmarks/inference.py)"),
-        "environment": {**bench.versions(), **_more_versions()},
+        "environment": {**machine.versions(), **_more_versions()},
         "rows": rows,
         "engines": results,
         "table_markdown": table,

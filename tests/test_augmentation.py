@@ -175,6 +175,7 @@ def test_copies_rows_columns_and_recorded_transforms(tmp_path):
         )
 
 
+@pytest.mark.slow  # augments the same clips four times
 def test_same_seed_is_byte_identical_across_runs_and_process_counts(tmp_path):
     train = make_manifest(tmp_path, [f"c{i}.mp3" for i in range(5)])
     prm = params(0.5, copies=2)

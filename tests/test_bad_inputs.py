@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 
 import pandas as pd
+import pytest
 import yaml
 
 from tests.dvc_stages import stage_command
@@ -22,6 +23,7 @@ def run_stage(repo, name):
     return proc
 
 
+@pytest.mark.slow  # runs the ingest and validate stages in subprocesses
 def test_bad_clips_and_rows_are_quarantined_with_file_and_line(make_release, repo_copy):
     release = make_release(
         {

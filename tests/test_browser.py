@@ -69,6 +69,7 @@ NO_CHROMIUM = (
 )
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,
     pytest.mark.skipif(CHROMIUM is None and not REQUIRED, reason=NO_CHROMIUM),
 ]
 

@@ -47,8 +47,25 @@ def test_decoder_sees_start_token_once(tiny_model):
 
     decoder_inputs = shift_tokens_right(batch["labels"], EOT, SOT)
     assert decoder_inputs[0, :2].tolist() == [SOT, SV]
-    out = tiny_model(**batch)
-    assert torch.isfinite(out.loss)
+
+
+def test_loss_is_the_mean_cross_entropy_of_each_real_next_token(tiny_model):
+    """The batch loss, by hand: each row alone, decoder fed its tokens up to t, target t+1.
+
+    A label shift off by one, a start token left in, or padding counted would each change it.
+    """
+    batch = SpeechSeq2SeqCollator(pad_token_id=EOT, decoder_start_token_id=SOT)(rows())
+    nll, targets_seen = torch.tensor(0.0), 0
+    with torch.no_grad():
+        loss = tiny_model(**batch).loss
+        for row in rows():
+            ids = torch.tensor(row["labels"])
+            features = torch.as_tensor(row["input_features"]).float()[None]
+            logits = tiny_model(input_features=features, decoder_input_ids=ids[None, :-1]).logits
+            nll += torch.nn.functional.cross_entropy(logits[0], ids[1:], reduction="sum")
+            targets_seen += len(ids) - 1
+    assert targets_seen == 6 + 5
+    torch.testing.assert_close(loss, nll / targets_seen, rtol=1e-5, atol=1e-6)
 
 
 def test_padding_does_not_change_the_loss(tiny_model):

@@ -22,18 +22,17 @@ import torch
 
 from swedish_transcriber.model import source as base_model
 from swedish_transcriber.model.ct2 import reader as ct2
-from swedish_transcriber.model.ct2.reader import (
+from swedish_transcriber.model.ct2.packages import (
     KNOWN_PACKAGE_SETS,
-    Ct2FormatError,
     PackageFile,
     PackageSet,
     locate_package_set,
-    read_model_bin,
 )
+from swedish_transcriber.model.ct2.reader import Ct2FormatError, read_model_bin
 from swedish_transcriber.model.ct2.to_transformers import WhisperImportError, ct2_to_hf_state_dict
 from swedish_transcriber.model.source import BaseModelError, materialise
 from tests.dvc_stages import stage_command
-from tests.tiny import tiny_whisper
+from tests.tiny import save_tiny_base, tiny_whisper
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -175,22 +174,36 @@ def assert_fails(source: str, out: Path, *fragments: str, error=(BaseModelError,
 # Round trip and format-level tests on tiny synthetic checkpoints
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float16])
-def test_round_trip_hf_ct2_hf(tmp_path, tiny, dtype):
-    model, _, _ = tiny
-    variables, aliases = hf_to_ct2(model, dtype)
-    path = tmp_path / "model.bin"
-    path.write_bytes(ct2_bytes(variables, aliases))
-    parsed = read_model_bin(path)
-    assert (parsed.binary_version, parsed.spec_name, parsed.spec_revision) == (6, "WhisperSpec", 3)
-    state, dims = ct2_to_hf_state_dict(parsed)
-    assert (dims.d_model, dims.encoder_layers, dims.decoder_layers) == (64, 2, 2)
-    assert (dims.encoder_heads, dims.n_mels, dims.n_vocab) == (4, 80, 51865)
-    expected = model.state_dict()
-    assert set(state) == set(expected)
+@pytest.fixture(scope="module")
+def tiny_hf_dir(tmp_path_factory) -> Path:
+    return save_tiny_base(tmp_path_factory.mktemp("tiny_hf"))
+
+
+@pytest.mark.parametrize("quantization", ["float32", "float16"])
+def test_round_trip_hf_ct2_hf(tmp_path, tiny_hf_dir, quantization):
+    """CTranslate2's own converter writes model.bin; our reader and importer restore every weight.
+
+    The reference is the converter, not this file's writer, so a misreading of the format
+    (layout, fused q/k/v order, aliases, dtype) that the writer shared would still fail here.
+    """
+    from ctranslate2.converters import TransformersConverter
+    from transformers import WhisperForConditionalGeneration
+
+    ct2_dir = tmp_path / "ct2"
+    TransformersConverter(str(tiny_hf_dir), copy_files=["tokenizer.json"]).convert(
+        str(ct2_dir), quantization=quantization
+    )
+    parsed = read_model_bin(ct2_dir / "model.bin")
+    assert (parsed.spec_name, parsed.spec_revision) == ("WhisperSpec", 3)
+    out = tmp_path / "hf"
+    materialise(f"ct2:{ct2_dir}", out)
+    restored = WhisperForConditionalGeneration.from_pretrained(out).state_dict()
+    expected = WhisperForConditionalGeneration.from_pretrained(tiny_hf_dir).state_dict()
+    assert set(restored) == set(expected)
+    dtype = torch.float16 if quantization == "float16" else torch.float32
     for name, tensor in expected.items():
-        want = tensor.numpy().astype(dtype).astype(np.float32)
-        assert np.array_equal(state[name], want), name
+        want = tensor.to(dtype).to(torch.float32)
+        assert torch.equal(restored[name].to(torch.float32), want), name
 
 
 def test_parts_read_as_one_stream(tmp_path, tiny):
@@ -549,6 +562,7 @@ def _words(text: str) -> list[str]:
     return re.sub(r"[^\wåäöé ]", " ", text.lower()).split()
 
 
+@pytest.mark.slow  # transcribes real clips with Whisper base twice
 def test_imported_base_matches_ctranslate2(imported_base, ct2_base_dir, clips, monkeypatch):
     import ctranslate2
     import jiwer

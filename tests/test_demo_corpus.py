@@ -86,10 +86,25 @@ def test_same_seed_same_corpus_other_seed_other_corpus(params, tmp_path):
     assert (tmp_path / "a/train.tsv").read_bytes() != (tmp_path / "c/train.tsv").read_bytes()
 
 
-def test_speakers_rates_and_pitches_vary(params):
-    utterances = plan(replace(params, max_sentences=0), SENTENCES * 1)
-    everything = [u for us in utterances.values() for u in us]
-    assert len({u.rate for u in everything}) > 3 and len({u.pitch for u in everything}) > 3
+def test_rates_and_pitches_jitter_within_bounds_around_each_speaker(params):
+    """Each clip's rate and pitch is its speaker's +- the jitter (pitch clamped to espeak's
+    0..99), both directions are used, and without jitter every clip is its speaker's voice."""
+    many = [f"Mening nummer {i}." for i in range(60)]
+    everything = [u for us in plan(replace(params, max_sentences=0), many).values() for u in us]
+    assert len(everything) > 100
+    rate_offsets = [u.rate - u.speaker.rate for u in everything]
+    assert all(abs(o) <= params.rate_jitter for o in rate_offsets)
+    assert min(rate_offsets) < 0 < max(rate_offsets)
+    for u in everything:
+        low = max(0, u.speaker.pitch - params.pitch_jitter)
+        high = min(99, u.speaker.pitch + params.pitch_jitter)
+        assert low <= u.pitch <= high, (u.speaker.name, u.pitch)
+    pitch_offsets = [u.pitch - u.speaker.pitch for u in everything]
+    assert min(pitch_offsets) < 0 < max(pitch_offsets)
+
+    still = replace(params, max_sentences=0, rate_jitter=0, pitch_jitter=0)
+    for u in (u for us in plan(still, many).values() for u in us):
+        assert (u.rate, u.pitch) == (u.speaker.rate, min(99, max(0, u.speaker.pitch)))
 
 
 def test_bad_corpus_params(params):

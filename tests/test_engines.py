@@ -117,6 +117,7 @@ def test_export_refuses_bad_input_and_leaves_nothing_half_written(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 
 
+@pytest.mark.slow  # runs the export stage in a subprocess
 def test_export_stage_runs_from_params(repo_copy, tiny_dirs):
     base, _ = tiny_dirs
     repo = repo_copy()

@@ -138,6 +138,7 @@ def test_evaluate_params_are_checked():
         repo_params("evaluate.decode", DecodeOptions, max_new_tokens=225)
 
 
+@pytest.mark.slow  # runs the transcribe and evaluate stages in subprocesses
 def test_transcribe_and_evaluate_stages_on_a_tiny_model(repo_copy):
     repo = repo_copy()
     save_tiny_base(repo / "models" / "base")
@@ -174,16 +175,17 @@ def test_transcribe_and_evaluate_stages_on_a_tiny_model(repo_copy):
     assert {"slice", "group", "clips", "zero_shot_wer", "finetuned_wer"} <= set(plot[0])
 
 
-def test_transcribe_without_a_model_is_a_clear_error(repo_copy):
+def test_transcribe_without_a_model_is_a_clear_error(repo_copy, monkeypatch, capsys):
+    import stages.transcribe
+
     repo = repo_copy()
     save_tiny_features(repo / "data" / "features", train=1, dev=1, test=1)
-    proc = subprocess.run(
-        stage_command("transcribe@finetuned", repo),
-        cwd=repo,
-        env=dict(os.environ, PYTHONPATH=str(repo)),
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 1
-    assert "transcribe: error: models/finetuned: no transformers checkpoint" in proc.stderr
+    monkeypatch.chdir(repo)  # in this process: the stage's libraries are imported already
+    with pytest.raises(SystemExit) as exit_info:
+        stages.transcribe.main(
+            ["models/finetuned", "data/features", "reports/transcripts/finetuned.csv"]
+        )
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "transcribe: error: models/finetuned: no transformers checkpoint" in err
     assert not (repo / "reports").exists()

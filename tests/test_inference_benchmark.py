@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+
+from benchmarks.inference_lib import compare, machine, recording
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 16_000
@@ -29,7 +33,7 @@ def _load_benchmark():
     return module
 
 
-bench = _load_benchmark()
+bench = _load_benchmark()  # the command: main() and the parent's helpers
 
 
 def _clip(seconds: float, value: float) -> np.ndarray:
@@ -41,7 +45,7 @@ def _clip(seconds: float, value: float) -> np.ndarray:
 
 def test_recording_is_exactly_sixty_seconds_of_whole_clips_with_silent_gaps():
     clips = [_clip(7.0, 0.1 * (i + 1)) for i in range(10)]  # 70 s of audio
-    rec = bench.build_recording(clips, seconds=60.0, gap_seconds=0.5, sample_rate=SR)
+    rec = recording.build_recording(clips, seconds=60.0, gap_seconds=0.5, sample_rate=SR)
 
     assert rec.audio.shape == (60 * SR,)
     assert rec.audio.dtype == np.float32
@@ -62,31 +66,37 @@ def test_recording_is_exactly_sixty_seconds_of_whole_clips_with_silent_gaps():
 
 def test_recording_that_ends_exactly_on_a_clip_needs_no_padding():
     clips = [_clip(10.0, 0.5), _clip(19.5, 0.25), _clip(29.5, 0.75), _clip(1.0, 0.9)]
-    rec = bench.build_recording(clips, seconds=60.0, gap_seconds=0.5, sample_rate=SR)
+    rec = recording.build_recording(clips, seconds=60.0, gap_seconds=0.5, sample_rate=SR)
     assert rec.audio.shape == (60 * SR,)
     assert rec.clip_indices == (0, 1, 2)
     assert rec.spans[-1][1] == 60 * SR
     assert rec.audio[-1] == np.float32(0.75)
 
 
-def test_recording_is_deterministic():
-    rng = np.random.default_rng(0)
-    clips = [rng.uniform(-0.5, 0.5, int(rng.uniform(2, 6) * SR)).astype(np.float32)]
-    clips = clips * 30
-    a = bench.build_recording(clips, sample_rate=SR)
-    b = bench.build_recording(list(clips), sample_rate=SR)
-    np.testing.assert_array_equal(a.audio, b.audio)
-    assert a.spans == b.spans
+def test_recording_stops_at_the_first_clip_that_does_not_fit():
+    """Clips go in in order; a later short clip that would fit is not pulled forward."""
+    lengths = [25.0, 20.0, 10.0, 20.0, 1.0]
+    clips = [_clip(seconds, 0.1 * (i + 1)) for i, seconds in enumerate(lengths)]
+    originals = [c.copy() for c in clips]
+    rec = recording.build_recording(clips, seconds=60.0, gap_seconds=0.5, sample_rate=SR)
+    # 25 s, gap, 20 s, gap, 10 s ends at 56 s; the 20 s clip would end at 76.5 s.
+    assert rec.clip_indices == (0, 1, 2)
+    assert rec.spans == ((0, 25 * SR), (int(25.5 * SR), int(45.5 * SR)), (46 * SR, 56 * SR))
+    assert rec.speech_seconds == pytest.approx(55.0)
+    assert not rec.audio[56 * SR :].any()  # the 1 s clip is not used: silence to the end
+    rec.audio[:] = 1.0  # the recording is a copy: the clips stay as they were
+    for clip, original in zip(clips, originals, strict=True):
+        np.testing.assert_array_equal(clip, original)
 
 
 def test_recording_refuses_too_little_audio():
     with pytest.raises(ValueError, match="only"):
-        bench.build_recording([_clip(10.0, 0.1)] * 5, seconds=60.0, sample_rate=SR)
+        recording.build_recording([_clip(10.0, 0.1)] * 5, seconds=60.0, sample_rate=SR)
 
 
 def test_recording_refuses_a_first_clip_longer_than_the_recording():
     with pytest.raises(ValueError, match="first clip"):
-        bench.build_recording([_clip(61.0, 0.1), _clip(1.0, 0.1)], sample_rate=SR)
+        recording.build_recording([_clip(61.0, 0.1), _clip(1.0, 0.1)], sample_rate=SR)
 
 
 # ---------------------------------------------------------------- agreement
@@ -95,7 +105,7 @@ def test_recording_refuses_a_first_clip_longer_than_the_recording():
 def test_agreement_compares_normalized_words_clip_by_clip():
     baseline = ["Hej, världen!", "Spårvagnen går.", "Tre katter", ""]
     other = ["hej världen", "Sparvagnen går", "tre  katter.", ""]
-    agree = bench.agreement(baseline, other)
+    agree = compare.agreement(baseline, other)
     assert agree.clips == 4
     assert agree.same == 3  # punctuation and case do not count; å vs a does
     assert agree.differing == (1,)
@@ -106,14 +116,14 @@ def test_agreement_compares_normalized_words_clip_by_clip():
 
 
 def test_agreement_counts_insertions_and_deletions():
-    agree = bench.agreement(["ett två tre", "fyra"], ["ett tre", "fyra fem sex"])
+    agree = compare.agreement(["ett två tre", "fyra"], ["ett tre", "fyra fem sex"])
     assert agree.same == 0
     assert agree.word_edits == 1 + 2
 
 
 def test_agreement_needs_the_same_clips():
     with pytest.raises(ValueError, match="baseline"):
-        bench.agreement(["a", "b"], ["a"])
+        compare.agreement(["a", "b"], ["a"])
 
 
 @pytest.mark.parametrize(
@@ -121,7 +131,7 @@ def test_agreement_needs_the_same_clips():
     [([], [], 0), (["a"], [], 1), ([], ["a", "b"], 2), (["a", "b", "c"], ["a", "x", "c"], 1)],
 )
 def test_word_edits_is_levenshtein_over_words(ref, hyp, edits):
-    assert bench.word_edits(ref, hyp) == edits
+    assert compare.word_edits(ref, hyp) == edits
 
 
 # ---------------------------------------------------------------- table and verdict
@@ -147,7 +157,7 @@ def test_summary_speedup_uses_medians_and_judges_both_targets():
             [10.0, 10.0, 10.0], transcripts=["a b", "c d", "e", "f"]
         ),
     }
-    summary = bench.summarize(results)
+    summary = compare.summarize(results)
     rows = {row["engine"]: row for row in summary.rows}
 
     assert rows["transformers"]["wall_seconds"] == 21.0
@@ -165,18 +175,18 @@ def test_summary_speedup_uses_medians_and_judges_both_targets():
     assert t["engine"] == "ct2-int8"
     assert t["speedup_met"] is True  # exactly 3x meets "at least 3x"
     assert t["agreement_met"] is False
-    lines = bench.verdict(t)
+    lines = compare.verdict(t)
     assert "3.00x -> MET" in lines[0]
     assert "75.0% -> MISSED" in lines[1]
 
 
 def test_summary_without_the_baseline_judges_nothing():
-    summary = bench.summarize({"ct2-int8": _result([5.0])})
+    summary = compare.summarize({"ct2-int8": _result([5.0])})
     assert summary.rows[0]["speedup"] is None
     assert summary.rows[0]["same_words"] is None
     assert summary.targets["speedup_met"] is None
-    assert "not judged" in bench.verdict(summary.targets)[0]
-    assert "| n/a | 500 | n/a |" in bench.markdown_table(summary.rows, clips=2)
+    assert "not judged" in compare.verdict(summary.targets)[0]
+    assert "| n/a | 500 | n/a |" in compare.markdown_table(summary.rows, clips=2)
 
 
 def test_markdown_table_has_one_row_per_engine_with_every_column():
@@ -184,7 +194,7 @@ def test_markdown_table_has_one_row_per_engine_with_every_column():
         "transformers": _result([12.0], load=2.5, rss=812.4, wer=0.31234),
         "ct2-int8": _result([3.0], load=0.5, rss=301.6, transcripts=("a b", "x")),
     }
-    table = bench.markdown_table(bench.summarize(results).rows, clips=2).splitlines()
+    table = compare.markdown_table(compare.summarize(results).rows, clips=2).splitlines()
     assert len(table) == 4
     assert all(line.count("|") == 9 for line in table)
     assert "% of 2 test clips" in table[0]
@@ -197,21 +207,26 @@ def test_contention_warns_only_when_other_processes_took_a_real_share():
     busy = {"run_seconds": [10.0, 10.0], "run_other_cpu_seconds": [9.0, 11.0]}
     unknown = {"run_seconds": [10.0], "run_other_cpu_seconds": [None]}
     # 1.5 of 40 CPU seconds is 3.75 %; 20 of 40 is 50 %.
-    warnings = bench.contention({"a": quiet, "b": busy, "c": unknown}, cpus=2)
+    warnings = compare.contention({"a": quiet, "b": busy, "c": unknown}, cpus=2)
     assert len(warnings) == 1
     assert "b's timed runs" in warnings[0] and "50%" in warnings[0]
 
 
-def test_machine_busy_seconds_grows_with_work():
-    before = bench.machine_busy_seconds()
-    if before is None:
-        pytest.skip("no /proc/stat here")
-    own = bench.own_cpu_seconds()
-    end = bench.time.perf_counter() + 0.3
-    while bench.time.perf_counter() < end:
+def test_machine_busy_seconds_counts_all_but_idle_and_iowait(tmp_path):
+    stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    stat.write_text("cpu  100 5 50 1000 20 3 7 2 40 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
+    ticks = os.sysconf("SC_CLK_TCK")
+    assert machine.machine_busy_seconds(stat) == pytest.approx((100 + 5 + 50 + 3 + 7 + 2) / ticks)
+    assert machine.machine_busy_seconds(tmp_path / "missing") is None
+
+
+def test_own_cpu_seconds_agrees_with_the_process_clock():
+    own, clock = machine.own_cpu_seconds(), time.process_time()
+    while time.process_time() - clock < 0.2:  # spin: CPU time, whatever else runs
         pass
-    assert bench.own_cpu_seconds() - own > 0.1
-    assert bench.machine_busy_seconds() >= before
+    spent = time.process_time() - clock
+    assert machine.own_cpu_seconds() - own == pytest.approx(spent, abs=0.03)
 
 
 # ---------------------------------------------------------------- the parent process

@@ -17,7 +17,7 @@ from tests.conftest import REPO
 
 WORKFLOW = REPO / ".github" / "workflows" / "pull-request.yml"
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TRACKED = (
     "params.yaml",

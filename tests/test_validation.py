@@ -6,8 +6,9 @@ holds a bad row for every expectation (``suite_run``); the tests then inspect th
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -263,15 +264,21 @@ def test_settings_reject_bad_thresholds():
 
 
 def stage_repo(root: Path, splits: dict[str, pd.DataFrame], **validate: Any) -> None:
-    params = {"validate": {**asdict(SETTINGS), **validate}}
+    params = {"validate": {**dataclasses.asdict(SETTINGS), **validate}}
     (root / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), "utf-8")
     for split, frame in splits.items():
         write_split(frame, root / "data" / "manifest", split)
 
 
-def test_these_tests_use_the_repos_thresholds():
+def test_params_section_is_read_strictly(tmp_path):
+    """The repo's section is read value for value (no default wins); an unknown key is an error."""
     repo_params = Path(__file__).resolve().parents[1] / "params.yaml"
-    assert section("validate", ValidationSettings, repo_params) == SETTINGS
+    raw = yaml.safe_load(repo_params.read_text("utf-8"))["validate"]
+    assert dataclasses.asdict(section("validate", ValidationSettings, repo_params)) == raw
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"validate": {**raw, "min_snr": 3}}), "utf-8")
+    with pytest.raises(ParamsError, match="min_snr"):
+        section("validate", ValidationSettings, params)
 
 
 def test_stage_writes_outputs(splits, tmp_path, monkeypatch):

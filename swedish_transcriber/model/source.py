@@ -4,7 +4,7 @@
 
 * ``hf:<repo id>``  a Hugging Face Hub repository (needs the Hub, or its local cache);
 * ``ct2:<name or dir>``  a CTranslate2 / faster-whisper checkpoint: an embedded package set
-  (:data:`~swedish_transcriber.model.ct2.reader.KNOWN_PACKAGE_SETS`) or a directory;
+  (:data:`~swedish_transcriber.model.ct2.packages.KNOWN_PACKAGE_SETS`) or a directory;
 * ``local:<dir>``  an existing transformers checkpoint with its processor.
 
 Whatever the source, the output directory holds ``WhisperForConditionalGeneration`` weights,
@@ -24,12 +24,12 @@ from typing import Any
 
 from swedish_transcriber.atomic import atomic_dir
 from swedish_transcriber.digest import sha256_of_files
-from swedish_transcriber.model.ct2.reader import (
+from swedish_transcriber.model.ct2.packages import (
     DEFAULT_PACKAGE_SET,
     KNOWN_PACKAGE_SETS,
-    load_checkpoint_dir,
     load_package_set,
 )
+from swedish_transcriber.model.ct2.reader import load_checkpoint_dir
 from swedish_transcriber.model.ct2.to_transformers import (
     check_task,
     import_checkpoint,

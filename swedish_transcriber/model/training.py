@@ -167,9 +167,28 @@ def training_arguments(params: TrainParams, run_dir: Path, precision: str):
     )
 
 
+def use_deterministic_kernels() -> None:
+    """Pick torch's deterministic kernels, so that a rerun gives the same weights, bit for bit.
+
+    Seeds fix the data order and dropout, but not the order in which threads add up
+    gradients. On a CPU the one kernel that varies in this model is the backward of the
+    decoder's position embedding (``weight[position_ids]``: ``index_put_`` with accumulate,
+    whose threads add rows in a racy order once the gradient has more than ~32k elements, as
+    it has at Whisper base's width); its deterministic variant sorts the indices first and
+    costs nothing noticeable here. Results stay tied to the machine and the thread count
+    (a matrix product splits its sums by thread). ``warn_only``: an op with no deterministic
+    variant (on a GPU) warns instead of stopping the run; cuBLAS needs the workspace setting
+    to be deterministic at all.
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def train(params: TrainParams, language: str, task: str, paths: TrainPaths) -> dict[str, float]:
     """Fine-tune ``paths.base_model`` on the featurized train split; return final dev metrics."""
     from transformers import Seq2SeqTrainer, WhisperForConditionalGeneration
+
+    use_deterministic_kernels()
 
     # Checks first: each of these would otherwise fail minutes into the run.
     precision = resolve_precision(

@@ -1,0 +1,215 @@
+"""The row policy: from GX's unexpected rows to pass or quarantine, the reasons, the report.
+
+A row that fails several expectations is quarantined once with every reason; of duplicated
+paths the first clean occurrence is kept (see the package docstring for the policies); the
+fail-rate gate stops the stage when the thresholds or the input are wrong rather than a few
+clips bad.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from swedish_transcriber.data.manifest import COLUMNS, quarantine_rows
+from swedish_transcriber.data.validation.docs import add_offline_index, make_docs_deterministic
+from swedish_transcriber.data.validation.suite import (
+    ROW_ID,
+    build_checks,
+    combine_splits,
+    ordered_splits,
+    run_suite,
+)
+
+if TYPE_CHECKING:
+    from swedish_transcriber.data.validation import ValidationSettings
+
+STAGE = "validate"
+
+
+@dataclass
+class ValidationResult:
+    """What one run of the suite decided.
+
+    ``passed``: split -> the rows that passed, exactly as given (same columns and values).
+    ``quarantined``: every failed row with the manifest columns plus ``stage`` and ``reason``.
+    ``report``: flat numbers for DVC metrics (``reports/validation.json``).
+    ``docs_index``: the Data Docs ``index.html``, when a docs directory was given.
+    """
+
+    passed: dict[str, pd.DataFrame]
+    quarantined: pd.DataFrame
+    report: dict[str, int | float]
+    failed_by_check: dict[str, int]
+    labels: dict[str, str]
+    docs_index: Path | None = None
+
+    @property
+    def fail_rate(self) -> float:
+        """Fraction of all rows quarantined (0 for an empty manifest)."""
+        return float(self.report["fail_rate"])
+
+
+class ValidationGateError(ValueError):
+    """More rows failed than ``validate.max_fail_rate`` allows: the stage must stop.
+
+    A ``ValueError`` so that ``cli.run_stage`` prints the message as one clear error.
+    """
+
+    def __init__(self, message: str, result: ValidationResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def _dedupe(
+    frame: pd.DataFrame, flagged: list[int], failed_elsewhere: set[int], label: str
+) -> dict[int, str]:
+    """Row id -> reason for the duplicates to quarantine among the rows GX flagged.
+
+    Per path, the first occurrence that passes every other expectation is kept (or, when none
+    does, the first occurrence is the reference); all others are quarantined.
+    """
+    reasons: dict[int, str] = {}
+    if not flagged:
+        return reasons
+    rows = frame.loc[frame[ROW_ID].isin(flagged)].sort_values(ROW_ID)
+    for path, group in rows.groupby("path", sort=False):
+        ids = group[ROW_ID].tolist()
+        clean = [i for i in ids if i not in failed_elsewhere]
+        keep = clean[0] if clean else ids[0]
+        ref = frame.iloc[keep]  # row_id is the position in frame
+        fate = "kept" if clean else "quarantined too"
+        where = f"{ref['split']} {ref['tsv_file']} line {ref['tsv_row']}"
+        for i in ids:
+            if i != keep:
+                reasons[i] = f"{label}: {path!r} is also at {where} (that occurrence is {fate})"
+    return reasons
+
+
+def _report(
+    frame: pd.DataFrame,
+    split_names: list[str],
+    failed_ids: set[int],
+    failed_by_check: dict[str, int],
+    duplicate_groups: int,
+) -> dict[str, int | float]:
+    """Flat numbers for ``dvc metrics``: totals, per expectation, per split."""
+    total = len(frame)
+    failed = len(failed_ids)
+    report: dict[str, int | float] = {
+        "total": total,
+        "passed": total - failed,
+        "failed": failed,
+        "fail_rate": round(failed / total, 6) if total else 0.0,
+    }
+    for key, count in failed_by_check.items():
+        report[f"failed_{key}"] = int(count)
+    report["duplicate_paths"] = int(duplicate_groups)
+    failed_mask = frame[ROW_ID].isin(failed_ids)
+    for split in split_names:
+        in_split = (frame["split"] == split).fillna(False)
+        report[f"{split}_total"] = int(in_split.sum())
+        report[f"{split}_passed"] = int((in_split & ~failed_mask).sum())
+        report[f"{split}_failed"] = int((in_split & failed_mask).sum())
+    return report
+
+
+def validate_manifests(
+    splits: Mapping[str, pd.DataFrame],
+    settings: ValidationSettings,
+    docs_dir: str | Path | None = None,
+) -> ValidationResult:
+    """Validate all splits at once and decide, per row, pass or quarantine.
+
+    ``splits``: split name -> manifest (columns of ``manifest.COLUMNS``). ``docs_dir``: where
+    to build the GX Data Docs (``index.html`` there), or ``None`` for none. Does not apply
+    ``max_fail_rate``: see :func:`enforce_max_fail_rate`, so that a caller can write the
+    report and the docs first.
+    """
+    frame = combine_splits(splits)
+    checks = build_checks(settings)
+    unexpected = run_suite(frame, checks, docs_dir)
+
+    labels = {c.key: c.label for c in checks}
+    # The rows GX listed, once, as plain dicts (row_id is the position in ``frame``).
+    listed = sorted({int(e[ROW_ID]) for rows in unexpected.values() for e in rows})
+    records = dict(zip(listed, frame.iloc[listed].to_dict("records"), strict=True))
+    # row id -> {check key: reason}; every failure GX listed for that row.
+    reasons: dict[int, dict[str, str]] = {}
+    for c in checks:
+        if c.explain is None:
+            continue
+        for entry in unexpected[c.key]:
+            row_id = int(entry[ROW_ID])
+            text = c.explain(entry, records[row_id])
+            reasons.setdefault(row_id, {})[c.key] = f"{labels[c.key]}: {text}"
+    flagged = [int(e[ROW_ID]) for e in unexpected["path_unique"]]
+    for row_id, text in _dedupe(frame, flagged, set(reasons), labels["path_unique"]).items():
+        reasons.setdefault(row_id, {})["path_unique"] = text
+    duplicate_groups = frame.loc[frame[ROW_ID].isin(flagged), "path"].nunique()
+
+    order = [c.key for c in checks]
+    failed_ids = set(reasons)
+    failed_by_check = {k: sum(k in r for r in reasons.values()) for k in order}
+
+    passed: dict[str, pd.DataFrame] = {}
+    quarantined: list[pd.DataFrame] = []
+    offset = 0
+    for split in ordered_splits(splits):
+        original = splits[split].reset_index(drop=True)
+        ids = np.arange(offset, offset + len(original))
+        offset += len(original)
+        bad = np.array([i in failed_ids for i in ids], dtype=bool)
+        passed[split] = original.loc[~bad].reset_index(drop=True)
+        if bad.any():
+            rows = original.loc[bad, list(COLUMNS)].copy()
+            rows["split"] = split
+            texts = [
+                "; ".join(reasons[int(i)][k] for k in order if k in reasons[int(i)])
+                for i in ids[bad]
+            ]
+            quarantined.append(quarantine_rows(rows, STAGE, texts))
+    quarantine = (
+        pd.concat(quarantined, ignore_index=True)
+        if quarantined
+        else quarantine_rows(frame.loc[[], list(COLUMNS)], STAGE, [])
+    )
+
+    report = _report(frame, ordered_splits(splits), failed_ids, failed_by_check, duplicate_groups)
+    index = None
+    if docs_dir is not None:
+        index = Path(docs_dir) / "index.html"
+        add_offline_index(index, report, labels)
+        make_docs_deterministic(Path(docs_dir))
+    return ValidationResult(passed, quarantine, report, failed_by_check, labels, index)
+
+
+def failure_summary(result: ValidationResult) -> str:
+    """One line per expectation that failed rows: ``label: count``."""
+    lines = [f"  {result.labels[k]}: {n} row(s)" for k, n in result.failed_by_check.items() if n]
+    return "\n".join(lines) if lines else "  (none)"
+
+
+def enforce_max_fail_rate(result: ValidationResult, max_fail_rate: float, where: str = "") -> None:
+    """Raise :class:`ValidationGateError` when more than ``max_fail_rate`` of rows failed.
+
+    A high failure rate means the thresholds or the input are wrong (wrong release, broken
+    ingest), not that a few clips are bad: quarantining a quarter of the corpus silently would
+    train on whatever is left. ``where`` tells the user where the details are.
+    """
+    report = result.report
+    if result.fail_rate <= max_fail_rate:
+        return
+    message = (
+        f"{report['failed']} of {report['total']} rows failed validation: fail rate "
+        f"{result.fail_rate:.1%} > validate.max_fail_rate {max_fail_rate:.1%}.\n"
+        f"Failed rows per expectation (a row may fail several):\n{failure_summary(result)}"
+    )
+    if where:
+        message += f"\n{where}"
+    raise ValidationGateError(message, result)
