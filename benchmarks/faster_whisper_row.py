@@ -50,6 +50,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.inference_lib import compare, machine, worker  # noqa: E402
 from benchmarks.inference_lib.recording import build_recording  # noqa: E402
+from benchmarks.inference_lib.settings import decode_settings  # noqa: E402
 from swedish_transcriber.whisper import SAMPLE_RATE as WHISPER_SAMPLE_RATE  # noqa: E402
 
 DEFAULT_OUT = REPO / "benchmarks/results/faster_whisper_row.json"
@@ -58,34 +59,6 @@ OURS = "ct2-int8"
 FASTER_WHISPER = "faster-whisper"
 ENGINES = (OURS, FASTER_WHISPER)
 PROMPT_TOKENS = 4  # <|startoftranscript|><|sv|><|transcribe|><|notimestamps|>
-
-
-def settings_from_params(params_file: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Decode and chunking settings from params.yaml (``model``, ``app``), CLI flags on top."""
-    import yaml
-
-    params = yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}
-    model, app = params.get("model") or {}, params.get("app") or {}
-    try:
-        decode, engine, chunks = app["decode"], app["engine"], app["chunks"]
-        settings = {
-            "language": str(model["language"]),
-            "task": str(model["task"]),
-            "num_beams": int(decode["num_beams"]),
-            "max_new_tokens": int(decode["max_new_tokens"]),
-            "threads": int(engine["threads"]),
-            "batch_size": int(decode["batch_size"]),
-            "chunk_seconds": float(chunks["chunk_seconds"]),
-            "min_pause": float(chunks["min_pause"]),
-            "silence_threshold_db": float(chunks["silence_threshold_db"]),
-            "padding": float(chunks["padding"]),
-        }
-    except KeyError as exc:
-        sys.exit(f"{params_file}: no {exc.args[0]} in its model or app (decode, engine, chunks)")
-    for key in ("num_beams", "max_new_tokens", "threads", "batch_size"):
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
-    return settings
 
 
 def synthetic_clips(n: int = 40, seed: int = 0) -> list[np.ndarray]:
@@ -349,7 +322,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    settings = settings_from_params(Path(args.params), args)
+    settings = decode_settings(Path(args.params), args)
     if args.worker:
         result = run_worker(args.worker, settings, args)
         Path(args.worker_out).write_text(json.dumps(result), encoding="utf-8")

@@ -63,6 +63,7 @@ from benchmarks.inference_lib.recording import (  # noqa: E402
     GAP_SECONDS,
     RECORDING_SECONDS,
 )
+from benchmarks.inference_lib.settings import decode_settings  # noqa: E402
 from benchmarks.inference_lib.worker import (  # noqa: E402
     ENGINES,
     TEST_TABLE,
@@ -73,33 +74,6 @@ DEFAULT_OUT = REPO / "benchmarks/results/inference.json"
 
 
 # --------------------------------------------------------------------------- settings
-
-
-def decode_settings(params_file: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Decode and chunking settings: the page's, CLI flags on top.
-
-    ``params.yaml``'s ``model`` and ``app`` sections are read as strictly as the page reads them.
-    """
-    from swedish_transcriber.serving.page import load_config
-
-    config = load_config(params_file)
-    app = config.app
-    settings = {
-        "language": config.language.language,
-        "task": config.language.task,
-        "num_beams": app.decode.num_beams,
-        "max_new_tokens": app.decode.max_new_tokens,
-        "threads": app.engine.threads,
-        "chunk_seconds": app.chunks.chunk_seconds,
-        "min_pause": app.chunks.min_pause,
-        "silence_threshold_db": app.chunks.silence_threshold_db,
-        "padding": app.chunks.padding,
-        "batch_size": app.decode.batch_size,
-    }
-    for key in ("num_beams", "max_new_tokens", "threads", "batch_size"):
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
-    return settings
 
 
 # --------------------------------------------------------------------------- parent

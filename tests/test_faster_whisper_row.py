@@ -74,12 +74,12 @@ def test_missing_export_is_named(tmp_path):
 
 def test_settings_come_from_params_with_flags_on_top(tmp_path):
     args = runner.parse_args(["--batch-size", "4"])
-    settings = runner.settings_from_params(REPO / "params.yaml", args)
+    settings = runner.decode_settings(REPO / "params.yaml", args)
     assert settings["batch_size"] == 4 and settings["language"] == "sv"
     bad = tmp_path / "params.yaml"
     bad.write_text("model: {language: sv}\n", encoding="utf-8")
-    with pytest.raises(SystemExit, match="no task in its model or app section"):
-        runner.settings_from_params(bad, args)
+    with pytest.raises(ValueError, match="missing section 'app'"):
+        runner.decode_settings(bad, args)
     assert Path(runner.DEFAULT_OUT).parent == REPO / "benchmarks/results"
 
 

@@ -74,7 +74,15 @@ class ModelLanguage:
     task: str
 
     def __post_init__(self) -> None:
-        language_code(self.language)
+        # Only the form is checked here. Whisper's language table lives in transformers'
+        # tokenizer module, which imports torch, and the page's CTranslate2 engine must not
+        # (it runs in a quarter of the memory without it). The table check is the base_model
+        # stage's (``ModelParams``, whose params include these keys), and an engine refuses a
+        # language its tokenizer has no token for.
+        if not self.language.strip() or not self.language.replace("|", "").strip("<>").isalpha():
+            raise ValueError(
+                f"language must be a Whisper language code such as 'sv', got {self.language!r}"
+            )
         check_task(self.task)
 
 
