@@ -1,5 +1,5 @@
-# The two Quickstart commands (README): `make repro` and `make test`.
-# Both set everything up first (scripts/setup.sh is idempotent and quick when done).
+# The Quickstart commands (README): `make repro`, `make test` and `make test-fast`.
+# Each sets everything up first (scripts/setup.sh is idempotent and quick when done).
 SHELL := /bin/bash
 VENV := .venv/bin
 
@@ -15,9 +15,10 @@ test: setup
 	source $(VENV)/activate && ruff check . && pytest -q
 
 # The quick tier while editing: everything but the tests marked slow (training runs,
-# dvc repro, the browser, DDP). `make test` (and CI) still runs them all.
+# dvc repro, the browser, DDP), on both cores (a test file per worker, so module fixtures
+# are built once). `make test` (and CI) still runs them all, one at a time.
 test-fast: setup
-	source $(VENV)/activate && ruff check . && pytest -q -m "not slow"
+	source $(VENV)/activate && ruff check . && pytest -q -n 2 --dist loadfile -m "not slow"
 
 lint: setup
 	source $(VENV)/activate && ruff check . && ruff format --check .

@@ -46,6 +46,7 @@ def test_rows_give_speed_per_audio_second_and_per_token():
     assert "| x | 1.00 | 3.00 | 20.0 | 0.050 | 400 | 7.5 | 12.5 | 490 |" in table
 
 
+@pytest.mark.slow  # a subprocess per engine (or a fresh interpreter): seconds each
 def test_both_engines_decode_the_same_chunks_to_the_same_cap(tmp_path, capsys):
     """The tiny random model never stops: each chunk must end at max_new_tokens in both."""
     model = export_ct2(save_tiny_base(tmp_path / "tiny"), tmp_path / "ct2", "int8")

@@ -97,6 +97,7 @@ def test_scores_come_from_the_evaluate_metric_loaded_by_path():
     assert metric.compute(predictions=hyps, references=refs) == scores(refs, hyps)
 
 
+@pytest.mark.slow  # a subprocess per engine (or a fresh interpreter): seconds each
 def test_the_metric_loads_offline(tmp_path):
     # A fresh module cache and the Hub switched off: evaluate.load by path needs neither.
     code = (
