@@ -39,9 +39,5 @@ def run(in_dir: Path, out_dir: Path, quarantine_dir: Path) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    stage.main(run, argv)
-
-
 if __name__ == "__main__":
-    main()
+    stage.main(run)

@@ -27,9 +27,5 @@ def run(out_dir: Path) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    stage.main(run, argv)
-
-
 if __name__ == "__main__":
-    main()
+    stage.main(run)

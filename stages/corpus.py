@@ -33,9 +33,5 @@ def run(out_dir: Path) -> None:
     print("corpus: " + ", ".join(f"{s} {n} clips" for s, n in counts.items()) + f" -> {out_dir}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    stage.main(run, argv)
-
-
 if __name__ == "__main__":
-    main()
+    stage.main(run)

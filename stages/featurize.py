@@ -38,9 +38,5 @@ def run(
         write_quarantine(quarantined, qtmp)
 
 
-def main(argv: list[str] | None = None) -> None:
-    stage.main(run, argv)
-
-
 if __name__ == "__main__":
-    main()
+    stage.main(run)

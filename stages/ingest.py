@@ -32,9 +32,5 @@ def run(out_dir: Path, quarantine_dir: Path) -> None:
     print(f"ingest: {summary} rows -> {out_dir}; {quarantined} quarantined -> {quarantine_dir}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    stage.main(run, argv)
-
-
 if __name__ == "__main__":
-    main()
+    stage.main(run)

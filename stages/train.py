@@ -26,9 +26,5 @@ def run(base_model: Path, features: Path, output: Path, checkpoints: Path, live:
     print("train: final dev metrics " + ", ".join(f"{k}={v}" for k, v in sorted(final.items())))
 
 
-def main(argv: list[str] | None = None) -> None:
-    stage.main(run, argv)
-
-
 if __name__ == "__main__":
-    main()
+    stage.main(run)

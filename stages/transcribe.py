@@ -46,9 +46,5 @@ def run(model_dir: Path, features: Path, out_file: Path) -> None:
     print(f"transcribe: {model_dir}: {len(out)} clips -> {out_file}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    stage.main(run, argv)
-
-
 if __name__ == "__main__":
-    main()
+    stage.main(run)

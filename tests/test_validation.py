@@ -24,7 +24,7 @@ from swedish_transcriber.data.validation import (
     validate_manifests,
 )
 from swedish_transcriber.params import ParamsError, section
-from swedish_transcriber.stage import parse_paths
+from swedish_transcriber.stage import main, parse_paths
 from tests.dvc_stages import stage_args
 
 SETTINGS = ValidationSettings(
@@ -287,7 +287,7 @@ def test_stage_writes_outputs(splits, tmp_path, monkeypatch):
 
     stage_repo(tmp_path, splits)
     monkeypatch.chdir(tmp_path)
-    stage.main(stage_args("validate"))
+    main(stage.run, stage_args("validate"))
     paths = parse_paths(stage.run, stage_args("validate"))
     for split in SPLITS:
         out = pd.read_parquet(tmp_path / paths["out_dir"] / f"{split}.parquet")
@@ -317,7 +317,7 @@ def test_stage_over_max_fail_rate_fails_and_writes_no_data(splits, tmp_path, mon
     assert json.loads((tmp_path / paths["report"]).read_text("utf-8"))["fail_rate"] > 0.1
     assert (tmp_path / paths["docs_dir"]).joinpath("index.html").is_file()
     with pytest.raises(SystemExit) as exit_info:
-        stage.main(stage_args("validate"))
+        main(stage.run, stage_args("validate"))
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("validate: error: 11 of 69 rows failed validation")
