@@ -25,8 +25,8 @@ one warm-up, then ``--repeats`` timed runs; the median gives the real-time facto
 Agreement: every test clip (``--clips`` limits them) transcribed by each engine; the share of
 clips whose normalized words equal the transformers path's, and each engine's test WER_norm.
 
-Targets (issue): the CTranslate2 int8 path at least 3x the transformers path's speed, with the
-same transcript words on at least 95 % of the test clips. Results go to ``--out`` as JSON.
+The table gives each engine's speed-up over the transformers path and the share of test clips
+with the same words. Results go to ``--out`` as JSON.
 
 This file is the command (settings, the parent that spawns and compares the workers); its
 parts are in ``benchmarks/inference_lib/``: ``recording`` (the 60 s recording), ``compare``
