@@ -6,7 +6,7 @@ Usage (repo root, .venv active; needs models/base/ from `dvc repro base_model`):
 
 Prints clips per second for each stage and for the log-mel computation alone on the same
 clips (audio decoded beforehand, processor's batched path, one process and ``--num-proc``
-processes). Target (issue 2): ingest + featurize within 2x of log-mel-alone time on 2 cores.
+processes), to compare ingest + featurize with the log-mel-alone time on 2 cores.
 """
 
 from __future__ import annotations

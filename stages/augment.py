@@ -9,14 +9,13 @@ cannot be decoded or augmented go to the quarantine directory.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from swedish_transcriber import stage
 from swedish_transcriber.data.augmentation import SPLIT, augment_train, read_augment_params
 from swedish_transcriber.data.ingest import MeasureSettings
 from swedish_transcriber.data.manifest import read_split
 from swedish_transcriber.params import section
-from swedish_transcriber.stage import run_stage
 
 
 def run(in_dir: Path, out_dir: Path, quarantine_dir: Path) -> None:
@@ -40,14 +39,5 @@ def run(in_dir: Path, out_dir: Path, quarantine_dir: Path) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("in_dir", type=Path, help="the validated manifests (train is read)")
-    parser.add_argument("out_dir", type=Path, help="train plus its augmented copies")
-    parser.add_argument("quarantine_dir", type=Path, help="clips set aside, with reasons")
-    args = parser.parse_args(argv)
-    run_stage("augment", lambda: run(args.in_dir, args.out_dir, args.quarantine_dir))
-
-
 if __name__ == "__main__":
-    main()
+    stage.main(run)

@@ -8,12 +8,11 @@ offline; ``hf:<repo>`` and ``local:<dir>`` are the alternatives (see
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from swedish_transcriber import stage
 from swedish_transcriber.model.source import ModelParams, materialise
 from swedish_transcriber.params import section
-from swedish_transcriber.stage import run_stage
 
 
 def run(out_dir: Path) -> None:
@@ -28,12 +27,5 @@ def run(out_dir: Path) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out_dir", type=Path, help="the base model directory to write")
-    args = parser.parse_args(argv)
-    run_stage("base_model", lambda: run(args.out_dir))
-
-
 if __name__ == "__main__":
-    main()
+    stage.main(run)

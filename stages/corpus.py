@@ -7,14 +7,13 @@ whichever source is chosen.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from swedish_transcriber import stage
 from swedish_transcriber.atomic import atomic_dir
 from swedish_transcriber.data.demo_corpus import CorpusParams, build_corpus
 from swedish_transcriber.data.source import DataParams
 from swedish_transcriber.params import section
-from swedish_transcriber.stage import run_stage
 
 
 def run(out_dir: Path) -> None:
@@ -34,12 +33,5 @@ def run(out_dir: Path) -> None:
     print("corpus: " + ", ".join(f"{s} {n} clips" for s, n in counts.items()) + f" -> {out_dir}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out_dir", type=Path, help="the Common-Voice-format release to write")
-    args = parser.parse_args(argv)
-    run_stage("corpus", lambda: run(args.out_dir))
-
-
 if __name__ == "__main__":
-    main()
+    stage.main(run)

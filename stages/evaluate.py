@@ -8,10 +8,10 @@ predictions, the DVC metrics (wer, cer, wer_norm, cer_norm per model and
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
+from swedish_transcriber import stage
 from swedish_transcriber.atomic import atomic_file, write_text
 from swedish_transcriber.evaluation.report import (
     MODELS,
@@ -23,18 +23,20 @@ from swedish_transcriber.evaluation.report import (
 )
 from swedish_transcriber.evaluation.transcription import EvaluateParams
 from swedish_transcriber.params import section
-from swedish_transcriber.stage import run_stage
 
 
-def run(args: argparse.Namespace) -> None:
+def run(
+    zero_shot: Path, finetuned: Path, predictions_file: Path, metrics_file: Path, slices_file: Path
+) -> None:
     """Join the transcripts, score them and write the three outputs."""
     params = section("evaluate", EvaluateParams)
-    joined = join({name: read_transcripts(getattr(args, name)) for name in MODELS})
+    files = {"zero_shot": zero_shot, "finetuned": finetuned}
+    joined = join({name: read_transcripts(files[name]) for name in MODELS})
     result = metrics(joined)
-    with atomic_file(args.predictions, "w", encoding="utf-8", newline="") as fh:
+    with atomic_file(predictions_file, "w", encoding="utf-8", newline="") as fh:
         predictions(joined).to_csv(fh, index=False)
-    write_text(args.slices, json.dumps(slices(joined, params.duration_buckets), indent=2) + "\n")
-    write_text(args.metrics, json.dumps(result, indent=2) + "\n")
+    write_text(slices_file, json.dumps(slices(joined, params.duration_buckets), indent=2) + "\n")
+    write_text(metrics_file, json.dumps(result, indent=2) + "\n")
     print(
         "evaluate: wer_norm zero-shot {zs:.3f} -> fine-tuned {ft:.3f} "
         "(relative reduction {rel:.1%}) on {n} test clips".format(
@@ -46,16 +48,5 @@ def run(args: argparse.Namespace) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in MODELS:
-        parser.add_argument(name, type=Path, help=f"the {name} model's transcripts (CSV)")
-    parser.add_argument("predictions", type=Path, help="per-utterance transcripts and errors")
-    parser.add_argument("metrics", type=Path, help="WER and CER per model (JSON, DVC metrics)")
-    parser.add_argument("slices", type=Path, help="WER per speaker group (JSON, DVC plot)")
-    args = parser.parse_args(argv)
-    run_stage("evaluate", lambda: run(args))
-
-
 if __name__ == "__main__":
-    main()
+    stage.main(run)

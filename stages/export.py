@@ -6,12 +6,11 @@ its fast CPU engine (README, "The demo page").
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from swedish_transcriber import stage
 from swedish_transcriber.model.export import ExportParams, export_ct2
 from swedish_transcriber.params import section
-from swedish_transcriber.stage import run_stage
 
 
 def run(model_dir: Path, out_dir: Path) -> None:
@@ -24,13 +23,5 @@ def run(model_dir: Path, out_dir: Path) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model_dir", type=Path, help="the fine-tuned transformers checkpoint")
-    parser.add_argument("out_dir", type=Path, help="the CTranslate2 model to write")
-    args = parser.parse_args(argv)
-    run_stage("export", lambda: run(args.model_dir, args.out_dir))
-
-
 if __name__ == "__main__":
-    main()
+    stage.main(run)

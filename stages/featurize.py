@@ -7,28 +7,29 @@ straight from the validated manifests: evaluation data is never augmented.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import datasets
 
+from swedish_transcriber import stage
 from swedish_transcriber.atomic import atomic_dir
 from swedish_transcriber.data.features import FeatureSettings, featurize_split, load_processor
 from swedish_transcriber.data.manifest import SPLITS, read_split, write_quarantine
 from swedish_transcriber.model.source import ModelLanguage
 from swedish_transcriber.params import section
-from swedish_transcriber.stage import run_stage
 
 
-def run(args: argparse.Namespace) -> None:
-    """Featurize train, dev and test into ``args.out_dir/<split>/``."""
+def run(
+    model_dir: Path, train_dir: Path, eval_dir: Path, out_dir: Path, quarantine_dir: Path
+) -> None:
+    """Featurize train, dev and test into ``out_dir/<split>/``."""
     settings = section("features", FeatureSettings)
     model = section("model", ModelLanguage, subset=True)
-    processor = load_processor(args.model_dir, model.language, model.task)
-    inputs = {split: args.eval_dir for split in SPLITS} | {"train": args.train_dir}
+    processor = load_processor(model_dir, model.language, model.task)
+    inputs = {split: eval_dir for split in SPLITS} | {"train": train_dir}
     datasets.disable_caching()  # outputs go to the out dir only, not to ~/.cache
     quarantined = []
-    with atomic_dir(args.quarantine_dir) as qtmp, atomic_dir(args.out_dir) as tmp:
+    with atomic_dir(quarantine_dir) as qtmp, atomic_dir(out_dir) as tmp:
         for split in SPLITS:
             table, bad = featurize_split(read_split(inputs[split], split), processor, settings)
             table.save_to_disk(str(tmp / split))
@@ -37,16 +38,5 @@ def run(args: argparse.Namespace) -> None:
         write_quarantine(quarantined, qtmp)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model_dir", type=Path, help="the base model (its processor)")
-    parser.add_argument("train_dir", type=Path, help="the train manifest's directory")
-    parser.add_argument("eval_dir", type=Path, help="the dev and test manifests' directory")
-    parser.add_argument("out_dir", type=Path, help="feature tables, one per split")
-    parser.add_argument("quarantine_dir", type=Path, help="rows set aside, with reasons")
-    args = parser.parse_args(argv)
-    run_stage("featurize", lambda: run(args))
-
-
 if __name__ == "__main__":
-    main()
+    stage.main(run)

@@ -6,15 +6,14 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from swedish_transcriber import stage
 from swedish_transcriber.atomic import atomic_dir
 from swedish_transcriber.data.ingest import IngestParams, ingest_release
 from swedish_transcriber.data.manifest import write_quarantine, write_split
 from swedish_transcriber.data.source import DataParams
 from swedish_transcriber.params import section
-from swedish_transcriber.stage import run_stage
 
 
 def run(out_dir: Path, quarantine_dir: Path) -> None:
@@ -33,13 +32,5 @@ def run(out_dir: Path, quarantine_dir: Path) -> None:
     print(f"ingest: {summary} rows -> {out_dir}; {quarantined} quarantined -> {quarantine_dir}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out_dir", type=Path, help="the manifests to write, one per split")
-    parser.add_argument("quarantine_dir", type=Path, help="rows set aside, with reasons")
-    args = parser.parse_args(argv)
-    run_stage("ingest", lambda: run(args.out_dir, args.quarantine_dir))
-
-
 if __name__ == "__main__":
-    main()
+    stage.main(run)

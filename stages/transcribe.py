@@ -8,9 +8,9 @@ params ``evaluate.decode``.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from swedish_transcriber import stage
 from swedish_transcriber.atomic import atomic_file
 from swedish_transcriber.data.features import load_split
 from swedish_transcriber.evaluation.report import TRANSCRIPT_COLUMNS
@@ -22,7 +22,6 @@ from swedish_transcriber.evaluation.transcription import (
 )
 from swedish_transcriber.model.source import ModelLanguage
 from swedish_transcriber.params import section
-from swedish_transcriber.stage import run_stage
 
 
 def run(model_dir: Path, features: Path, out_file: Path) -> None:
@@ -47,14 +46,5 @@ def run(model_dir: Path, features: Path, out_file: Path) -> None:
     print(f"transcribe: {model_dir}: {len(out)} clips -> {out_file}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model_dir", type=Path, help="a transformers Whisper checkpoint")
-    parser.add_argument("features", type=Path, help="feature tables (test is read)")
-    parser.add_argument("out_file", type=Path, help="the transcripts to write (CSV)")
-    args = parser.parse_args(argv)
-    run_stage("transcribe", lambda: run(args.model_dir, args.features, args.out_file))
-
-
 if __name__ == "__main__":
-    main()
+    stage.main(run)

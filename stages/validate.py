@@ -9,10 +9,10 @@ exits 1 with the counts per expectation and writes no data (no half state).
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
+from swedish_transcriber import stage
 from swedish_transcriber.atomic import atomic_dir, write_text
 from swedish_transcriber.data.manifest import SPLITS, read_split, write_quarantine, write_split
 from swedish_transcriber.data.validation import (
@@ -21,53 +21,36 @@ from swedish_transcriber.data.validation import (
     validate_manifests,
 )
 from swedish_transcriber.params import section
-from swedish_transcriber.stage import run_stage
 
 
-def run(args: argparse.Namespace) -> None:
-    """Validate ``args.in_dir`` and write the outputs (see the module docstring)."""
+def run(in_dir: Path, out_dir: Path, quarantine_dir: Path, report: Path, docs_dir: Path) -> None:
+    """Validate ``in_dir`` and write the outputs (see the module docstring)."""
     params = section("validate", ValidationSettings)
-    splits = {split: read_split(args.in_dir, split) for split in SPLITS}
-    with atomic_dir(args.docs_dir) as docs_tmp:
+    splits = {split: read_split(in_dir, split) for split in SPLITS}
+    with atomic_dir(docs_dir) as docs_tmp:
         result = validate_manifests(splits, params, docs_tmp)
-    write_text(args.report, json.dumps(result.report, indent=2) + "\n")
+    write_text(report, json.dumps(result.report, indent=2) + "\n")
     enforce_max_fail_rate(
         result,
         params.max_fail_rate,
         where=(
-            f"Details: {args.report} and {args.docs_dir / 'index.html'}. Nothing was written to "
-            f"{args.out_dir} or {args.quarantine_dir}. Fix the input, or loosen the thresholds "
+            f"Details: {report} and {docs_dir / 'index.html'}. Nothing was written to "
+            f"{out_dir} or {quarantine_dir}. Fix the input, or loosen the thresholds "
             f"(e.g. dvc exp run -S validate.max_fail_rate=0.5) to get the quarantine for review."
         ),
     )
-    with atomic_dir(args.quarantine_dir) as qtmp, atomic_dir(args.out_dir) as tmp:
+    with atomic_dir(quarantine_dir) as qtmp, atomic_dir(out_dir) as tmp:
         for split, manifest in result.passed.items():
             write_split(manifest, tmp, split)
         write_quarantine([result.quarantined], qtmp)
     report = result.report
     summary = ", ".join(f"{s} {report[f'{s}_passed']}/{report[f'{s}_total']}" for s in SPLITS)
     print(
-        f"validate: {summary} rows passed -> {args.out_dir}; {report['failed']} quarantined "
-        f"({result.fail_rate:.1%}) -> {args.quarantine_dir}; report {args.report}, "
-        f"Data Docs {args.docs_dir / 'index.html'}"
+        f"validate: {summary} rows passed -> {out_dir}; {report['failed']} quarantined "
+        f"({result.fail_rate:.1%}) -> {quarantine_dir}; report {report}, "
+        f"Data Docs {docs_dir / 'index.html'}"
     )
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The stage's paths, from its command line (dvc.yaml)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("in_dir", type=Path, help="the ingest stage's manifests")
-    parser.add_argument("out_dir", type=Path, help="the manifests of the rows that pass")
-    parser.add_argument("quarantine_dir", type=Path, help="rows that fail, with reasons")
-    parser.add_argument("report", type=Path, help="counts per expectation (JSON, DVC metrics)")
-    parser.add_argument("docs_dir", type=Path, help="Great Expectations' Data Docs (HTML)")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    run_stage("validate", lambda: run(args))
-
-
 if __name__ == "__main__":
-    main()
+    stage.main(run)

@@ -21,6 +21,7 @@ from swedish_transcriber.data.augmentation import (
 from swedish_transcriber.data.ingest import MeasureSettings
 from swedish_transcriber.data.manifest import COLUMNS, conform, read_split
 from swedish_transcriber.params import ParamsError
+from swedish_transcriber.stage import main
 from tests.dvc_stages import stage_args
 from tests.repo_params import repo_params
 
@@ -359,7 +360,7 @@ def test_stage_writes_final_paths_from_the_repo_root(tmp_path, monkeypatch):
     write_split(train, tmp_path / "data" / "validated", "train")
     raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["augment"]
     write_params(tmp_path / "params.yaml", {**raw, "enabled": True, "num_proc": 1, "copies": 1})
-    stage.main(stage_args("augment"))
+    main(stage.run, stage_args("augment"))
     manifest = read_split(tmp_path / "data" / "augmented", "train")
     assert manifest["audio_file"].iloc[1] == "data/augmented/clips/a.aug1.flac"
     assert (tmp_path / "data" / "augmented" / "clips" / "a.aug1.flac").is_file()

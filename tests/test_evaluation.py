@@ -22,6 +22,7 @@ from swedish_transcriber.evaluation.report import (
     utterance_wer,
 )
 from swedish_transcriber.evaluation.transcription import EvaluateParams
+from swedish_transcriber.stage import main
 from swedish_transcriber.whisper import DecodeOptions
 from tests.dvc_stages import stage_command
 from tests.repo_params import repo_params
@@ -182,8 +183,9 @@ def test_transcribe_without_a_model_is_a_clear_error(repo_copy, monkeypatch, cap
     save_tiny_features(repo / "data" / "features", train=1, dev=1, test=1)
     monkeypatch.chdir(repo)  # in this process: the stage's libraries are imported already
     with pytest.raises(SystemExit) as exit_info:
-        stages.transcribe.main(
-            ["models/finetuned", "data/features", "reports/transcripts/finetuned.csv"]
+        main(
+            stages.transcribe.run,
+            ["models/finetuned", "data/features", "reports/transcripts/finetuned.csv"],
         )
     assert exit_info.value.code == 1
     err = capsys.readouterr().err

