@@ -1,0 +1,306 @@
+"""Load check of the demo page: N concurrent browser sessions upload a mix of files.
+
+Serves ``streamlit run app/main.py`` on 127.0.0.1 (loopback only) and drives N headless
+chromium sessions with Playwright at once. Each session uploads its share of a fixed mix of
+files, in turn: Swedish sentences spoken by espeak-ng (short, and one long enough for several
+chunks), and the hostile uploads that once took the server down or ballooned its memory (an
+8-channel WAV, a 4-channel FLAC at 1 Hz, a 20 ms clip, an empty file, text named .wav, a
+truncated MP3). A good file must end in a transcript; a hostile one in a message on the page.
+Every wait is bounded, the number of uploads is fixed, and the server is stopped at the end.
+
+Reported (and written as JSON): completions, errors, p50/p95 latency from upload to outcome,
+peak RSS of the server's process tree, and whether the server still answers its health check.
+
+    python benchmarks/page_load.py --sessions 8 --model models/ct2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import psutil
+import soundfile as sf
+import yaml
+from playwright.async_api import async_playwright
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from swedish_transcriber.data.demo_corpus import check_espeak  # noqa: E402
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
+MODEL_LABEL = "load check model"
+SENTENCES = (
+    "Hej, jag heter Anna och jag bor i Stockholm.",
+    "Tåget till Göteborg går klockan sju i morgon bitti.",
+    "Vi äter middag tillsammans på lördag kväll.",
+)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One file of the mix and what the page must do with it."""
+
+    name: str
+    data: bytes
+    hostile: bool  # True: the page must show a message, not a transcript
+
+
+@dataclass
+class Outcome:
+    session: int
+    file: str
+    hostile: bool
+    status: str  # transcript | message | error
+    seconds: float
+    detail: str
+
+
+def speak(text: str, out: Path) -> np.ndarray:
+    subprocess.run([check_espeak(), "-v", "sv", "-w", str(out), text], check=True)
+    audio, rate = sf.read(out, dtype="float32")
+    return audio, rate
+
+
+def encode(audio: np.ndarray, rate: int, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, rate, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def make_mix(work: Path) -> list[Upload]:
+    """The fixed mix of good and hostile uploads (made here, deterministic)."""
+    uploads: list[Upload] = []
+    clips = []
+    for i, text in enumerate(SENTENCES):
+        audio, rate = speak(text, work / f"s{i}.wav")
+        clips.append(audio)
+        uploads.append(Upload(f"sentence{i}.wav", (work / f"s{i}.wav").read_bytes(), False))
+    uploads.append(Upload("sentence0.flac", encode(clips[0], rate, "FLAC"), False))
+    pause = np.zeros(int(0.6 * rate), dtype=np.float32)
+    long_clip = np.concatenate([np.concatenate([c, pause]) for c in clips * 5])  # ~45 s
+    uploads.append(Upload("long.wav", encode(long_clip, rate, "WAV"), False))
+    rng = np.random.default_rng(0)
+    noise8 = (0.1 * rng.standard_normal((16000, 8))).astype(np.float32)
+    uploads.append(Upload("ch8.wav", encode(noise8, 16000, "WAV"), True))
+    one_hz = (0.1 * rng.standard_normal((200_000, 4))).astype(np.float32)
+    uploads.append(Upload("one_hz.flac", encode(one_hz, 1, "FLAC"), True))
+    uploads.append(Upload("blip.wav", encode(clips[0][: rate // 50], rate, "WAV"), True))
+    uploads.append(Upload("empty.wav", b"", True))
+    uploads.append(Upload("text.wav", b"this is not audio\n" * 100, True))
+    mp3 = encode(clips[1], rate, "MP3")
+    uploads.append(Upload("truncated.mp3", mp3[: len(mp3) // 7], True))
+    return uploads
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RssSampler(threading.Thread):
+    """Peak resident memory of a process and its children, sampled every 100 ms."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                procs = [self.process, *self.process.children(recursive=True)]
+                self.peak = max(self.peak, sum(p.memory_info().rss for p in procs))
+            except psutil.Error:
+                pass
+            self.stop.wait(0.1)
+
+
+def healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=5) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def start_server(params: Path, port: int, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "SWEDISH_TRANSCRIBER_PARAMS": str(params), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "streamlit", "run", "app/main.py"]
+    command += ["--server.headless", "true", "--server.address", "127.0.0.1"]
+    command += ["--server.port", str(port), "--browser.gatherUsageStats", "false"]
+    command += ["--server.fileWatcherType", "none"]
+    with log.open("wb") as out:
+        server = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=out)
+    deadline = time.monotonic() + 60
+    while not healthy(port):
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise RuntimeError(f"streamlit did not start:\n{log.read_text(errors='replace')}")
+        time.sleep(0.25)
+    return server
+
+
+async def outcome_of(tab, upload: Upload, timeout: float) -> tuple[str, str]:
+    """Wait for what the page does with an upload: a transcript, a message, or nothing."""
+    deadline = time.monotonic() + timeout
+    clicked = False
+    while time.monotonic() < deadline:
+        alerts = tab.get_by_test_id("stAlertContentError")
+        if await alerts.count():
+            return "message", (await alerts.first.inner_text())[:200]
+        warnings = tab.get_by_test_id("stAlertContentWarning").filter(has_text="heard no words")
+        if await warnings.count():
+            return "transcript", ""
+        text = tab.get_by_test_id("stText")
+        if clicked and await text.count():
+            return "transcript", (await text.first.inner_text())[:200]
+        button = tab.get_by_role("button", name="Transcribe", exact=True)
+        if not clicked and await button.count() and await button.is_enabled():
+            await button.click()
+            clicked = True
+        await asyncio.sleep(0.25)
+    return "error", f"no transcript or message within {timeout:g} s"
+
+
+async def session(browser, index: int, url: str, mine: list[Upload], work: Path, timeout: float):
+    results: list[Outcome] = []
+    context = await browser.new_context(viewport={"width": 1280, "height": 1000})
+    tab = await context.new_page()
+    try:
+        for upload in mine:
+            await tab.goto(url, wait_until="domcontentloaded")
+            await tab.get_by_role("heading", name="Swedish Transcriber").wait_for(timeout=60_000)
+            path = work / f"session{index}" / upload.name
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(upload.data)
+            began = time.monotonic()
+            await tab.set_input_files("input[type=file]", path)
+            try:
+                status, detail = await outcome_of(tab, upload, timeout)
+            except Exception as exc:  # a dead server or page: counted, never hidden
+                status, detail = "error", f"{type(exc).__name__}: {exc}"[:200]
+            if status == "message" and not upload.hostile:
+                status = "error"  # a good file must be transcribed
+            if status == "transcript" and upload.hostile and upload.name != "blip.wav":
+                status = "error"  # a hostile file must be refused
+            seconds = time.monotonic() - began
+            results.append(Outcome(index, upload.name, upload.hostile, status, seconds, detail))
+    finally:
+        await context.close()
+    return results
+
+
+async def drive(url: str, sessions: int, uploads: list[Upload], work: Path, timeout: float):
+    # Session s uploads files s and s + N of the mix, so N = 8 sessions cover all of it.
+    shares = [[uploads[(s + k * sessions) % len(uploads)] for k in (0, 1)] for s in range(sessions)]
+    async with async_playwright() as playwright:
+        chromium = "/usr/bin/chromium"
+        browser = await playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            runs = [session(browser, s, url, shares[s], work, timeout) for s in range(sessions)]
+            per_session = await asyncio.gather(*runs)
+        finally:
+            await browser.close()
+    return [o for outcomes in per_session for o in outcomes]
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return float(np.percentile(np.asarray(values), q))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=8)
+    parser.add_argument("--model", default="models/ct2", help="the model the page serves")
+    parser.add_argument("--timeout", type=float, default=240.0, help="seconds per upload")
+    parser.add_argument("--out", default="benchmarks/results/page_load.json")
+    args = parser.parse_args()
+    if not 1 <= args.sessions <= 16:
+        parser.error("--sessions must be between 1 and 16 (a bounded loopback check)")
+    model = (REPO / args.model).resolve()
+    if not model.is_dir():
+        parser.error(f"{model}: no such model directory (run dvc repro first)")
+
+    with tempfile.TemporaryDirectory(prefix="page-load-") as tmp:
+        work = Path(tmp)
+        params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+        params["app"]["models"] = {MODEL_LABEL: str(model)}
+        params_file = work / "params.yaml"
+        params_file.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+        uploads = make_mix(work)
+        port = free_port()
+        log = work / "streamlit.log"
+        server = start_server(params_file, port, log)
+        sampler = RssSampler(server.pid)
+        sampler.start()
+        began = time.monotonic()
+        try:
+            outcomes = asyncio.run(
+                drive(f"http://127.0.0.1:{port}/", args.sessions, uploads, work, args.timeout)
+            )
+            alive = server.poll() is None and healthy(port)
+        finally:
+            wall = time.monotonic() - began
+            sampler.stop.set()
+            sampler.join()
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        server_log = log.read_text(errors="replace")
+
+    done = [o for o in outcomes if o.status != "error"]
+    latencies = [o.seconds for o in done]
+    summary = {
+        "sessions": args.sessions,
+        "uploads": len(outcomes),
+        "completed": len(done),
+        "errors": len(outcomes) - len(done),
+        "p50_s": round(percentile(latencies, 50), 2),
+        "p95_s": round(percentile(latencies, 95), 2),
+        "wall_s": round(wall, 1),
+        "peak_server_rss_mb": round(sampler.peak / 2**20),
+        "server_alive_after": alive,
+        "tracebacks_in_server_log": server_log.count("Traceback"),
+        "model": args.model,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    }
+    print(json.dumps(summary, indent=2))
+    for o in outcomes:
+        print(f"  session {o.session}: {o.file:16} {o.status:10} {o.seconds:6.1f} s  {o.detail}")
+    out = REPO / args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps({"summary": summary, "outcomes": [asdict(o) for o in outcomes]}, indent=2)
+        + "\n",
+        encoding="utf-8",
+    )
+    ok = alive and summary["errors"] == 0
+    raise SystemExit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
