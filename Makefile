@@ -15,7 +15,7 @@ test: setup
 	source $(VENV)/activate && ruff check . && pytest -q
 
 # The quick tier while editing: everything but the tests marked slow (training runs,
-# dvc repro, the browser, DDP), on both cores (a test file per worker, so module fixtures
+# dvc repro, the browser, DDP, subprocess-heavy checks), on both cores (a test file per worker, so module fixtures
 # are built once). `make test` (and CI) still runs them all, one at a time.
 test-fast: setup
 	source $(VENV)/activate && ruff check . && pytest -q -n 2 --dist loadfile -m "not slow"

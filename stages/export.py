@@ -1,7 +1,7 @@
 """Stage ``export``: the fine-tuned model -> CTranslate2 (params ``export``).
 
 ``python -m stages.export models/finetuned models/ct2``. The demo page offers the export as
-its fast CPU engine (README, "The demo page").
+its fast CPU engine (docs/demo-page.md).
 """
 
 from __future__ import annotations
