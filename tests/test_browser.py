@@ -13,18 +13,24 @@ Playwright never downloads a browser here: it launches the system's chromium.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import yaml
 
 # CI sets this (.ci/run): there a missing browser is a failure, not a reason to skip.
@@ -91,6 +97,7 @@ def write_params(path: Path, model_dir: Path) -> Path:
     """The repo's params with ``app.models`` offering only ``model_dir``."""
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     params["app"]["models"] = {MODEL_LABEL: str(model_dir)}
+    params["app"]["allow_private_urls"] = True  # the test's media server is on 127.0.0.1
     path.write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
 
@@ -232,12 +239,55 @@ def use_page(tab, server: Server, clip: Path, expected: Transcript, downloads_to
     expect(transcript).to_have_text(expected.text)
 
 
+@contextlib.contextmanager
+def media_server(root: Path):
+    """``root`` served over HTTP on 127.0.0.1 (a free port), for the page's URL source."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def use_url(tab, server: Server, url: str, expected: Transcript) -> None:
+    """The URL source: the link is downloaded, decoded and transcribed like an upload."""
+    expect = sync_api.expect
+    tab.goto(server.url, wait_until="domcontentloaded")
+    expect(tab.get_by_role("heading", name="Swedish Transcriber")).to_be_visible(timeout=30_000)
+    tab.get_by_text("URL", exact=True).click()
+    box = tab.get_by_label("A link to a video or audio", exact=False)
+    box.fill(url)
+    box.press("Enter")
+    expect(tab.get_by_text("Trim (seconds)")).to_be_visible(timeout=60_000)
+    tab.get_by_role("button", name="Transcribe", exact=True).click()
+    transcript = tab.get_by_test_id("stText").filter(has_text=expected.text).first
+    expect(transcript).to_have_text(expected.text, timeout=TRANSCRIBE_TIMEOUT_MS)
+
+
+def upload_hostile(tab, server: Server, clip: Path, message: str) -> None:
+    """An upload that once killed the server gets a message; the page keeps working."""
+    expect = sync_api.expect
+    tab.goto(server.url, wait_until="domcontentloaded")
+    expect(tab.get_by_role("heading", name="Swedish Transcriber")).to_be_visible(timeout=30_000)
+    tab.set_input_files("input[type=file]", clip)
+    alert = tab.get_by_test_id("stAlertContentError").filter(has_text=message)
+    expect(alert).to_be_visible(timeout=60_000)
+
+
 def test_page_transcribes_an_upload_in_chromium(tmp_path: Path, ct2_base: Path, served_page):
     assert CHROMIUM is not None, NO_CHROMIUM
     server = served_page
     clip = speak(SENTENCE, tmp_path / "anna.wav")
     expected = expected_transcript(server.params, ct2_base, clip)
     assert expected.text, "the model heard no words in the synthesized clip"
+    # 1,166 bytes of 4-channel FLAC at 1 Hz: 200,000 samples, once 6 GB of resampling.
+    one_hz = tmp_path / "one_hz.flac"
+    noise = np.random.default_rng(0).standard_normal((200_000, 4)).astype(np.float32)
+    sf.write(one_hz, 0.1 * noise, 1, format="FLAC")
     shot = tmp_path / "page.png"
     errors: list[str] = []
 
@@ -250,6 +300,10 @@ def test_page_transcribes_an_upload_in_chromium(tmp_path: Path, ct2_base: Path, 
             tab.on("pageerror", lambda exc: errors.append(str(exc)))
             try:
                 use_page(tab, server, clip, expected, tmp_path)
+                with media_server(tmp_path) as root:
+                    use_url(tab, server, f"{root}/{clip.name}", expected)
+                upload_hostile(tab, server, one_hz, "sample rate is 1 Hz")
+                use_page(tab, server, clip, expected, tmp_path)  # still up and working
             except (AssertionError, sync_api.Error) as exc:
                 try:
                     screenshot(tab, shot)
