@@ -15,11 +15,19 @@ addition is trimming: the library leaves a space where leading or trailing punct
 
 from __future__ import annotations
 
-from transformers.models.whisper.english_normalizer import BasicTextNormalizer
+import functools
+from collections.abc import Callable
 
-_BASIC = BasicTextNormalizer(remove_diacritics=False)
+
+@functools.cache
+def _basic() -> Callable[[str], str]:
+    """The library's normaliser, imported on first use: ``import transformers`` loads torch,
+    which the page (word diff) and its CTranslate2 engine otherwise never need."""
+    from transformers.models.whisper.english_normalizer import BasicTextNormalizer
+
+    return BasicTextNormalizer(remove_diacritics=False)
 
 
 def normalize(text: str) -> str:
     """Lower-case, drop bracketed asides, punctuation and symbols to spaces, trim."""
-    return _BASIC(text).strip()
+    return _basic()(text).strip()
