@@ -358,8 +358,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             f" s); tokens per chunk {r['chunk_tokens']}; RSS before load "
             f"{r['rss_before_load_mb']:.0f} MB; deterministic {r['deterministic']}"
         )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "settings": settings,
         "repeats": args.repeats,
@@ -371,8 +369,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "engines": results,
         "table_markdown": table,
     }
-    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"\nresults: {out}")
+    machine.write_report(args.out, report)
 
 
 def _more_versions() -> dict[str, str]:

@@ -55,9 +55,7 @@ from benchmarks.inference_lib.compare import (  # noqa: E402
     markdown_table,
     summarize,
 )
-from benchmarks.inference_lib.machine import (  # noqa: E402
-    versions,
-)
+from benchmarks.inference_lib.machine import versions, write_report  # noqa: E402
 from benchmarks.inference_lib.recording import (  # noqa: E402
     GAP_SECONDS,
     RECORDING_SECONDS,
@@ -225,8 +223,6 @@ def main(argv: Sequence[str] | None = None, spawn: Callable[..., dict] = spawn_w
                 f"60 s transcript same words: {row['long_form_same_words']}"
             )
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "settings": settings,
         "repeats": args.repeats,
@@ -238,8 +234,7 @@ def main(argv: Sequence[str] | None = None, spawn: Callable[..., dict] = spawn_w
         "engines": results,
         "table_markdown": table,
     }
-    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"\nresults: {out}")
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

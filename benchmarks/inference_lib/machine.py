@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
@@ -47,3 +48,11 @@ def versions() -> dict[str, str]:
             out[package] = "not installed"
     out["cpu_count"] = str(os.cpu_count())
     return out
+
+
+def write_report(out: str | Path, report: dict) -> None:
+    """The benchmark's results as JSON at ``out`` (its folder made), and where they went."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"\nresults: {out}")
