@@ -49,6 +49,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from benchmarks.inference_lib import compare, machine, worker  # noqa: E402
+from benchmarks.inference_lib.faster_whisper import FasterWhisperEngine  # noqa: E402
 from benchmarks.inference_lib.recording import build_recording  # noqa: E402
 from benchmarks.inference_lib.settings import decode_settings  # noqa: E402
 from swedish_transcriber.whisper import SAMPLE_RATE as WHISPER_SAMPLE_RATE  # noqa: E402
@@ -58,7 +59,6 @@ DEFAULT_MODEL = "models/ct2"
 OURS = "ct2-int8"
 FASTER_WHISPER = "faster-whisper"
 ENGINES = (OURS, FASTER_WHISPER)
-PROMPT_TOKENS = 4  # <|startoftranscript|><|sv|><|transcribe|><|notimestamps|>
 
 
 def synthetic_clips(n: int = 40, seed: int = 0) -> list[np.ndarray]:
@@ -120,42 +120,10 @@ def load_ours(model_dir: Path, s: dict[str, Any]) -> Callable[[list[np.ndarray]]
 
 def load_faster_whisper(model_dir: Path, s: dict[str, Any]) -> Callable[[list[np.ndarray]], tuple]:
     """faster-whisper on the same export, one chunk per call, decoding as our engine."""
-    from faster_whisper import WhisperModel
-
-    model = WhisperModel(
-        str(model_dir), device="cpu", compute_type="int8", cpu_threads=s["threads"]
+    engine = FasterWhisperEngine(
+        model_dir, s["language"], s["task"], s["num_beams"], s["max_new_tokens"], s["threads"]
     )
-    # CTranslate2's Whisper stops after max_length // 2 new tokens, and our engine asks for
-    # max_length = 2 * max_new_tokens; faster-whisper passes len(prompt) + max_new_tokens.
-    # The same max_length makes the same cap.
-    fw_max_new_tokens = 2 * s["max_new_tokens"] - PROMPT_TOKENS
-
-    def run(chunks: list[np.ndarray]) -> tuple[list[str], list[int]]:
-        texts: list[str] = []
-        tokens: list[int] = []
-        for chunk in chunks:
-            segments, _ = model.transcribe(
-                chunk,
-                language=s["language"],
-                task=s["task"],
-                beam_size=s["num_beams"],
-                best_of=1,
-                temperature=0.0,
-                compression_ratio_threshold=None,
-                log_prob_threshold=None,
-                no_speech_threshold=None,
-                condition_on_previous_text=False,
-                without_timestamps=True,
-                vad_filter=False,
-                word_timestamps=False,
-                max_new_tokens=fw_max_new_tokens,
-            )
-            segments = list(segments)  # a generator: decoding happens here
-            texts.append(" ".join(seg.text.strip() for seg in segments).strip())
-            tokens.append(sum(len(seg.tokens) for seg in segments))
-        return texts, tokens
-
-    return run
+    return engine.transcribe_with_tokens
 
 
 LOADERS = {OURS: load_ours, FASTER_WHISPER: load_faster_whisper}

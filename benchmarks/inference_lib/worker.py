@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.inference_lib.compare import BASELINE, PAGE_ENGINE
+from benchmarks.inference_lib.faster_whisper import FasterWhisperEngine
 from benchmarks.inference_lib.machine import (
     machine_busy_seconds,
     own_cpu_seconds,
@@ -21,6 +22,7 @@ from benchmarks.inference_lib.recording import build_recording
 from swedish_transcriber.whisper import SAMPLE_RATE as WHISPER_SAMPLE_RATE
 
 REPO = Path(__file__).resolve().parents[2]
+FASTER_WHISPER = "faster-whisper"
 TEST_TABLE = REPO / "data/validated/test.parquet"
 
 
@@ -45,6 +47,8 @@ ENGINES: dict[str, EngineSpec] = {
         EngineSpec(
             "ct2-float32", "models/finetuned", "float32", "run `dvc repro train`", "float32"
         ),
+        # The peer: faster-whisper on the page's export, decoding as the page's engine does.
+        EngineSpec(FASTER_WHISPER, "models/ct2", "int8", "run `dvc repro export`"),
     )
 }
 
@@ -93,7 +97,18 @@ def run_worker(name: str, settings: dict[str, Any], args: argparse.Namespace) ->
     )
     model_dir = Path(args.model_dir) if args.model_dir else REPO / spec.model_dir
     start = time.perf_counter()
-    engine = load_engine(model_dir, language, options, engine_settings)
+    if name == FASTER_WHISPER:
+        engine = FasterWhisperEngine(
+            model_dir,
+            language.language,
+            language.task,
+            options.num_beams,
+            options.max_new_tokens,
+            engine_settings.threads,
+            spec.ct2_compute_type,
+        )
+    else:
+        engine = load_engine(model_dir, language, options, engine_settings)
     load_seconds = time.perf_counter() - start
     _log(name, f"loaded {spec.model_dir} ({engine.kind}) in {load_seconds:.2f} s")
 
