@@ -216,6 +216,7 @@ def test_missing_tokenizer_or_language_is_a_clear_error(exports, tmp_path):
 # --------------------------------------------------------------------------- imports
 
 
+@pytest.mark.slow  # a fresh interpreter that imports the page and loads the engine
 def test_the_ct2_engine_never_imports_torch_or_transformers(exports):
     """The page's modules and its CTranslate2 engine run without torch (a quarter the memory)."""
     script = textwrap.dedent(

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 import soundfile as sf
 
 from tests.conftest import REPO
@@ -308,6 +309,7 @@ def check(result: dict | None, idle: int, item: dict) -> list[str]:
     return problems
 
 
+@pytest.mark.slow  # hundreds of inputs through child processes (CI runs it in `make test`)
 def test_no_input_crashes_hangs_or_balloons_the_decoder(tmp_path):
     inputs = fuzz_inputs(tmp_path)
     made = {Path(str(i["path"])).suffix[1:] for i in inputs if "," not in str(i["label"])}
