@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from swedish_transcriber.data.features import load_processor
+from swedish_transcriber.data.testsets import TestSet, check_names
 from swedish_transcriber.whisper import DecodeOptions
 
 
@@ -24,12 +25,20 @@ class EvaluateParams:
     """Params section ``evaluate``."""
 
     decode: DecodeOptions  # how the test clips are transcribed
+    # The named test sets every model is scored on (data/testsets.py); -S adds one.
+    sets: dict[str, TestSet]
+    # The models scored on every set: metrics key -> model directory (a transformers
+    # checkpoint or a CTranslate2 export).
+    models: dict[str, str]
     max_clips: int  # test clips transcribed; 0 = all (a deterministic subset otherwise)
     seed: int
     # Upper edges (seconds) of the duration buckets that WER is sliced by.
     duration_buckets: tuple[float, ...]
 
     def __post_init__(self) -> None:
+        check_names(self.sets)
+        if not self.models:
+            raise ValueError("evaluate.models is empty: name at least one model to score")
         if self.max_clips < 0:
             raise ValueError("max_clips must be >= 0 (0 = all)")
         edges = list(self.duration_buckets)
