@@ -28,13 +28,39 @@ class ParamsError(ValueError):
     """A ``params.yaml`` section is missing, has unknown keys, or has a value of the wrong type."""
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys without a word (DVC refuses such a file): a
+    test set named twice in ``evaluate.sets`` would silently be one. Refuse it, naming the line.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` keys may be overridden: that is what they are for
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} given twice (first on line {seen[key]})",
+                    key_node.start_mark,
+                )
+            if isinstance(key, typing.Hashable):
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
 def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     """Load the whole params file as a mapping."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: params file not found (run the stage from the repo root)")
     with path.open(encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
+        try:
+            data = yaml.load(fh, Loader=_UniqueKeyLoader) or {}  # noqa: S506 (a SafeLoader)
+        except yaml.MarkedYAMLError as exc:
+            raise ParamsError(f"{path}: {exc}") from None
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: expected a mapping of sections at the top level")
     return data
