@@ -339,6 +339,26 @@ def test_stage_commonvoice_set_matches_featurize(stage_repo, make_release, proce
     assert table["duration"] == pytest.approx(reference["duration"], abs=1e-3)
 
 
+def test_stage_builds_a_fleurs_set(stage_repo, processor_dir):
+    root = stage_repo(
+        {
+            "fleurs_sv": {
+                "format": "fleurs",
+                "path": "fleurs/sv_se",
+                "split": "test",
+                "speech": "real",
+            }
+        }
+    )
+    fleurs_folder(root / "fleurs")
+    main(stage.run, stage_argv("fleurs_sv"))
+    table = load_split(Path("data/testsets"), "fleurs_sv")
+    assert_feature_table(table, processor_dir)
+    assert table["duration"] == [1.0, 1.25, 1.5]  # num_samples / 16 kHz, as the TSV says
+    assert table["input_length"] == [16_000, 20_000, 24_000]
+    assert table["gender"] == ["male", "female", "other"]
+
+
 def test_stage_copies_a_featurized_split(stage_repo, processor_dir):
     root = stage_repo(
         {
