@@ -36,7 +36,10 @@ def stage_command(stage: str, repo: Path = REPO) -> list[str]:
         items = spec["foreach"]
         if isinstance(items, str):  # foreach: ${section.key}, a mapping in params.yaml
             items = param(re.fullmatch(r"\$\{([^}]+)\}", items).group(1))
-        variables = {"key": key, "item": str(items[key])}
+        item = items[key]
+        variables = {"key": key, "item": str(item)}
+        if isinstance(item, dict):  # ${item.field} of a mapping item
+            variables |= {f"item.{field}": str(v) for field, v in item.items()}
         spec = spec["do"]
 
     def value(match: re.Match[str]) -> str:
