@@ -28,6 +28,7 @@ from swedish_transcriber.evaluation.report import (
     set_metrics,
     slices,
     transcript_file,
+    transcripts_frame,
     utterance_wer,
 )
 from swedish_transcriber.evaluation.tradeoff import tradeoff
@@ -209,6 +210,22 @@ def test_tradeoff_rows_and_a_missing_real_set(transcripts_dir):
     ]
     # Neither finetuned nor zero_shot scored: every model gets its row.
     assert [r["model"] for r in tradeoff(results, SETS, ["ct2"])] == ["ct2"]
+
+
+def test_transcripts_of_a_set_without_metadata_or_paths():
+    """A wav/txt folder has no speakers; without paths too, rows are numbered."""
+    import datasets
+
+    table = datasets.Dataset.from_dict({"sentence": REAL_REFS, "duration": [2.5, 1.0]})
+    frame = transcripts_frame(table, ["jag heter anna", "tack"])
+    assert list(frame.columns) == list(TRANSCRIPT_COLUMNS)
+    assert frame["path"].tolist() == ["000000", "000001"]
+    assert frame[["client_id", "gender", "age", "accent"]].to_numpy().tolist() == [[""] * 4] * 2
+    assert frame["reference"].tolist() == REAL_REFS
+    with pytest.raises(ValueError, match="1 transcripts for 2 clips"):
+        transcripts_frame(table, ["hej"])
+    with pytest.raises(ValueError, match="no duration column"):
+        transcripts_frame(table.remove_columns("duration"), ["a", "b"])
 
 
 # ------------------------------------------------------------------------------ errors

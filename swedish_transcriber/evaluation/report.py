@@ -65,14 +65,15 @@ def transcripts_frame(table: datasets.Dataset, hypotheses: Sequence[str]) -> pd.
     """
     if len(hypotheses) != len(table):
         raise ValueError(f"{len(hypotheses)} transcripts for {len(table)} clips")
+    missing = [c for c in ("sentence", "duration") if c not in table.column_names]
+    if missing:
+        raise ValueError(f"the feature table has no {' or '.join(missing)} column")
     present = [c for c in ("path", *METADATA_COLUMNS, "duration") if c in table.column_names]
     out = table.select_columns([*present, "sentence"]).to_pandas()
     if "path" not in out:
         out["path"] = [f"{i:06d}" for i in range(len(out))]
     for column in METADATA_COLUMNS:
         out[column] = out[column].fillna("").astype(str) if column in out else ""
-    if "duration" not in out:
-        raise ValueError("the feature table has no duration column")
     out = out.rename(columns={"sentence": "reference"})
     out["hypothesis"] = list(hypotheses)
     return out[list(TRANSCRIPT_COLUMNS)]
