@@ -1,19 +1,30 @@
-"""Stage ``transcribe@<model>``: transcribe the test split with one model.
+"""Stage ``transcribe@<model>``: transcribe every test set with one model.
 
-``python -m stages.transcribe <model dir> data/features reports/transcripts/<name>.csv``.
-dvc.yaml runs it for the zero-shot base model and for the fine-tuned one, as separate stages,
-so a training experiment does not re-transcribe with the unchanged base model. Decoding is
-params ``evaluate.decode``.
+``python -m stages.transcribe <model dir> data/testsets reports/transcripts/<model>`` writes
+``<set>.csv`` for each set of params ``evaluate.sets`` (read from ``data/testsets/<set>``,
+which the ``testset@<set>`` stages featurize). dvc.yaml runs it once per entry of
+``evaluate.models``, as separate stages, so a training experiment does not re-transcribe with
+the unchanged base model. Decoding is params ``evaluate.decode``.
+
+The model directory may be a transformers checkpoint or a CTranslate2 export (``models/ct2``,
+the page's fast engine): both decode the same stored log-mel features, so their WERs differ
+only by the model, not by how each computed its input.
 """
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 
+import datasets
+import numpy as np
+
 from swedish_transcriber import stage
-from swedish_transcriber.atomic import atomic_file
+from swedish_transcriber.atomic import atomic_dir
 from swedish_transcriber.data.features import load_split
-from swedish_transcriber.evaluation.report import TRANSCRIPT_COLUMNS
+from swedish_transcriber.evaluation.report import transcripts_frame
 from swedish_transcriber.evaluation.transcription import (
     EvaluateParams,
     load_model,
@@ -22,28 +33,86 @@ from swedish_transcriber.evaluation.transcription import (
 )
 from swedish_transcriber.model.source import ModelLanguage
 from swedish_transcriber.params import section
+from swedish_transcriber.serving.engines import (
+    CT2_COMPUTE_TYPES,
+    CTRANSLATE2,
+    EngineSettings,
+    model_kind,
+)
+from swedish_transcriber.whisper import DecodeOptions
+
+Transcriber = Callable[[datasets.Dataset], list[str]]
 
 
-def run(model_dir: Path, features: Path, out_file: Path) -> None:
-    """Transcribe ``features/test`` with the checkpoint in ``model_dir`` into ``out_file``."""
+def ct2_compute_type(model_dir: Path) -> str:
+    """Compute as the export stored its weights (export_info.json), else in float32.
+
+    Scored as stored is what the page runs by default (``app.engine.ct2_compute_type`` and
+    ``export.quantization`` are both int8); a float16 export computes in float32 on a CPU.
+    """
+    info = model_dir / "export_info.json"
+    stored = (
+        json.loads(info.read_text(encoding="utf-8")).get("quantization") if info.is_file() else None
+    )
+    return stored if stored in CT2_COMPUTE_TYPES else "float32"
+
+
+def ct2_transcriber(
+    model_dir: Path, language: ModelLanguage, options: DecodeOptions
+) -> Transcriber:
+    """A CTranslate2 export, fed the table's stored features ``options.batch_size`` at a time."""
+    from swedish_transcriber.serving.ct2_engine import CTranslate2Engine
+
+    settings = EngineSettings(
+        threads=os.cpu_count() or 1, ct2_compute_type=ct2_compute_type(model_dir)
+    )
+    engine = CTranslate2Engine(model_dir, language, options, settings)
+
+    def transcribe(table: datasets.Dataset) -> list[str]:
+        rows = table.select_columns(["input_features", "duration"]).with_format("numpy")
+        hypotheses: list[str] = []
+        for start in range(0, len(rows), options.batch_size):
+            batch = rows[start : start + options.batch_size]
+            features = np.asarray(batch["input_features"], dtype=np.float32)
+            hypotheses += engine.transcribe_features(features, batch["duration"].tolist())
+            print(f"transcribe: {min(start + options.batch_size, len(rows))}/{len(rows)} clips")
+        return hypotheses
+
+    return transcribe
+
+
+def transformers_transcriber(
+    model_dir: Path, language: ModelLanguage, options: DecodeOptions
+) -> Transcriber:
+    """A transformers checkpoint, as the training's dev evaluation decodes."""
     from transformers.utils import logging
 
     logging.set_verbosity_error()  # generate()'s notices about Whisper's own defaults
+    model, processor = load_model(model_dir, language.language, language.task)
+    return lambda table: transcribe_table(
+        model, processor, table, options, language.language, language.task
+    )
+
+
+def run(model_dir: Path, testsets_dir: Path, out_dir: Path) -> None:
+    """Transcribe each set of ``evaluate.sets`` with ``model_dir`` into ``out_dir/<set>.csv``."""
     params = section("evaluate", EvaluateParams)
     language = section("model", ModelLanguage, subset=True)
-    table = subset(load_split(features, "test"), params.max_clips, params.seed)
-    model, processor = load_model(model_dir, language.language, language.task)
-    hypotheses = transcribe_table(
-        model, processor, table, params.decode, language.language, language.task
-    )
-    out = table.select_columns(
-        [c for c in TRANSCRIPT_COLUMNS if c not in ("reference", "hypothesis")] + ["sentence"]
-    ).to_pandas()
-    out = out.rename(columns={"sentence": "reference"})
-    out["hypothesis"] = hypotheses
-    with atomic_file(out_file, "w", encoding="utf-8", newline="") as fh:
-        out[list(TRANSCRIPT_COLUMNS)].to_csv(fh, index=False)
-    print(f"transcribe: {model_dir}: {len(out)} clips -> {out_file}")
+    # Every set is loaded before the model: a missing one fails in seconds, not after decoding.
+    tables = {
+        name: subset(load_split(testsets_dir, name), params.max_clips, params.seed)
+        for name in params.sets
+    }
+    if model_kind(model_dir) == CTRANSLATE2:
+        transcribe = ct2_transcriber(model_dir, language, params.decode)
+    else:
+        transcribe = transformers_transcriber(model_dir, language, params.decode)
+    with atomic_dir(out_dir) as tmp:
+        for name, table in tables.items():
+            print(f"transcribe: {model_dir}: set {name}, {len(table)} clips")
+            frame = transcripts_frame(table, transcribe(table))
+            frame.to_csv(tmp / f"{name}.csv", index=False, encoding="utf-8")
+    print(f"transcribe: {model_dir}: {', '.join(tables)} -> {out_dir}")
 
 
 if __name__ == "__main__":

@@ -25,18 +25,26 @@ def stage_command(stage: str, repo: Path = REPO) -> list[str]:
     name, _, key = stage.partition("@")
     spec = yaml.safe_load((repo / "dvc.yaml").read_text(encoding="utf-8"))["stages"][name]
     variables: dict[str, str] = {}
+
+    def param(ref: str):
+        found = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
+        for part in ref.split("."):
+            found = found[part]
+        return found
+
     if "foreach" in spec:
-        variables = {"key": key, "item": str(spec["foreach"][key])}
+        items = spec["foreach"]
+        if isinstance(items, str):  # foreach: ${section.key}, a mapping in params.yaml
+            items = param(re.fullmatch(r"\$\{([^}]+)\}", items).group(1))
+        item = items[key]
+        variables = {"key": key, "item": str(item)}
+        if isinstance(item, dict):  # ${item.field} of a mapping item
+            variables |= {f"item.{field}": str(v) for field, v in item.items()}
         spec = spec["do"]
 
     def value(match: re.Match[str]) -> str:
         ref = match.group(1)
-        if ref in variables:
-            return variables[ref]
-        found = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
-        for part in ref.split("."):
-            found = found[part]
-        return str(found)
+        return variables[ref] if ref in variables else str(param(ref))
 
     argv = shlex.split(re.sub(r"\$\{([^}]+)\}", value, spec["cmd"]))
     return [sys.executable, *argv[1:]] if argv[0] == "python" else argv

@@ -116,15 +116,19 @@ def test_repro_fine_tunes_and_evaluates(pipeline):
     model = WhisperForConditionalGeneration.from_pretrained(pipeline / "models/finetuned")
     assert model.generation_config.language == "sv"
     result = json.loads((pipeline / "metrics/eval.json").read_text(encoding="utf-8"))
-    for name in ("zero_shot", "finetuned"):
-        assert set(result[name]) == {"wer", "cer", "wer_norm", "cer_norm"}
-        assert all(0 <= v < 10 for v in result[name].values())
-    assert "relative_wer_reduction" in result and result["test_clips"] == 3
+    demo = result["demo_test"]  # eval.json: set -> model -> rates
+    for name in ("zero_shot", "finetuned", "ct2"):
+        assert set(demo[name]) == {"wer", "cer", "wer_norm", "cer_norm"}
+        assert all(0 <= v < 10 for v in demo[name].values())
+    assert "relative_wer_reduction" in demo and demo["clips"] == 3
     predictions = __import__("pandas").read_csv(pipeline / "reports/predictions.csv")
-    assert len(predictions) == 3
-    assert {"reference", "zero_shot", "finetuned", "finetuned_wer"} <= set(predictions.columns)
+    assert len(predictions) == 3 and set(predictions["set"]) == {"demo_test"}
+    assert {"reference", "zero_shot", "finetuned", "ct2", "ct2_wer"} <= set(predictions.columns)
     slices = json.loads((pipeline / "metrics/slices.json").read_text(encoding="utf-8"))
     assert {r["group"] for r in slices} == {"gender", "age", "accent", "duration"}
+    assert {r["model"] for r in slices} == {"zero_shot", "finetuned", "ct2"}
+    tradeoff = json.loads((pipeline / "metrics/tradeoff.json").read_text(encoding="utf-8"))
+    assert tradeoff[0]["model"] == "finetuned" and tradeoff[0]["real_wer_norm"] is None
     live = json.loads((pipeline / "dvclive/metrics.json").read_text(encoding="utf-8"))
     assert live["step"] == 4 and "wer_norm" in live["eval"]
     shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], pipeline).stdout
@@ -181,10 +185,12 @@ def test_dag_shows_the_whole_graph(pipeline):
         ("featurize", "train"),
         ("train", "transcribe@finetuned"),
         ("base_model", "transcribe@zero_shot"),
-        ("featurize", "transcribe@zero_shot"),
+        ("testset@demo_test", "transcribe@zero_shot"),
         ("transcribe@zero_shot", "evaluate"),
         ("transcribe@finetuned", "evaluate"),
         ("train", "export"),
+        ("export", "transcribe@ct2"),
+        ("transcribe@ct2", "evaluate"),
     ]:
         assert edge in edges, f"{edge} missing from dvc dag: {sorted(edges)}"
 
@@ -222,12 +228,15 @@ def test_two_experiments_differ_in_dvc_metrics_diff(pipeline):
     assert "Running stage 'train'" in out
     assert "Running stage 'transcribe@zero_shot'" not in out  # the base model did not change
     result = json.loads((pipeline / "metrics/eval.json").read_text(encoding="utf-8"))
-    assert result["finetuned"] == result["zero_shot"]  # nothing learnt at learning rate 0
+    demo = result["demo_test"]
+    assert demo["finetuned"] == demo["zero_shot"]  # nothing learnt at learning rate 0
     diff = metric_diff(pipeline)  # HEAD (5e-4) vs the workspace (0)
     evaluated = diff["metrics/eval.json"]
-    changed = {k for k, v in evaluated.items() if k.startswith("finetuned.") and v.get("diff")}
-    assert {"finetuned.wer", "finetuned.wer_norm"} & changed, evaluated
-    assert not any(k.startswith("zero_shot.") for k in evaluated)
+    changed = {
+        k for k, v in evaluated.items() if k.startswith("demo_test.finetuned.") and v.get("diff")
+    }
+    assert {"demo_test.finetuned.wer", "demo_test.finetuned.wer_norm"} & changed, evaluated
+    assert not any(k.startswith("demo_test.zero_shot.") for k in evaluated)
     assert "dvclive/metrics.json" in diff  # the dev curves changed too
 
     shown = json.loads(dvc("exp", "show", "--json", cwd=pipeline).stdout)
@@ -243,6 +252,10 @@ def test_two_experiments_differ_in_dvc_metrics_diff(pipeline):
     assert (pipeline / "report" / "plots" / "index.html").is_file()
     vega = json.loads((pipeline / "report" / "plots" / "dev_wer_vs_step.vega.json").read_text())
     assert vega, "empty Vega spec"
+    tradeoff = json.loads(
+        (pipeline / "report" / "plots" / "synthetic_vs_real_wer.vega.json").read_text()
+    )
+    assert {r["rev"] for r in tradeoff["data"]["values"]} == {"HEAD", "workspace"}
 
 
 def test_pull_request_workflow_is_valid_and_uses_the_tested_commands():

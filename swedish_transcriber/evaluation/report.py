@@ -1,10 +1,13 @@
 """Scoring the test transcripts: headline metrics, per-utterance errors and WER slices.
 
-The ``transcribe`` stage writes one CSV per model (``reports/transcripts/<model>.csv``), so
-an experiment that changes only training re-transcribes with the fine-tuned model and keeps
-the zero-shot transcripts. This module joins them on the clip path and scores them with
-:mod:`swedish_transcriber.evaluation.scoring`.
+Every model in params ``evaluate.models`` transcribes every set in ``evaluate.sets``; the
+``transcribe@<model>`` stage writes ``reports/transcripts/<model>/<set>.csv``, one stage per
+model, so an experiment that changes only training re-transcribes with the fine-tuned model
+and keeps the zero-shot transcripts. This module joins one set's files on the clip path and
+scores them with :mod:`swedish_transcriber.evaluation.scoring`.
 
+``metrics/eval.json`` is nested by set, then model (``demo_test.finetuned.wer_norm``), and
+holds numbers only, so ``dvc metrics diff`` can compare every figure between experiments.
 ``relative_wer_reduction`` is computed on the normalised WER, the number the project is
 judged by: ``(zero_shot - finetuned) / zero_shot`` (0.5 means the errors halved).
 """
@@ -14,12 +17,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import datasets
 import pandas as pd
 
 from swedish_transcriber.evaluation.normalizer import normalize
 from swedish_transcriber.evaluation.scoring import scores, wer
 
-MODELS = ("zero_shot", "finetuned")
+# The pair ``relative_wer_reduction`` compares, when both are scored.
+BASELINE, FINETUNED = "zero_shot", "finetuned"
 TRANSCRIPT_COLUMNS = (
     "path",
     "client_id",
@@ -30,11 +35,52 @@ TRANSCRIPT_COLUMNS = (
     "reference",
     "hypothesis",
 )
+# Speaker metadata a test set may lack (a folder of wav/txt pairs has none): written empty.
+METADATA_COLUMNS = ("client_id", "gender", "age", "accent")
 SLICE_GROUPS = ("gender", "age", "accent", "duration")
+# Names that a model key would collide with: columns of predictions.csv, keys of eval.json.
+RESERVED = frozenset(TRANSCRIPT_COLUMNS) | {"set", "clips", "relative_wer_reduction"}
+
+
+def check_models(models: Sequence[str]) -> None:
+    """Model keys become eval.json keys and predictions.csv columns: they must not collide."""
+    clashes = sorted(set(models) & RESERVED)
+    if clashes:
+        raise ValueError(
+            f"evaluate.models: {', '.join(clashes)} cannot name a model (a column of "
+            f"reports/predictions.csv or a key of metrics/eval.json); rename it"
+        )
+
+
+def transcript_file(transcripts_dir: Path, model: str, set_name: str) -> Path:
+    """``reports/transcripts/<model>/<set>.csv``."""
+    return transcripts_dir / model / f"{set_name}.csv"
+
+
+def transcripts_frame(table: datasets.Dataset, hypotheses: Sequence[str]) -> pd.DataFrame:
+    """One set's transcripts as the transcribe stage writes them (``TRANSCRIPT_COLUMNS``).
+
+    Metadata a set lacks is written as empty strings (scored as ``unknown`` in the slices);
+    a set without clip paths gets row numbers, so the models' files still join.
+    """
+    if len(hypotheses) != len(table):
+        raise ValueError(f"{len(hypotheses)} transcripts for {len(table)} clips")
+    missing = [c for c in ("sentence", "duration") if c not in table.column_names]
+    if missing:
+        raise ValueError(f"the feature table has no {' or '.join(missing)} column")
+    present = [c for c in ("path", *METADATA_COLUMNS, "duration") if c in table.column_names]
+    out = table.select_columns([*present, "sentence"]).to_pandas()
+    if "path" not in out:
+        out["path"] = [f"{i:06d}" for i in range(len(out))]
+    for column in METADATA_COLUMNS:
+        out[column] = out[column].fillna("").astype(str) if column in out else ""
+    out = out.rename(columns={"sentence": "reference"})
+    out["hypothesis"] = list(hypotheses)
+    return out[list(TRANSCRIPT_COLUMNS)]
 
 
 def read_transcripts(path: Path) -> pd.DataFrame:
-    """One model's transcripts; a missing file or column is an error naming the file."""
+    """One model's transcripts of one set; a missing file or column is an error naming it."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no transcripts; run the transcribe stage first")
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -43,24 +89,64 @@ def read_transcripts(path: Path) -> pd.DataFrame:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
     if table.empty:
         raise ValueError(f"{path}: no transcribed clips")
+    duplicated = table["path"][table["path"].duplicated()]
+    if len(duplicated):
+        raise ValueError(f"{path}: clip {duplicated.iloc[0]!r} is listed more than once")
     table["duration"] = table["duration"].astype(float)
     return table
 
 
-def join(transcripts: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Both models' hypotheses side by side, one row per test clip."""
-    base = transcripts[MODELS[0]]
+def _examples(paths: set[str]) -> str:
+    return ", ".join(sorted(paths)[:3]) + (", ..." if len(paths) > 3 else "")
+
+
+def join(set_name: str, transcripts: dict[str, tuple[Path, pd.DataFrame]]) -> pd.DataFrame:
+    """Every model's hypotheses of one set side by side, one row per clip (by path).
+
+    ``transcripts`` is model -> (its file, its table); the first model's file gives the row
+    order. Files that cover different clips, or disagree on a clip's reference, are an error
+    naming the set and both files: the models would be scored on different tests.
+    """
+    names = list(transcripts)
+    first_file, base = transcripts[names[0]]
     joined = base[[c for c in TRANSCRIPT_COLUMNS if c != "hypothesis"]].copy()
-    joined[MODELS[0]] = base["hypothesis"].to_numpy()
-    for name in MODELS[1:]:
-        other = transcripts[name].set_index("path")
-        if set(other.index) != set(joined["path"]):
+    joined.insert(0, "set", set_name)
+    joined[names[0]] = base["hypothesis"].to_numpy()
+    clips = set(joined["path"])
+    for name in names[1:]:
+        file, table = transcripts[name]
+        other = table.set_index("path")
+        missing, extra = clips - set(other.index), set(other.index) - clips
+        if missing or extra:
             raise ValueError(
-                f"the {name} and {MODELS[0]} transcripts cover different clips; re-run "
-                f"`dvc repro transcribe` so both use the same test split"
+                f"test set {set_name}: {file} and {first_file} cover different clips "
+                f"({len(missing)} missing, e.g. {_examples(missing) or '-'}; {len(extra)} extra, "
+                f"e.g. {_examples(extra) or '-'}); re-run `dvc repro transcribe` so every "
+                f"model transcribes the same clips"
+            )
+        references = other.loc[joined["path"], "reference"].to_numpy()
+        differ = joined["path"][references != joined["reference"].to_numpy()]
+        if len(differ):
+            raise ValueError(
+                f"test set {set_name}: {file} and {first_file} give clip {differ.iloc[0]!r} "
+                f"different references; re-run `dvc repro transcribe`"
             )
         joined[name] = other.loc[joined["path"], "hypothesis"].to_numpy()
     return joined
+
+
+def load_set(transcripts_dir: Path, set_name: str, models: Sequence[str]) -> pd.DataFrame:
+    """The joined transcripts of one set by every model (files from :func:`transcript_file`)."""
+    transcripts = {}
+    for model in models:
+        file = transcript_file(transcripts_dir, model, set_name)
+        if not file.is_file():
+            raise FileNotFoundError(
+                f"test set {set_name}: {file}: no transcripts by model {model}; run "
+                f"`dvc repro transcribe@{model}` (it transcribes every set in evaluate.sets)"
+            )
+        transcripts[model] = (file, read_transcripts(file))
+    return join(set_name, transcripts)
 
 
 def utterance_wer(reference: str, hypothesis: str) -> float:
@@ -79,56 +165,66 @@ def duration_bucket(seconds: float, edges: Sequence[float]) -> str:
     return f">={lower:g} s"
 
 
-def predictions(joined: pd.DataFrame) -> pd.DataFrame:
-    """``reports/predictions.csv``: reference, both hypotheses and per-utterance WER."""
+def predictions(joined: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
+    """Rows of ``reports/predictions.csv``: set, clip, reference, hypotheses, per-clip WER."""
     out = joined.copy()
-    for name in MODELS:
+    for name in models:
         out[f"{name}_wer"] = [
             round(utterance_wer(r, h), 6) for r, h in zip(out["reference"], out[name], strict=True)
         ]
     return out
 
 
-def metrics(joined: pd.DataFrame) -> dict[str, object]:
-    """``metrics/eval.json``: wer, cer, wer_norm, cer_norm per model and the relative gain."""
-    out: dict[str, object] = {}
-    for name in MODELS:
+def set_metrics(joined: pd.DataFrame, models: Sequence[str]) -> dict[str, object]:
+    """One set's entry of ``metrics/eval.json``: clips, the four rates per model, the gain."""
+    out: dict[str, object] = {"clips": len(joined)}
+    for name in models:
         result = scores(list(joined["reference"]), list(joined[name]))
         out[name] = {k: round(v, 6) for k, v in result.items()}
-    zero_shot = out["zero_shot"]["wer_norm"]  # type: ignore[index]
-    finetuned = out["finetuned"]["wer_norm"]  # type: ignore[index]
-    out["relative_wer_reduction"] = (
-        round((zero_shot - finetuned) / zero_shot, 6) if zero_shot else 0.0
-    )
-    out["test_clips"] = len(joined)
+    if BASELINE in models and FINETUNED in models:
+        baseline = out[BASELINE]["wer_norm"]  # type: ignore[index]
+        finetuned = out[FINETUNED]["wer_norm"]  # type: ignore[index]
+        out["relative_wer_reduction"] = (
+            round((baseline - finetuned) / baseline, 6) if baseline else 0.0
+        )
     return out
 
 
-def slices(joined: pd.DataFrame, edges: Sequence[float]) -> list[dict[str, object]]:
-    """``metrics/slices.json``: normalised WER of each model by speaker group and duration.
+def slices(
+    joined: pd.DataFrame, models: Sequence[str], edges: Sequence[float]
+) -> list[dict[str, object]]:
+    """One set's rows of ``metrics/slices.json``: normalised WER by speaker group and duration.
 
-    A list of records, the shape DVC plots (bar charts by ``slice``) read.
+    One record per (model, slice), the long shape DVC plots read; ``label`` (set, model and
+    slice in one string) is the bar chart's axis, so bars of different sets and models do not
+    stack. A speaker group the set has no values for at all is left out, not one ``unknown``
+    bar repeating the whole-set WER.
     """
     table = joined.copy()
     table["duration"] = [duration_bucket(s, edges) for s in table["duration"]]
+    set_name = str(table["set"].iloc[0])
     records: list[dict[str, object]] = []
     for group in SLICE_GROUPS:
-        values = table[group].replace("", "unknown")
+        values = table[group].astype(str).replace("", "unknown")
+        if (values == "unknown").all():
+            continue
         for value in sorted(values.unique()):
             rows = table[values == value]
             refs = [normalize(r) for r in rows["reference"]]
             keep = [i for i, r in enumerate(refs) if r]
             if not keep:
                 continue
-            record: dict[str, object] = {
-                "slice": f"{group}: {value}",
-                "group": group,
-                "clips": len(keep),
-            }
-            for name in MODELS:
+            for name in models:
                 hyps = [normalize(h) for h in rows[name]]
-                record[f"{name}_wer"] = round(
-                    wer([refs[i] for i in keep], [hyps[i] for i in keep]), 6
+                records.append(
+                    {
+                        "set": set_name,
+                        "model": name,
+                        "slice": f"{group}: {value}",
+                        "group": group,
+                        "label": f"{set_name} | {name} | {group}: {value}",
+                        "clips": len(keep),
+                        "wer": round(wer([refs[i] for i in keep], [hyps[i] for i in keep]), 6),
+                    }
                 )
-            records.append(record)
     return records

@@ -152,3 +152,31 @@ class CTranslate2Engine:
 
     def transcribe(self, clips: Sequence[np.ndarray]) -> list[str]:
         return [self.tokens.decode(ids).strip() for ids in self.generate_ids(clips)]
+
+    def transcribe_features(self, features: np.ndarray, durations: Sequence[float]) -> list[str]:
+        """Transcripts of stored log-mel windows (float32, ``batch x n_mels x 3000``).
+
+        The transcribe stage scores this model on the same featurized test tables as the
+        transformers checkpoints, so the features are not recomputed from audio (and no
+        difference in log-mel code can move the int8 model's WER). ``durations`` (seconds of
+        audio in each window) are for decoding guards; this version only checks them.
+        """
+        import ctranslate2
+
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        if features.ndim != 3 or features.shape[1] != self.model.n_mels:
+            raise ValueError(
+                f"{self.model_dir}: features of shape {features.shape}; the model takes "
+                f"batch x {self.model.n_mels} mel bins x frames"
+            )
+        if len(durations) != len(features):
+            raise ValueError(f"{len(durations)} durations for {len(features)} feature windows")
+        if not len(features):
+            return []
+        results = self.model.generate(
+            ctranslate2.StorageView.from_array(features),
+            [self.prompt] * len(features),
+            beam_size=self.options.num_beams,
+            max_length=2 * self.options.max_new_tokens,  # new tokens, as in generate_ids
+        )
+        return [self.tokens.decode(r.sequences_ids[0]).strip() for r in results]
