@@ -29,7 +29,10 @@ from tests.repo_params import repo_params
 from tests.tiny import save_tiny_base
 
 LANGUAGE = repo_params("model", ModelLanguage, subset=True)
-OPTIONS = repo_params("app.decode", DecodeOptions, max_new_tokens=12)
+APP = repo_params("app.decode", DecodeOptions)
+# One plain pass (no guards), comparable token for token with a plain generate; the guards
+# have their own tests (test_decoding.py).
+OPTIONS = DecodeOptions.plain(APP.batch_size, APP.num_beams, max_new_tokens=12)
 FLOAT32 = repo_params("app.engine", EngineSettings, ct2_compute_type="float32")
 
 
@@ -97,7 +100,7 @@ def test_int8_export_is_smaller(tiny_dirs, tmp_path):
     info = export_ct2(base, tmp_path / "int8", "int8")
     assert info["model_bytes"] < 0.5 * (ct2 / "model.bin").stat().st_size
     int8 = repo_params("app.engine", EngineSettings, ct2_compute_type="int8")
-    options = repo_params("app.decode", DecodeOptions, max_new_tokens=4)
+    options = DecodeOptions.plain(APP.batch_size, APP.num_beams, max_new_tokens=4)
     [text] = engine(tmp_path / "int8", options, int8).transcribe([tone(1.0, SAMPLE_RATE)])
     assert isinstance(text, str)
 

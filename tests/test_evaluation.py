@@ -146,7 +146,7 @@ def test_transcribe_and_evaluate_stages_on_a_tiny_model(repo_copy):
     save_tiny_features(repo / "data" / "features", train=2, dev=2, test=5)
     params_file = repo / "params.yaml"
     params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
-    params["evaluate"]["decode"] = {"batch_size": 2, "num_beams": 2, "max_new_tokens": 8}
+    params["evaluate"]["decode"].update(batch_size=2, num_beams=2, max_new_tokens=8)
     params_file.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     shutil.copytree(repo / "models" / "base", repo / "models" / "finetuned")  # stands in
     env = dict(os.environ, PYTHONPATH=str(repo))
