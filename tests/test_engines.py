@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -97,7 +98,11 @@ def test_a_clip_over_whispers_window_is_refused(tiny_dirs):
 
 def test_int8_export_is_smaller(tiny_dirs, tmp_path):
     base, ct2 = tiny_dirs
-    info = export_ct2(base, tmp_path / "int8", "int8")
+    assert not (ct2 / "decode_options.json").exists()  # written only when given
+    decode = dataclasses.asdict(APP)
+    info = export_ct2(base, tmp_path / "int8", "int8", decode)
+    written = json.loads((tmp_path / "int8" / "decode_options.json").read_text(encoding="utf-8"))
+    assert DecodeOptions(**written) == APP  # the page's decoding, guards included
     assert info["model_bytes"] < 0.5 * (ct2 / "model.bin").stat().st_size
     int8 = repo_params("app.engine", EngineSettings, ct2_compute_type="int8")
     options = DecodeOptions.plain(APP.batch_size, APP.num_beams, max_new_tokens=4)
@@ -136,6 +141,8 @@ def test_export_stage_runs_from_params(repo_copy, tiny_dirs):
     )
     assert run.returncode == 0, run.stderr
     assert "models/ct2 (int8_float32" in run.stdout
+    written = json.loads((repo / "models/ct2/decode_options.json").read_text(encoding="utf-8"))
+    assert written == {**dataclasses.asdict(APP), "temperatures": list(APP.temperatures)}
     assert model_kind(repo / "models/ct2") == CTRANSLATE2
     (repo / "params.yaml").write_text(
         (repo / "params.yaml").read_text(encoding="utf-8").replace("int8_float32", "int3"),
