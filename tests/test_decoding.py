@@ -204,7 +204,9 @@ def clips() -> list[np.ndarray]:
     return [tone(2.0, SAMPLE_RATE, seed=1), tone(5.0, SAMPLE_RATE, seed=2)]
 
 
-ENGINES = ["transformers", "ctranslate2"]
+# The CTranslate2 runs take a second; the transformers ones (same rig, same assertions) are
+# slower on a shared CPU and run in the slow tier.
+ENGINES = [pytest.param("transformers", marks=pytest.mark.slow), "ctranslate2"]
 
 
 @pytest.mark.parametrize("kind", ENGINES)
@@ -244,6 +246,7 @@ def test_a_silent_window_is_empty(silent, kind):
     assert load_engine(silent[kind], LANGUAGE, GUARDED, FLOAT32).transcribe(clips()) == ["", ""]
 
 
+@pytest.mark.slow  # both engines, a forward pass each
 def test_both_engines_measure_the_same_attempt(looping):
     """Same tokens, summed log-probability and no-speech probability from either engine."""
     import ctranslate2
@@ -286,7 +289,9 @@ def test_transcribe_table_caps_by_the_duration_column(looping):
 
     model, processor = load_model(looping["transformers"], "sv", "transcribe")
     table = feature_table(3, seed=0, split="test")  # durations 1.5, 2.5, 3.5 s
-    capped = dataclasses.replace(GUARDED, temperatures=(0.0,), batch_size=2)
+    capped = dataclasses.replace(
+        GUARDED, temperatures=(0.0,), batch_size=2, max_tokens_per_second=2.0, max_tokens_slack=1
+    )
     texts = transcribe_table(model, processor, table, capped, "sv", "transcribe")
     assert [len(t) for t in texts] == [token_cap(d, capped) for d in table["duration"]]
-    assert [len(t) for t in texts] == [34, 46, 58]
+    assert texts == ["j" * 4, "j" * 6, "j" * 8]  # ceil(2 d) + 1
