@@ -81,6 +81,9 @@ def enforce_upload_limit(limits: media.MediaLimits) -> None:
 def pick_model(config: page.PageConfig) -> page.ModelChoice | None:
     """The sidebar's model picker; None until a usable model is chosen.
 
+    Under each model its measured WER (``metrics/eval.json``, ``serving/measured.py``); the
+    one selected first is the best on real speech when that was measured, else the export.
+
     "Another directory…" only where params ``app.allow_other_directories`` is on, and then
     only directories inside ``app.model_roots`` load (``serving/model_paths.py``).
     """
@@ -92,7 +95,16 @@ def pick_model(config: page.PageConfig) -> page.ModelChoice | None:
     if not usable and not other:
         st.sidebar.warning("No model is available on this server yet.")
         return None
-    label = st.sidebar.radio("Model", [*usable, *other], key="model")
+    measured = page.measurements(config)  # each model's WER from metrics/eval.json
+    for warning in measured.warnings:
+        st.sidebar.warning(warning)
+    label = st.sidebar.radio(
+        "Model",
+        [*usable, *other],
+        index=page.default_choice(config, list(usable.values()), measured),
+        captions=[measured.caption(c.path) for c in usable.values()] + [""] * len(other),
+        key="model",
+    )
     if label != OTHER or not other:
         return usable.get(label)
     roots = ", ".join(f"{r}/" for r in config.app.model_roots)

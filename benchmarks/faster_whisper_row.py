@@ -102,7 +102,8 @@ def load_ours(model_dir: Path, s: dict[str, Any]) -> Callable[[list[np.ndarray]]
     engine = load_engine(
         model_dir,
         ModelLanguage(s["language"], s["task"]),
-        DecodeOptions(s["batch_size"], s["num_beams"], s["max_new_tokens"]),
+        # Unguarded, as faster-whisper runs here (one pass, no fallback).
+        DecodeOptions.plain(s["batch_size"], s["num_beams"], s["max_new_tokens"]),
         EngineSettings(s["threads"], "int8"),
     )
 

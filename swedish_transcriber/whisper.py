@@ -32,19 +32,38 @@ SAMPLE_LEN = N_TEXT_CTX // 2  # 224
 
 @dataclass(frozen=True)
 class DecodeOptions:
-    """How to decode a batch of windows: batch size, search, and a cap on new tokens.
+    """How to decode a batch of windows: batch size, search, caps on new tokens, and guards.
 
     Language and task are not here: they come from params ``model`` (the decoder prompt the
-    labels were made with), so every decoding run of a model uses the same ones.
+    labels were made with), so every decoding run of a model uses the same ones. The guards
+    are openai/whisper's ``transcribe`` options with its values (temperature fallback,
+    compression-ratio, log-probability and no-speech thresholds), plus a cap on new tokens
+    by the clip's duration; :mod:`swedish_transcriber.decoding` applies them.
     """
 
     batch_size: int  # windows per model call
-    num_beams: int  # 1 = greedy search
+    num_beams: int  # 1 = greedy search (at temperature 0; sampling uses one beam)
     # New tokens per window at most: a hallucinating model stops here instead of looping
     # (a full 30 s window of fast speech is about 150 tokens).
     max_new_tokens: int
+    # Decode at temperatures[0] (0.0: greedy/beam); a window that fails a threshold below is
+    # decoded again at the next (sampling), until one passes or they run out.
+    temperatures: tuple[float, ...]
+    # zlib compression ratio of the text above this: repetitive, decode again; null: off.
+    compression_ratio_threshold: float | None
+    # Average log-probability of the tokens below this: unlikely, decode again; null: off.
+    logprob_threshold: float | None
+    # No-speech probability above this (and avg log-prob below logprob_threshold): silence,
+    # the window's text is empty; null: off.
+    no_speech_threshold: float | None
+    # At most ceil(duration * max_tokens_per_second) + max_tokens_slack new tokens for a
+    # clip of that many seconds (and never over max_new_tokens); null: max_new_tokens only.
+    max_tokens_per_second: float | None
+    max_tokens_slack: int
+    seed: int  # the sampling seed of the fallback temperatures (deterministic decoding)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "temperatures", tuple(float(t) for t in self.temperatures))
         for name in ("batch_size", "num_beams", "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -53,3 +72,37 @@ class DecodeOptions:
                 f"max_new_tokens must be <= {SAMPLE_LEN} (half of Whisper's {N_TEXT_CTX} "
                 f"decoder positions, as openai/whisper's sample_len), got {self.max_new_tokens}"
             )
+        if not self.temperatures or any(not 0.0 <= t <= 2.0 for t in self.temperatures):
+            raise ValueError(
+                f"temperatures must list at least one temperature in [0, 2], got "
+                f"{list(self.temperatures)}"
+            )
+        if self.compression_ratio_threshold is not None and self.compression_ratio_threshold <= 0:
+            raise ValueError("compression_ratio_threshold must be > 0 (or null: off)")
+        if self.logprob_threshold is not None and self.logprob_threshold > 0:
+            raise ValueError("logprob_threshold must be <= 0, a log-probability (or null: off)")
+        if self.no_speech_threshold is not None and not 0 <= self.no_speech_threshold <= 1:
+            raise ValueError("no_speech_threshold must be a probability in [0, 1] (or null: off)")
+        if self.max_tokens_per_second is not None and self.max_tokens_per_second <= 0:
+            raise ValueError("max_tokens_per_second must be > 0 (or null: off)")
+        if self.max_tokens_slack < 0:
+            raise ValueError(f"max_tokens_slack must be >= 0, got {self.max_tokens_slack}")
+
+    @classmethod
+    def plain(cls, batch_size: int, num_beams: int, max_new_tokens: int) -> DecodeOptions:
+        """One pass at temperature 0, no thresholds, no duration cap: decoding unguarded.
+
+        For comparisons with other decoders (benchmarks, tests), not for transcripts.
+        """
+        return cls(
+            batch_size=batch_size,
+            num_beams=num_beams,
+            max_new_tokens=max_new_tokens,
+            temperatures=(0.0,),
+            compression_ratio_threshold=None,
+            logprob_threshold=None,
+            no_speech_threshold=None,
+            max_tokens_per_second=None,
+            max_tokens_slack=0,
+            seed=0,
+        )

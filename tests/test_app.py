@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import errno
 import io
+import json
 import pathlib
 import re
 import shutil
@@ -469,3 +470,60 @@ def test_the_shipped_streamlit_config_hides_error_details():
     ).stdout
     assert re.search(r'^showErrorDetails = "none"$', shown, re.MULTILINE), shown
     assert ShowErrorDetailsConfigOptions("none") is ShowErrorDetailsConfigOptions.NONE
+
+
+def test_each_model_shows_its_measured_wer_and_the_best_on_real_speech_is_the_default(
+    params_file, monkeypatch
+):
+    """metrics/eval.json beside the params: WER under each label; real speech picks the default."""
+    root = params_file.parent
+    params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
+    params["evaluate"] = {
+        "sets": {
+            "demo_test": {
+                "format": "features",
+                "path": "x",
+                "split": "test",
+                "speech": "synthetic",
+            },
+            "real_sv": {"format": "pairs", "path": "y", "split": "", "speech": "real"},
+        },
+        "models": {"zero_shot": "models/tiny", "ct2": str(root / "models" / "tiny-ct2")},
+    }
+    measured = root / "measured.yaml"
+    measured.write_text(
+        yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
+    scores = {
+        "demo_test": {"clips": 94, "zero_shot": {"wer_norm": 0.9}, "ct2": {"wer_norm": 0.2}},
+        "real_sv": {"clips": 12, "zero_shot": {"wer_norm": 0.4}, "ct2": {"wer_norm": 0.6}},
+    }
+    eval_json = root / "metrics" / "eval.json"
+    eval_json.parent.mkdir(exist_ok=True)
+    try:
+        eval_json.write_text(json.dumps(scores), encoding="utf-8")
+        at = run_page(measured, monkeypatch)
+        radio = at.sidebar.radio(key="model")
+        assert radio.value == TRANSFORMERS_LABEL  # 40% on real speech beats 60%
+        assert list(radio.proto.captions) == [
+            "WER 90.0% on demo_test (synthetic speech, 94 clips); "
+            "WER 40.0% on real_sv (real speech, 12 clips)",
+            "WER 20.0% on demo_test (synthetic speech, 94 clips); "
+            "WER 60.0% on real_sv (real speech, 12 clips)",
+            "",  # Another directory…
+        ]
+        assert not errors(at) and not at.sidebar.warning
+        scores["real_sv"]["ct2"]["wer_norm"] = 0.3
+        eval_json.write_text(json.dumps(scores), encoding="utf-8")
+        assert run_page(measured, monkeypatch).sidebar.radio(key="model").value == CT2_LABEL
+        del scores["real_sv"]  # synthetic only: the export (models/ct2) if offered, else first
+        eval_json.write_text(json.dumps(scores), encoding="utf-8")
+        assert (
+            run_page(measured, monkeypatch).sidebar.radio(key="model").value == TRANSFORMERS_LABEL
+        )
+        eval_json.write_text("{broken", encoding="utf-8")
+        at = run_page(measured, monkeypatch)
+        assert not errors(at) and "cannot be read" in at.sidebar.warning[0].value
+        assert list(at.sidebar.radio(key="model").proto.captions)[:2] == ["not measured"] * 2
+    finally:
+        eval_json.unlink(missing_ok=True)

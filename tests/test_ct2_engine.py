@@ -30,7 +30,10 @@ from tests.repo_params import repo_params
 from tests.tiny import save_tiny_base
 
 LANGUAGE = repo_params("model", ModelLanguage, subset=True)
-OPTIONS = repo_params("app.decode", DecodeOptions, max_new_tokens=12)
+APP = repo_params("app.decode", DecodeOptions)
+# One plain pass (no guards), comparable token for token with a plain generate; the guards
+# have their own tests (test_decoding.py).
+OPTIONS = DecodeOptions.plain(APP.batch_size, APP.num_beams, max_new_tokens=12)
 
 
 def clips() -> list[np.ndarray]:
@@ -232,7 +235,7 @@ def test_the_ct2_engine_never_imports_torch_or_transformers(exports):
         engine = load_engine(
             sys.argv[1],
             ModelLanguage("sv", "transcribe"),
-            DecodeOptions(batch_size=1, num_beams=1, max_new_tokens=6),
+            DecodeOptions.plain(batch_size=1, num_beams=1, max_new_tokens=6),
             EngineSettings(threads=2, ct2_compute_type="int8"),
         )
         t = np.arange(2 * 16000) / 16000

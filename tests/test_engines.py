@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -29,7 +30,10 @@ from tests.repo_params import repo_params
 from tests.tiny import save_tiny_base
 
 LANGUAGE = repo_params("model", ModelLanguage, subset=True)
-OPTIONS = repo_params("app.decode", DecodeOptions, max_new_tokens=12)
+APP = repo_params("app.decode", DecodeOptions)
+# One plain pass (no guards), comparable token for token with a plain generate; the guards
+# have their own tests (test_decoding.py).
+OPTIONS = DecodeOptions.plain(APP.batch_size, APP.num_beams, max_new_tokens=12)
 FLOAT32 = repo_params("app.engine", EngineSettings, ct2_compute_type="float32")
 
 
@@ -94,10 +98,14 @@ def test_a_clip_over_whispers_window_is_refused(tiny_dirs):
 
 def test_int8_export_is_smaller(tiny_dirs, tmp_path):
     base, ct2 = tiny_dirs
-    info = export_ct2(base, tmp_path / "int8", "int8")
+    assert not (ct2 / "decode_options.json").exists()  # written only when given
+    decode = dataclasses.asdict(APP)
+    info = export_ct2(base, tmp_path / "int8", "int8", decode)
+    written = json.loads((tmp_path / "int8" / "decode_options.json").read_text(encoding="utf-8"))
+    assert DecodeOptions(**written) == APP  # the page's decoding, guards included
     assert info["model_bytes"] < 0.5 * (ct2 / "model.bin").stat().st_size
     int8 = repo_params("app.engine", EngineSettings, ct2_compute_type="int8")
-    options = repo_params("app.decode", DecodeOptions, max_new_tokens=4)
+    options = DecodeOptions.plain(APP.batch_size, APP.num_beams, max_new_tokens=4)
     [text] = engine(tmp_path / "int8", options, int8).transcribe([tone(1.0, SAMPLE_RATE)])
     assert isinstance(text, str)
 
@@ -133,6 +141,8 @@ def test_export_stage_runs_from_params(repo_copy, tiny_dirs):
     )
     assert run.returncode == 0, run.stderr
     assert "models/ct2 (int8_float32" in run.stdout
+    written = json.loads((repo / "models/ct2/decode_options.json").read_text(encoding="utf-8"))
+    assert written == {**dataclasses.asdict(APP), "temperatures": list(APP.temperatures)}
     assert model_kind(repo / "models/ct2") == CTRANSLATE2
     (repo / "params.yaml").write_text(
         (repo / "params.yaml").read_text(encoding="utf-8").replace("int8_float32", "int3"),

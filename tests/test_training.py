@@ -20,7 +20,7 @@ from swedish_transcriber.model.train_params import TrainParams, resolve_precisio
 from swedish_transcriber.model.training import KILL_AT_STEP_ENV
 from swedish_transcriber.stage import main
 from tests.dvc_stages import stage_args, stage_command
-from tests.repo_params import repo_params
+from tests.repo_params import PARAMS_FILE, repo_params
 from tests.tiny import save_tiny_base, save_tiny_features
 
 TINY_TRAIN = {
@@ -31,7 +31,12 @@ TINY_TRAIN = {
     "save_steps": 2,
     "warmup_steps": 0,
     "learning_rate": 1e-2,
-    "generation": {"batch_size": 4, "num_beams": 1, "max_new_tokens": 12},
+    # The repo's generation block (whisper's guards included), smaller.
+    "generation": {
+        **yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))["train"]["generation"],
+        "batch_size": 4,
+        "max_new_tokens": 12,
+    },
 }
 
 

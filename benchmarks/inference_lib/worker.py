@@ -83,7 +83,9 @@ def run_worker(name: str, settings: dict[str, Any], args: argparse.Namespace) ->
     recording_reference = " ".join(references[i] for i in recording.clip_indices)
     rss_before_load = peak_rss_mb()
     language = ModelLanguage(settings["language"], settings["task"])
-    options = DecodeOptions(
+    # One pass, no fallback: the same work as faster-whisper's row (without_timestamps, one
+    # temperature), so the engines are compared on equal terms.
+    options = DecodeOptions.plain(
         batch_size=settings["batch_size"],
         num_beams=settings["num_beams"],
         max_new_tokens=settings["max_new_tokens"],

@@ -2,12 +2,14 @@
 
 Shared by the ``transcribe`` stage (test split, zero-shot and fine-tuned) and the demo page,
 so both decode the same way: language and task forced from params (a Swedish model must not
-wander into language detection), greedy or beam search, a cap on new tokens so a
-hallucinating zero-shot model cannot loop for minutes.
+wander into language detection), greedy or beam search, and openai/whisper's guards
+(``swedish_transcriber.decoding``: temperature fallback, no-speech check, a token cap by the
+clip's duration) so a hallucinating model cannot loop for minutes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import torch
 
 from swedish_transcriber.data.features import load_processor
 from swedish_transcriber.data.testsets import TestSet, check_names
+from swedish_transcriber.decoding import Attempt, transcripts
 from swedish_transcriber.whisper import DecodeOptions
 
 
@@ -71,6 +74,105 @@ def subset(table: datasets.Dataset, max_clips: int, seed: int) -> datasets.Datas
     return table.select(sorted(keep.tolist()))
 
 
+def no_speech_id(vocab: dict[str, int], where: str | Path) -> int:
+    """The id of Whisper's no-speech token: ``<|nospeech|>`` (large-v3) or ``<|nocaptions|>``."""
+    for token in ("<|nospeech|>", "<|nocaptions|>"):
+        if token in vocab:
+            return vocab[token]
+    raise ValueError(f"{where}: the tokenizer has neither <|nospeech|> nor <|nocaptions|>")
+
+
+def _new_tokens(ids: list[int], prompt: list[int], eot: int, cap: int) -> tuple[list[int], bool]:
+    """A generated row's new tokens up to its end token, cut at ``cap``; and whether it ended.
+
+    A row that reaches its cap has no end token, as if it had been generated with that cap
+    alone (the batch is generated to its longest cap).
+    """
+    if ids[: len(prompt)] == prompt:
+        ids = ids[len(prompt) :]
+    ended = eot in ids
+    tokens = ids[: ids.index(eot)] if ended else ids
+    if len(tokens) >= cap:
+        return tokens[:cap], False
+    return tokens, ended
+
+
+class _GuardedGenerate:
+    """One ``decoding.Decoder`` over a batch: transformers ``generate``, then one forward pass.
+
+    ``generate`` picks the tokens (greedy/beam at temperature 0, sampling above, seeded); a
+    teacher-forced pass of the decoder over the prompt and those tokens gives each token's
+    log-probability and the no-speech probability at ``<|startoftranscript|>``, the numbers
+    openai/whisper's guards read. The encoder runs once per batch for those passes.
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        inputs: torch.Tensor,
+        language: str,
+        task: str,
+        options: DecodeOptions,
+    ) -> None:
+        self.model, self.tokenizer, self.inputs = model, tokenizer, inputs
+        self.language, self.task, self.options = language, task, options
+        self.prompt = tokenizer.convert_tokens_to_ids(
+            ["<|startoftranscript|>", f"<|{language}|>", f"<|{task}|>", "<|notimestamps|>"]
+        )
+        self.eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+        self.no_speech = no_speech_id(tokenizer.get_vocab(), tokenizer.name_or_path or "model")
+        self.encoded = model.get_encoder()(inputs).last_hidden_state
+
+    def generate(self, windows: list[int], temperature: float, max_new: int, seed: int):
+        kwargs: dict = {"language": self.language, "task": self.task, "max_new_tokens": max_new}
+        if temperature > 0:  # whisper: sampling from the whole distribution, one beam
+            kwargs.update(do_sample=True, temperature=temperature, top_k=0, num_beams=1)
+        else:
+            kwargs.update(do_sample=False, num_beams=self.options.num_beams)
+        cuda = self.inputs.device.type == "cuda"
+        with torch.random.fork_rng(devices=[self.inputs.device] if cuda else []):
+            torch.manual_seed(seed)
+            return self.model.generate(input_features=self.inputs[windows], **kwargs)
+
+    def __call__(self, windows, temperature, caps, seed) -> list[Attempt]:
+        windows = list(windows)
+        out = self.generate(windows, temperature, max(caps), seed)
+        rows = [
+            _new_tokens(ids, self.prompt, self.eot, cap)
+            for ids, cap in zip(out.tolist(), caps, strict=True)
+        ]
+        # Teacher-forced: the prompt, the tokens and the end token (when there was one).
+        targets = [tokens + [self.eot] if ended else tokens for tokens, ended in rows]
+        width = len(self.prompt) + max(len(t) for t in targets)
+        ids = torch.full((len(windows), width), self.eot, dtype=torch.long)
+        for r, t in enumerate(targets):
+            ids[r, : len(self.prompt) + len(t)] = torch.tensor(self.prompt + t)
+        hidden = self.model.get_decoder()(
+            input_ids=ids.to(self.inputs.device), encoder_hidden_states=self.encoded[windows]
+        ).last_hidden_state
+        attempts = []
+        start = len(self.prompt) - 1  # the position that predicts the first new token
+        for r, ((tokens, _), t) in enumerate(zip(rows, targets, strict=True)):
+            # One row at a time: a batch's logits over 51865 tokens would take GBs.
+            logits = self.model.proj_out(hidden[r, : start + len(t) + 1]).float()
+            logprobs = torch.log_softmax(logits, dim=-1)
+            picked = logprobs[
+                torch.arange(start, start + len(t)), torch.tensor(t, dtype=torch.long)
+            ]
+            no_speech = torch.softmax(logits[0], dim=-1)[self.no_speech]  # at SOT, as whisper
+            attempts.append(
+                Attempt(
+                    tokens=tuple(tokens),
+                    text=self.tokenizer.decode(tokens, skip_special_tokens=True),
+                    sum_logprob=float(picked.sum()),
+                    no_speech_prob=float(no_speech),
+                    temperature=temperature,
+                )
+            )
+        return attempts
+
+
 @torch.no_grad()
 def transcribe_features(
     model,
@@ -79,31 +181,44 @@ def transcribe_features(
     language: str,
     task: str,
     options: DecodeOptions,
+    durations: Sequence[float],
 ) -> list[str]:
     """Transcripts of one batch of log-mel features (shape ``batch x mels x frames``).
 
-    The batch is decoded as it is given; ``options.batch_size`` is for the caller's batching.
+    ``durations`` are the clips' lengths in seconds (their token caps). Every window goes
+    through openai/whisper's guards (``swedish_transcriber.decoding``): temperature
+    fallback, the no-speech check and the duration cap. The batch is decoded as it is
+    given; ``options.batch_size`` is for the caller's batching.
     """
     inputs = torch.as_tensor(np.asarray(features)).to(model.device, dtype=model.dtype)
-    tokens = model.generate(
-        input_features=inputs,
-        language=language,
-        task=task,
-        num_beams=options.num_beams,
-        max_new_tokens=options.max_new_tokens,
-    )
-    return [t.strip() for t in processor.tokenizer.batch_decode(tokens, skip_special_tokens=True)]
+    if len(durations) != inputs.shape[0]:
+        raise ValueError(f"{len(durations)} durations for {inputs.shape[0]} clips")
+    if inputs.shape[0] == 0:
+        return []
+    decode = _GuardedGenerate(model, processor.tokenizer, inputs, language, task, options)
+    return transcripts(durations, decode, options)
 
 
 def transcribe_table(
     model, processor, table: datasets.Dataset, options: DecodeOptions, language: str, task: str
 ) -> list[str]:
-    """Transcripts of every row of a feature table, in order, ``options.batch_size`` at a time."""
+    """Transcripts of every row of a feature table, in order, ``options.batch_size`` at a time.
+
+    The table's ``duration`` column (seconds) sets each clip's token cap.
+    """
     hypotheses: list[str] = []
-    rows = table.select_columns(["input_features"]).with_format("numpy")
+    rows = table.select_columns(["input_features", "duration"]).with_format("numpy")
     size = options.batch_size
     for start in range(0, len(rows), size):
-        batch = rows[start : start + size]["input_features"]
-        hypotheses += transcribe_features(model, processor, batch, language, task, options)
+        batch = rows[start : start + size]
+        hypotheses += transcribe_features(
+            model,
+            processor,
+            batch["input_features"],
+            language,
+            task,
+            options,
+            [float(d) for d in batch["duration"]],
+        )
         print(f"transcribe: {min(start + size, len(rows))}/{len(rows)} clips")
     return hypotheses

@@ -53,10 +53,18 @@ class ExportParams:
             )
 
 
-def export_ct2(model_dir: str | Path, out_dir: str | Path, quantization: str) -> dict:
+def export_ct2(
+    model_dir: str | Path,
+    out_dir: str | Path,
+    quantization: str,
+    decode_options: dict | None = None,
+) -> dict:
     """Convert the transformers Whisper in ``model_dir`` to a CTranslate2 model in ``out_dir``.
 
     All or nothing: ``out_dir`` is replaced only when the conversion has succeeded.
+    ``decode_options`` (params ``app.decode``, as a dict), when given, is written beside the
+    model as ``decode_options.json``: how the page decodes it, guards included, for anyone
+    who runs the export elsewhere.
     """
     from ctranslate2.converters import TransformersConverter
 
@@ -83,4 +91,8 @@ def export_ct2(model_dir: str | Path, out_dir: str | Path, quantization: str) ->
             "model_bytes": (tmp / "model.bin").stat().st_size,
         }
         (tmp / "export_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        if decode_options is not None:
+            (tmp / "decode_options.json").write_text(
+                json.dumps(decode_options, indent=2) + "\n", encoding="utf-8"
+            )
     return info

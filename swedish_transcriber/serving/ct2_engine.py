@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from swedish_transcriber.decoding import Attempt, transcripts
 from swedish_transcriber.model.source import ModelLanguage
 from swedish_transcriber.serving.engines import CTRANSLATE2, EngineSettings
 from swedish_transcriber.serving.log_mel import LogMel
-from swedish_transcriber.whisper import DecodeOptions
+from swedish_transcriber.whisper import SAMPLE_RATE, DecodeOptions
 
 TIMESTAMP = re.compile(r"<\|\d+\.\d+\|>")  # what transformers strips from decoded text
 # transformers' clean_up_tokenization: English spacing artefacts, applied only when the
@@ -114,27 +115,35 @@ class CTranslate2Engine:
         options: DecodeOptions,
         settings: EngineSettings,
     ) -> None:
-        import ctranslate2
-
         self.model_dir = Path(model_dir)
         self.options = options
         self.features = LogMel.from_model_dir(self.model_dir)
         self.tokens = WhisperTokens(self.model_dir)
         self.prompt: list[int] = self.tokens.prompt(language.language, language.task)
-        self.model = ctranslate2.models.Whisper(
-            str(self.model_dir),
-            device="cpu",
-            compute_type=settings.ct2_compute_type,
-            intra_threads=settings.threads,
-        )
+        self.settings = settings
+        self.model = self._load()
         if self.model.n_mels != self.features.settings.n_mels:
             raise ValueError(
                 f"{self.model_dir}: the model takes {self.model.n_mels} mel bins but "
                 f"preprocessor_config.json makes {self.features.settings.n_mels}"
             )
 
+    def _load(self):
+        import ctranslate2
+
+        return ctranslate2.models.Whisper(
+            str(self.model_dir),
+            device="cpu",
+            compute_type=self.settings.ct2_compute_type,
+            intra_threads=self.settings.threads,
+        )
+
     def generate_ids(self, clips: Sequence[np.ndarray]) -> list[list[int]]:
-        """The new token ids of each clip's transcript (the prompt not included)."""
+        """The new token ids of one plain pass (the prompt not included): no guards.
+
+        Temperature ``temperatures[0]``'s search capped by ``max_new_tokens`` alone, for
+        comparisons with other decoders; ``transcribe`` is the guarded path.
+        """
         import ctranslate2
 
         if not clips:
@@ -151,32 +160,95 @@ class CTranslate2Engine:
         return [list(r.sequences_ids[0]) for r in results]
 
     def transcribe(self, clips: Sequence[np.ndarray]) -> list[str]:
-        return [self.tokens.decode(ids).strip() for ids in self.generate_ids(clips)]
+        """Transcripts of 16 kHz clips (each <= 30 s), through the guarded path."""
+        if not clips:
+            return []
+        return self.transcribe_features(
+            self.features(clips), [clip.shape[0] / SAMPLE_RATE for clip in clips]
+        )
 
     def transcribe_features(self, features: np.ndarray, durations: Sequence[float]) -> list[str]:
-        """Transcripts of stored log-mel windows (float32, ``batch x n_mels x 3000``).
+        """Transcripts of log-mel windows (float32 ``batch x n_mels x 3000``, the pipeline's).
 
-        The transcribe stage scores this model on the same featurized test tables as the
-        transformers checkpoints, so the features are not recomputed from audio (and no
-        difference in log-mel code can move the int8 model's WER). ``durations`` (seconds of
-        audio in each window) are for decoding guards; this version only checks them.
+        ``durations`` are the clips' lengths in seconds (their token caps). openai/whisper's
+        guards (``swedish_transcriber.decoding``) decide which windows are decoded again at
+        the next temperature and which are silent; the encoder runs once per batch.
         """
         import ctranslate2
 
         features = np.ascontiguousarray(features, dtype=np.float32)
         if features.ndim != 3 or features.shape[1] != self.model.n_mels:
             raise ValueError(
-                f"{self.model_dir}: features of shape {features.shape}; the model takes "
-                f"batch x {self.model.n_mels} mel bins x frames"
+                f"{self.model_dir}: features must be batch x {self.model.n_mels} mels x frames, "
+                f"got shape {features.shape}"
             )
-        if len(durations) != len(features):
-            raise ValueError(f"{len(durations)} durations for {len(features)} feature windows")
-        if not len(features):
+        if len(durations) != features.shape[0]:
+            raise ValueError(f"{len(durations)} durations for {features.shape[0]} clips")
+        if features.shape[0] == 0:
             return []
-        results = self.model.generate(
-            ctranslate2.StorageView.from_array(features),
-            [self.prompt] * len(features),
-            beam_size=self.options.num_beams,
-            max_length=2 * self.options.max_new_tokens,  # new tokens, as in generate_ids
+        encoded = np.asarray(
+            self.model.encode(ctranslate2.StorageView.from_array(features), to_cpu=True)
         )
-        return [self.tokens.decode(r.sequences_ids[0]).strip() for r in results]
+
+        def decode(windows, temperature, caps, seed):
+            return self._attempts(encoded[list(windows)], temperature, list(caps), seed)
+
+        return transcripts(durations, decode, self.options)
+
+    def _generate(self, encoded: np.ndarray, temperature: float, max_new: int, seed: int):
+        """One ``generate`` call on encoder outputs: search at 0, seeded sampling above."""
+        import ctranslate2
+
+        model, kwargs = self.model, {"beam_size": self.options.num_beams}
+        if temperature > 0:  # whisper (and faster-whisper): the whole distribution, one beam
+            kwargs = {"beam_size": 1, "sampling_topk": 0, "sampling_temperature": temperature}
+            # CTranslate2 4.8 samples with one generator per worker thread, seeded at the
+            # thread's first draw: set_random_seed does not reach a thread that has drawn.
+            # A fresh replica (a new worker thread; measured 0.2-0.5 s to load) samples from
+            # this seed, so a fallback decode is the same every time.
+            ctranslate2.set_random_seed(seed)
+            model = self._load()
+        return model.generate(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded)),
+            [self.prompt] * encoded.shape[0],
+            max_length=2 * max_new,  # CTranslate2 stops after max_length // 2 new tokens
+            return_scores=True,
+            return_no_speech_prob=True,
+            **kwargs,
+        )
+
+    def _attempts(
+        self, encoded: np.ndarray, temperature: float, caps: list[int], seed: int
+    ) -> list[Attempt]:
+        """One attempt per window, each generated to its own token cap.
+
+        The batch is generated to its longest cap; a window that reached a shorter cap of its
+        own is generated again with that cap (rare: only a window that runs on), so that its
+        score is its capped tokens' (CTranslate2 scores a whole hypothesis).
+        """
+        results = list(self._generate(encoded, temperature, max(caps), seed))
+        over = [
+            i
+            for i, (r, cap) in enumerate(zip(results, caps, strict=True))
+            if cap < max(caps) and len(r.sequences_ids[0]) >= cap
+        ]
+        for cap in sorted({caps[i] for i in over}):
+            rows = [i for i in over if caps[i] == cap]
+            again = self._generate(encoded[rows], temperature, cap, seed)
+            for i, result in zip(rows, again, strict=True):
+                results[i] = result
+        attempts = []
+        for result in results:
+            tokens = list(result.sequences_ids[0])
+            # scores[0] is the summed log-probability over len(tokens) ** length_penalty
+            # (1.0), as faster-whisper reads it.
+            attempts.append(
+                Attempt(
+                    tokens=tuple(tokens),
+                    text=self.tokens.decode(tokens),
+                    sum_logprob=float(result.scores[0]) * max(len(tokens), 1),
+                    no_speech_prob=float(result.no_speech_prob),
+                    temperature=temperature,
+                )
+            )
+        return attempts

@@ -2,11 +2,13 @@
 
 Both take 16 kHz clips of at most 30 s and return one transcript each, decoded the same way
 as the ``transcribe`` stage: Swedish and the task forced (no language detection), no
-timestamps, greedy or beam search, a cap on new tokens (``whisper.DecodeOptions``, params
-``app.decode``); threads and CTranslate2's compute type are ``app.engine``. Which engine
-a directory needs is read off its files: a transformers checkpoint has ``model.safetensors``
-beside its ``config.json``; a CTranslate2 model (``models/ct2``, made by the ``export`` stage)
-has ``model.bin``. Both carry the Whisper processor's files.
+timestamps, greedy or beam search, openai/whisper's guards against loops and silence, and a
+cap on new tokens by the clip's duration (``whisper.DecodeOptions``, params ``app.decode``;
+the guards are :mod:`swedish_transcriber.decoding`, shared by both engines). Threads and
+CTranslate2's compute type are ``app.engine``. Which engine a directory needs is read off
+its files: a transformers checkpoint has ``model.safetensors`` beside its ``config.json``;
+a CTranslate2 model (``models/ct2``, made by the ``export`` stage) has ``model.bin``. Both
+carry the Whisper processor's files.
 
 Pickled PyTorch weights (``pytorch_model.bin``) are refused: unpickling can run code, and the
 page may be pointed at directories the operator did not write. transformers' own
@@ -157,6 +159,7 @@ class TransformersEngine:
             self.language.language,
             self.language.task,
             self.options,
+            [clip.shape[0] / SAMPLE_RATE for clip in clips],
         )
 
 

@@ -1,7 +1,8 @@
 """What the demo page (``app/main.py``) does, apart from drawing widgets.
 
 Kept out of the Streamlit script so it can be tested and reused: which models the page
-offers, its settings (params.yaml ``app``), and the word-difference view. The page's params
+offers and which first (their measured WER, :mod:`measured`), its settings (params.yaml
+``app``), and the word-difference view. The page's params
 file is the repo's ``params.yaml``, or the file named by ``SWEDISH_TRANSCRIBER_PARAMS`` (the
 tests point it at tiny models).
 """
@@ -19,6 +20,7 @@ from swedish_transcriber.model.source import ModelLanguage
 from swedish_transcriber.params import load_params, section
 from swedish_transcriber.serving.engines import EngineSettings
 from swedish_transcriber.serving.long_form import ChunkPlan
+from swedish_transcriber.serving.measured import Measurements, default_index, load_measurements
 from swedish_transcriber.serving.media import MediaLimits
 from swedish_transcriber.serving.model_paths import ModelChoice, configured_model, typed_model
 from swedish_transcriber.whisper import DecodeOptions
@@ -66,6 +68,7 @@ class PageConfig:
     app: AppParams
     language: ModelLanguage
     root: Path  # model paths in the params are relative to this directory
+    params_file: Path  # where these came from (measured WER: params evaluate, metrics/)
 
     def model_roots(self) -> list[Path]:
         """params ``app.model_roots``, resolved (relative to ``root`` unless absolute)."""
@@ -85,12 +88,23 @@ def load_config(path: Path | None = None) -> PageConfig:
         app=section("app", AppParams, path),
         language=section("model", ModelLanguage, path, subset=True),
         root=path.resolve().parent,
+        params_file=path,
     )
 
 
 def model_choices(config: PageConfig) -> list[ModelChoice]:
     """The models params ``app.models`` lists, in order, each checked on disk."""
     return [configured_model(label, p, config.root) for label, p in config.app.models.items()]
+
+
+def measurements(config: PageConfig) -> Measurements:
+    """The models' measured WER (``metrics/eval.json`` beside the params file), by directory."""
+    return load_measurements(config.params_file, config.root)
+
+
+def default_choice(config: PageConfig, choices: list[ModelChoice], measured: Measurements) -> int:
+    """The index in ``choices`` the page selects first (``measured.default_index``)."""
+    return default_index([c.path for c in choices], measured, config.root)
 
 
 def typed_choice(config: PageConfig, typed: str) -> ModelChoice:
