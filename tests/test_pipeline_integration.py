@@ -179,12 +179,14 @@ def test_dag_shows_the_whole_graph(pipeline):
         ("validate", "featurize"),
         ("base_model", "train"),
         ("featurize", "train"),
-        ("train", "transcribe@finetuned"),
+        ("train", "merge"),
+        ("base_model", "merge"),
+        ("merge", "transcribe@finetuned"),
         ("base_model", "transcribe@zero_shot"),
         ("featurize", "transcribe@zero_shot"),
         ("transcribe@zero_shot", "evaluate"),
         ("transcribe@finetuned", "evaluate"),
-        ("train", "export"),
+        ("merge", "export"),
     ]:
         assert edge in edges, f"{edge} missing from dvc dag: {sorted(edges)}"
 
