@@ -454,3 +454,29 @@ def test_params_section_merge_is_in_the_repo():
 
     assert repo_params("merge", MergeParams).alpha == 1.0
     assert dataclasses.asdict(params())["lora"]["rank"] == 0
+
+
+def test_lora_in_the_top_encoder_layers_gets_gradients_from_stored_states():
+    """LoRA + encoder_top: the step runs the adapted top layers on the cached lower states."""
+    from swedish_transcriber.model.encoder_top import with_encoder_outputs
+    from swedish_transcriber.model.lora import apply_lora
+    from swedish_transcriber.model.trainable import apply_trainable
+
+    model = tiny_whisper()
+    p = params(
+        trainable=["encoder_top", "decoder"], encoder_top_layers=1, lora=lora(targets=("fc1",))
+    )
+    apply_trainable(model, p)
+    peft_model = apply_lora(model, p).train()
+    adapted = {n for n, q in peft_model.named_parameters() if q.requires_grad}
+    assert any(".encoder.layers.1.fc1.lora_A" in n for n in adapted)
+    assert not any(".encoder.layers.0." in n for n in adapted)
+    lower = torch.randn(2, 1500, 64)
+    labels = torch.tensor([[50259, 400, 50257], [50259, 500, 50257]])
+    inputs = with_encoder_outputs(peft_model, {"encoder_lower_states": lower, "labels": labels}, 1)
+    assert set(inputs) == {"encoder_outputs", "labels"}
+    peft_model(**inputs).loss.backward()
+    grads = {n: q.grad for n, q in peft_model.named_parameters() if q.requires_grad}
+    assert all(g is not None for g in grads.values())
+    encoder_b = [g for n, g in grads.items() if ".encoder.layers.1.fc1.lora_B" in n]
+    assert encoder_b and encoder_b[0].abs().sum() > 0
