@@ -1,6 +1,7 @@
 """Stage ``train``: fine-tune the base model on the featurized train split.
 
-``python -m stages.train models/base data/features models/finetuned checkpoints dvclive``.
+``python -m stages.train models/base data/features models/trained checkpoints dvclive``.
+The trained model goes to models/trained; the merge stage makes models/finetuned from it.
 Every knob is in params ``train``. Checkpoints go to the checkpoints directory (a ``persist``
 output): run ``dvc repro`` again after a kill and training resumes from the newest one. For
 several GPUs or CPU processes set ``train.launcher`` to e.g. ``torchrun --nproc_per_node=4``.

@@ -16,6 +16,7 @@ from swedish_transcriber.data.source import DataParams
 from swedish_transcriber.data.validation import ValidationSettings
 from swedish_transcriber.evaluation.transcription import EvaluateParams
 from swedish_transcriber.model.export import ExportParams
+from swedish_transcriber.model.merge import MergeParams
 from swedish_transcriber.model.source import ModelParams
 from swedish_transcriber.model.train_params import TrainParams
 from swedish_transcriber.params import ParamsError, load_params, section
@@ -122,6 +123,7 @@ SECTIONS = {
     "augment": AugmentParams,
     "features": FeatureSettings,
     "train": TrainParams,
+    "merge": MergeParams,
     "evaluate": EvaluateParams,
     "export": ExportParams,
     "app": AppParams,

@@ -1,5 +1,6 @@
-"""The train stage on a tiny random Whisper: outputs, DVCLive logs, resume after a kill,
-fingerprinted checkpoints, the encoder cache, bad input, and DDP under torchrun."""
+"""The train stage (it writes models/trained) on a tiny random Whisper: outputs, DVCLive logs,
+resume after a kill, fingerprinted checkpoints, the encoder cache, bad input, and DDP under
+torchrun."""
 
 from __future__ import annotations
 
@@ -123,14 +124,14 @@ def train_two_steps(repo: Path, **train) -> tuple[dict, dict]:
     """Train 2 steps with ``train`` params; the base's and the fine-tuned model's weights."""
     set_params(repo, train={"max_steps": 2, "eval_steps": 2, "save_steps": 2, **train})
     train_stage(repo)
-    return weights(repo / "models" / "base"), weights(repo / "models" / "finetuned")
+    return weights(repo / "models" / "base"), weights(repo / "models" / "trained")
 
 
 @pytest.mark.slow  # trains in a subprocess
 def test_finetuned_model_loads_with_from_pretrained_alone(trained):
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-    out = trained / "models" / "finetuned"
+    out = trained / "models" / "trained"
     model = WhisperForConditionalGeneration.from_pretrained(out)
     processor = WhisperProcessor.from_pretrained(out)
     assert model.generation_config.language == "sv"
@@ -180,14 +181,14 @@ def test_checkpoints_are_kept_with_a_fingerprint(trained):
 def test_rerun_of_a_finished_run_rewrites_the_same_outputs(trained):
     """Lost outputs (e.g. a killed `dvc repro` after training) come back unchanged."""
     before = read_json(trained / "dvclive" / "metrics.json")
-    info = (trained / "models" / "finetuned" / "train_info.json").read_text()
-    model = weights(trained / "models" / "finetuned")
-    shutil.rmtree(trained / "models" / "finetuned")
+    info = (trained / "models" / "trained" / "train_info.json").read_text()
+    model = weights(trained / "models" / "trained")
+    shutil.rmtree(trained / "models" / "trained")
     proc = train_stage(trained)
     assert "checkpoint-6 is the finished run" in proc.stdout
     assert read_json(trained / "dvclive" / "metrics.json") == before
-    assert (trained / "models" / "finetuned" / "train_info.json").read_text() == info
-    again = weights(trained / "models" / "finetuned")
+    assert (trained / "models" / "trained" / "train_info.json").read_text() == info
+    again = weights(trained / "models" / "trained")
     assert all(torch.equal(model[k], again[k]) for k in model)
 
 
@@ -200,7 +201,7 @@ def test_changed_params_start_over_but_reuse_the_encoder_cache(trained):
     assert "starting over" in proc.stdout
     assert "resuming" not in proc.stdout
     assert cache.stat().st_mtime_ns == stamp
-    assert read_json(trained / "models" / "finetuned" / "train_info.json")["train"][
+    assert read_json(trained / "models" / "trained" / "train_info.json")["train"][
         "learning_rate"
     ] == pytest.approx(5e-3)
 
@@ -223,7 +224,7 @@ def test_killed_run_resumes_under_dvc_repro_and_matches_an_uninterrupted_run(tin
 
     first = run(dvc, killed, check=False, **{KILL_AT_STEP_ENV: "5"})
     assert first.returncode != 0
-    assert not (killed / "models" / "finetuned").exists()
+    assert not (killed / "models" / "trained").exists()
     saved = sorted(p.name for p in (killed / "checkpoints" / "trainer").glob("checkpoint-*"))
     assert saved == ["checkpoint-2", "checkpoint-4"]
 
@@ -236,8 +237,8 @@ def test_killed_run_resumes_under_dvc_repro_and_matches_an_uninterrupted_run(tin
     for tsv in (tiny_repo / "dvclive" / "plots").rglob("*.tsv"):
         twin = killed / tsv.relative_to(tiny_repo)
         assert twin.read_text() == tsv.read_text(), tsv.name
-    a = weights(tiny_repo / "models" / "finetuned")
-    b = weights(killed / "models" / "finetuned")
+    a = weights(tiny_repo / "models" / "trained")
+    b = weights(killed / "models" / "trained")
     assert a.keys() == b.keys()
     for name in a:
         assert torch.equal(a[name], b[name]), name  # bit for bit: training is deterministic
@@ -257,7 +258,7 @@ def stage_error(repo: Path, capsys, monkeypatch) -> str:
     err = capsys.readouterr().err.splitlines()[-1]
     assert err.startswith("train: error: "), err
     assert not (repo / "checkpoints").exists(), "work started before the check"
-    assert not (repo / "models" / "finetuned").exists()
+    assert not (repo / "models" / "trained").exists()
     return err
 
 
@@ -306,12 +307,14 @@ def test_precision_resolution():
 
 
 def test_specaugment_with_a_cached_encoder_is_refused():
-    cached = repo_params("train", TrainParams, freeze_encoder=True, cache_encoder_outputs=True)
+    cached = repo_params("train", TrainParams, trainable=["decoder"], cache_encoder_outputs=True)
     with pytest.raises(ValueError, match="cache_encoder_outputs: false"):
         repo_params("train", TrainParams, mask_time_prob=0.05)
     live = dataclasses.replace(cached, mask_time_prob=0.05, cache_encoder_outputs=False)
     assert live.mask_time_prob == 0.05
-    trained = dataclasses.replace(live, freeze_encoder=False, cache_encoder_outputs=True)
+    trained = dataclasses.replace(
+        live, trainable=["encoder", "decoder"], cache_encoder_outputs=True
+    )
     assert not trained.uses_encoder_cache
 
 
@@ -336,7 +339,7 @@ def test_cached_and_uncached_frozen_encoder_train_alike(tiny_repo, tmp_path):
 def test_full_fine_tuning_with_specaugment_changes_the_encoder(tiny_repo):
     base, tuned = train_two_steps(
         tiny_repo,
-        freeze_encoder=False,
+        trainable=["encoder", "decoder"],
         mask_time_prob=0.05,
         mask_feature_prob=0.05,
         gradient_checkpointing=True,
@@ -359,8 +362,8 @@ def test_torchrun_two_processes(tiny_repo):
     assert cmd[: len(shlex.split(launcher))] == shlex.split(launcher)
     proc = run(cmd, tiny_repo, OMP_NUM_THREADS="1")
     assert "train: final dev metrics" in proc.stdout
-    assert (tiny_repo / "models" / "finetuned" / "model.safetensors").is_file()
-    assert read_json(tiny_repo / "models" / "finetuned" / "train_info.json")["steps"] == 4
+    assert (tiny_repo / "models" / "trained" / "model.safetensors").is_file()
+    assert read_json(tiny_repo / "models" / "trained" / "train_info.json")["steps"] == 4
     assert read_json(tiny_repo / "dvclive" / "metrics.json")["step"] == 4
 
 
@@ -371,7 +374,7 @@ def test_frozen_embeddings_and_dropout(tiny_repo):
     assert torch.equal(base[embed], tuned[embed])
     fc1 = "model.decoder.layers.0.fc1.weight"
     assert not torch.equal(base[fc1], tuned[fc1])
-    config = read_json(tiny_repo / "models" / "finetuned" / "config.json")
+    config = read_json(tiny_repo / "models" / "trained" / "config.json")
     assert config["dropout"] == 0.0  # training-time dropout is not published
 
 
@@ -389,7 +392,7 @@ def sha256(path: Path) -> str:
 def test_two_runs_from_scratch_write_identical_weights(tiny_repo):
     """Training is byte-reproducible on one machine: rerun from nothing, same safetensors."""
     set_params(tiny_repo, train={"max_steps": 4, "eval_steps": 4, "save_steps": 4})
-    outputs = ("checkpoints", "models/finetuned", "dvclive")
+    outputs = ("checkpoints", "models/trained", "dvclive")
     runs = []
     for _ in range(2):
         for rel in outputs:
@@ -397,7 +400,7 @@ def test_two_runs_from_scratch_write_identical_weights(tiny_repo):
         train_stage(tiny_repo)
         runs.append(
             (
-                sha256(tiny_repo / "models/finetuned/model.safetensors"),
+                sha256(tiny_repo / "models/trained/model.safetensors"),
                 read_json(tiny_repo / "dvclive/metrics.json"),
             )
         )

@@ -9,7 +9,9 @@ decoder would see it twice and learn to predict it.
 
 Rows may carry stored encoder outputs (``encoder_hidden_states``, see
 :mod:`swedish_transcriber.model.encoder_cache`) instead of log-mel features; the batch then holds
-``encoder_outputs`` and the model skips its (frozen) encoder.
+``encoder_outputs`` and the model skips its (frozen) encoder. Rows with the stored states
+below the trained top encoder layers (``encoder_lower_states``) are stacked under that key;
+the trainer runs the top layers on them (:mod:`swedish_transcriber.model.encoder_top`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import torch
 from transformers.modeling_outputs import BaseModelOutput
 
 IGNORE_INDEX = -100
+# Stored encoder states a row may carry instead of log-mel features (encoder_cache's columns).
+CACHED_KEYS = ("encoder_hidden_states", "encoder_lower_states")
 
 
 @dataclass
@@ -34,7 +38,7 @@ class SpeechSeq2SeqCollator:
     def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if not rows:
             raise ValueError("cannot collate an empty batch")
-        key = "encoder_hidden_states" if "encoder_hidden_states" in rows[0] else "input_features"
+        key = next(k for k in (*CACHED_KEYS, "input_features") if k in rows[0])
         stacked = torch.stack([torch.as_tensor(r[key]).to(torch.float32) for r in rows])
         labels = [torch.as_tensor(r["labels"], dtype=torch.long) for r in rows]
         if all(len(seq) and seq[0] == self.decoder_start_token_id for seq in labels):
@@ -46,4 +50,4 @@ class SpeechSeq2SeqCollator:
         if key == "encoder_hidden_states":
             # A ModelOutput, not a tuple: Whisper's generate() reads its shape this way.
             return {"encoder_outputs": BaseModelOutput(last_hidden_state=stacked), "labels": padded}
-        return {"input_features": stacked, "labels": padded}
+        return {key: stacked, "labels": padded}

@@ -1,15 +1,21 @@
 """Stored encoder outputs, so a frozen encoder runs once per clip instead of once per step.
 
-With ``train.freeze_encoder`` the encoder's output for a clip never changes during training,
-yet a Trainer step would recompute it for every batch: on a CPU that is about two thirds of
-a step. :func:`build` runs the encoder once over a feature table and keeps ``float16``
-outputs (Whisper's encoder ends in a layer norm, so values are O(1) and float16 loses nothing
-the decoder notices) with the labels, in a ``datasets`` table that the collator turns into
-``encoder_outputs``.
+With a frozen encoder (``train.trainable`` without ``encoder``/``encoder_top``) its output for
+a clip never changes during training, yet a Trainer step would recompute it for every batch:
+on a CPU that is about two thirds of a step. :func:`build` runs the encoder once over a
+feature table and keeps ``float16`` outputs (Whisper's encoder ends in a layer norm, so
+values are O(1) and float16 loses nothing the decoder notices) with the labels, in a
+``datasets`` table that the collator turns into ``encoder_outputs``.
 
 The tables live in the train stage's persistent ``checkpoints/`` folder under a fingerprint
 of the model and the features, so an experiment that only changes, say, the learning rate
 reuses them, and a changed model or data rebuilds them.
+
+When only the top encoder layers train (``encoder_top``), the same table holds instead the
+hidden states entering the first trained layer (``below_layer``; column
+:data:`LOWER_COLUMN`): the output of the frozen convolutions, positions and lower layers.
+These are the residual stream before any layer norm, so they are larger than the final
+output but still well inside float16's range.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from swedish_transcriber.digest import update_from_file
 
 FINGERPRINT_FILE = "fingerprint.json"
 COLUMN = "encoder_hidden_states"
+LOWER_COLUMN = "encoder_lower_states"
 
 
 def tree_digest(paths: Iterable[str | Path]) -> str:
@@ -57,10 +64,17 @@ def write_fingerprint(folder: Path, fingerprint: str, **info: object) -> None:
 
 
 @torch.no_grad()
-def _encode(batch: dict, model, device: torch.device) -> dict:
+def _encode(batch: dict, model, device: torch.device, below_layer: int | None) -> dict:
     features = torch.as_tensor(batch["input_features"]).to(device=device, dtype=model.dtype)
-    hidden = model.get_encoder()(features).last_hidden_state
-    return {COLUMN: hidden.to(torch.float16).cpu().numpy(), "labels": batch["labels"]}
+    if below_layer is None:
+        hidden = model.get_encoder()(features).last_hidden_state
+        column = COLUMN
+    else:
+        # hidden_states[i] is what enters layer i (positions already added before layer 0).
+        out = model.get_encoder()(features, output_hidden_states=True)
+        hidden = out.hidden_states[below_layer]
+        column = LOWER_COLUMN
+    return {column: hidden.to(torch.float16).cpu().numpy(), "labels": batch["labels"]}
 
 
 def build(
@@ -70,8 +84,13 @@ def build(
     fingerprint: str,
     batch_size: int,
     device: torch.device,
+    below_layer: int | None = None,
 ) -> datasets.Dataset:
-    """Encoder outputs and labels for ``table``, reused from ``out_dir`` when up to date."""
+    """Encoder outputs and labels for ``table``, reused from ``out_dir`` when up to date.
+
+    ``below_layer``: store the hidden states entering that encoder layer instead (the
+    fingerprint must then say which layer).
+    """
     if read_fingerprint(out_dir) == fingerprint:
         return datasets.load_from_disk(str(out_dir / "table"))
     if out_dir.exists():
@@ -80,7 +99,9 @@ def build(
     width = int(model.config.d_model)
     schema = datasets.Features(
         {
-            COLUMN: datasets.Array2D(shape=(frames, width), dtype="float16"),
+            (COLUMN if below_layer is None else LOWER_COLUMN): datasets.Array2D(
+                shape=(frames, width), dtype="float16"
+            ),
             "labels": datasets.Sequence(datasets.Value("int32")),
         }
     )
@@ -91,7 +112,7 @@ def build(
         _encode,
         batched=True,
         batch_size=batch_size,
-        fn_kwargs={"model": model, "device": device},
+        fn_kwargs={"model": model, "device": device, "below_layer": below_layer},
         remove_columns=["input_features", "labels"],
         features=schema,
         keep_in_memory=True,

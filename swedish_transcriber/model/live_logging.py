@@ -20,6 +20,8 @@ LOGGED = {
     "loss": "train/loss",
     "learning_rate": "train/learning_rate",
     "grad_norm": "train/grad_norm",
+    "distill_ce": "train/distill_ce",  # train.distill: the loss's two parts
+    "distill_kl": "train/distill_kl",
     "eval_loss": "eval/loss",
     "eval_wer": "eval/wer",
     "eval_cer": "eval/cer",

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from swedish_transcriber.whisper import DecodeOptions
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# What ``train.trainable`` may list (swedish_transcriber.model.trainable says what each one is).
+TRAINABLE_PARTS = ("encoder", "encoder_top", "decoder", "cross_attention")
+# A part that contains another: listing both would say the same thing twice, or hide a typo.
+CONTAINS = {"encoder": "encoder_top", "decoder": "cross_attention"}
 SCHEDULERS = (
     "linear",
     "cosine",
@@ -22,6 +26,51 @@ SCHEDULERS = (
     "constant_with_warmup",
     "inverse_sqrt",
 )
+
+
+@dataclass(frozen=True)
+class LoraParams:
+    """``train.lora``: low-rank adapters (peft) instead of training the parts' weights."""
+
+    rank: int  # 0 = off (the parts' own weights train)
+    alpha: float  # the adapters' scale is alpha / rank
+    dropout: float  # dropout on the adapters' input
+    # Module name suffixes inside the trainable parts, e.g. q_proj, v_proj, encoder_attn.q_proj
+    target_modules: list[str]
+
+    def __post_init__(self) -> None:
+        if self.rank < 0:
+            raise ValueError(f"lora.rank must be >= 0 (0 = off), got {self.rank}")
+        if self.alpha <= 0:
+            raise ValueError(f"lora.alpha must be > 0, got {self.alpha}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"lora.dropout must be in [0, 1), got {self.dropout}")
+        if self.rank > 0 and not self.target_modules:
+            raise ValueError("lora.target_modules must name at least one module, e.g. [q_proj]")
+        if any(not name.strip() for name in self.target_modules):
+            raise ValueError(f"lora.target_modules has an empty name: {self.target_modules}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.rank > 0
+
+
+@dataclass(frozen=True)
+class DistillParams:
+    """``train.distill``: keep the fine-tuned model's token distributions near the base's."""
+
+    weight: float  # 0 = off; loss = CE + weight * T^2 * KL(base || fine-tuned)
+    temperature: float  # T: softens both distributions before the KL
+
+    def __post_init__(self) -> None:
+        if self.weight < 0:
+            raise ValueError(f"distill.weight must be >= 0 (0 = off), got {self.weight}")
+        if self.temperature <= 0:
+            raise ValueError(f"distill.temperature must be > 0, got {self.temperature}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.weight > 0
 
 
 @dataclass(frozen=True)
@@ -45,14 +94,19 @@ class TrainParams:
     save_total_limit: int
     eval_max_clips: int  # dev clips transcribed at each evaluation; 0 = all
     gradient_checkpointing: bool
-    freeze_encoder: bool
+    # Which parameters train (TRAINABLE_PARTS); all others stay as in the base model.
+    trainable: list[str]
+    encoder_top_layers: int  # how many top encoder layers the part encoder_top holds
     # Keep the (tied) token embeddings / output projection fixed: every step would otherwise
     # push down the logits of every word not in the batch, forgetting unseen vocabulary.
     freeze_embeddings: bool
     dropout: float  # Whisper's dropout (0.0 in the pretrained config) while training
     # With a frozen encoder its output for a clip never changes: compute it once per clip
-    # and train the decoder on the stored outputs (about 3x faster per step on a CPU).
+    # and train the decoder on the stored outputs (about 3x faster per step on a CPU). With
+    # encoder_top, the frozen lower layers' output is stored the same way.
     cache_encoder_outputs: bool
+    lora: LoraParams
+    distill: DistillParams
     mask_time_prob: float  # SpecAugment on the log-mel input (needs the encoder to run)
     mask_feature_prob: float
     # The dev transcripts at each evaluation: batch_size is the per-device eval batch (dev
@@ -95,17 +149,51 @@ class TrainParams:
             f"got {self.lr_scheduler_type!r}",
         )
         need(bool(self.launcher.strip()), "launcher must name a command, e.g. python")
-        if self.uses_encoder_cache and self.mask_time_prob + self.mask_feature_prob > 0:
+        self._check_trainable()
+        if (
+            self.uses_encoder_cache or self.uses_lower_encoder_cache
+        ) and self.mask_time_prob + self.mask_feature_prob > 0:
             raise ValueError(
                 "mask_time_prob/mask_feature_prob (SpecAugment) mask the log-mel input, which "
-                "a cached encoder output never sees; set train.cache_encoder_outputs: false "
-                "to use SpecAugment with a frozen encoder"
+                "a training step on cached encoder states never sees; set "
+                "train.cache_encoder_outputs: false (or train the whole encoder) to use SpecAugment"
             )
+
+    def _check_trainable(self) -> None:
+        """``trainable`` names known parts, each once, none inside another listed one."""
+        unknown = [part for part in self.trainable if part not in TRAINABLE_PARTS]
+        if unknown:
+            raise ValueError(
+                f"trainable: unknown part(s) {', '.join(map(repr, unknown))}; known parts: "
+                f"{', '.join(TRAINABLE_PARTS)}"
+            )
+        if not self.trainable:
+            raise ValueError(f"trainable must list at least one of {', '.join(TRAINABLE_PARTS)}")
+        if len(set(self.trainable)) != len(self.trainable):
+            raise ValueError(f"trainable lists a part twice: {self.trainable}")
+        for whole, inner in CONTAINS.items():
+            if whole in self.trainable and inner in self.trainable:
+                raise ValueError(
+                    f"trainable lists both {whole} and {inner}, which {whole} already holds; "
+                    f"keep one"
+                )
+        if self.encoder_top_layers < 1:
+            raise ValueError(f"encoder_top_layers must be >= 1, got {self.encoder_top_layers}")
+
+    @property
+    def encoder_frozen(self) -> bool:
+        """Whether no encoder parameter trains (its output per clip is then fixed)."""
+        return "encoder" not in self.trainable and "encoder_top" not in self.trainable
 
     @property
     def uses_encoder_cache(self) -> bool:
         """Whether the decoder trains on stored encoder outputs (frozen encoder only)."""
-        return self.freeze_encoder and self.cache_encoder_outputs
+        return self.encoder_frozen and self.cache_encoder_outputs
+
+    @property
+    def uses_lower_encoder_cache(self) -> bool:
+        """Whether steps start from stored hidden states below the trained top encoder layers."""
+        return "encoder_top" in self.trainable and self.cache_encoder_outputs
 
 
 def resolve_precision(precision: str, cuda_available: bool, bf16_supported: bool) -> str:

@@ -8,8 +8,13 @@ What this adds to a plain Trainer script, and why:
   decides the result (train params, base model, features): a killed run resumes from its
   newest checkpoint, while a changed experiment starts over instead of resuming someone
   else's optimizer;
-* with a frozen encoder the decoder trains on stored encoder outputs
-  (:mod:`swedish_transcriber.model.encoder_cache`);
+* ``train.trainable`` picks the parts that train (:mod:`swedish_transcriber.model.trainable`);
+  with a frozen encoder the decoder trains on stored encoder outputs, with only the top
+  encoder layers trained the step starts from stored lower-layer states
+  (:mod:`swedish_transcriber.model.encoder_cache`, :mod:`swedish_transcriber.model.encoder_top`);
+* LoRA adapters (:mod:`swedish_transcriber.model.lora`) are merged into the weights before
+  writing, and distillation towards the base model (:mod:`swedish_transcriber.model.distill`)
+  adds a KL term to the loss (:mod:`swedish_transcriber.model.trainer`);
 * DVCLive logs train loss, dev loss and dev WER against the optimizer step
   (:mod:`swedish_transcriber.model.live_logging`);
 * the result is a plain transformers checkpoint with its processor and Swedish generation
@@ -35,6 +40,7 @@ from swedish_transcriber.atomic import atomic_dir
 from swedish_transcriber.data.features import load_processor, load_split
 from swedish_transcriber.evaluation.scoring import scores
 from swedish_transcriber.model.collator import SpeechSeq2SeqCollator
+from swedish_transcriber.model.distill import load_teacher
 from swedish_transcriber.model.encoder_cache import (
     build as build_encoder_cache,
 )
@@ -43,8 +49,12 @@ from swedish_transcriber.model.encoder_cache import (
     tree_digest,
     write_fingerprint,
 )
+from swedish_transcriber.model.encoder_top import first_trained_layer
 from swedish_transcriber.model.live_logging import DVCLiveStepCallback
+from swedish_transcriber.model.lora import apply_lora, is_peft, load_adapter_checkpoint, merged
 from swedish_transcriber.model.train_params import TrainParams, resolve_precision
+from swedish_transcriber.model.trainable import apply_trainable, check_against_model
+from swedish_transcriber.model.trainer import WhisperTrainer
 
 # Environment variable for fault-injection tests: SIGKILL this process right after the
 # optimizer step with this number (a real kill: no cleanup code runs).
@@ -57,7 +67,7 @@ class TrainPaths:
 
     base_model: Path  # models/base
     features: Path  # data/features (train and dev)
-    output: Path  # models/finetuned
+    output: Path  # models/trained
     checkpoints: Path  # resume points and the encoder cache
     live: Path  # DVCLive's metrics and plots
 
@@ -186,7 +196,7 @@ def use_deterministic_kernels() -> None:
 
 def train(params: TrainParams, language: str, task: str, paths: TrainPaths) -> dict[str, float]:
     """Fine-tune ``paths.base_model`` on the featurized train split; return final dev metrics."""
-    from transformers import Seq2SeqTrainer, WhisperForConditionalGeneration
+    from transformers import WhisperForConditionalGeneration, set_seed
 
     use_deterministic_kernels()
 
@@ -205,13 +215,11 @@ def train(params: TrainParams, language: str, task: str, paths: TrainPaths) -> d
     model = WhisperForConditionalGeneration.from_pretrained(
         paths.base_model, dropout=params.dropout
     )
+    check_against_model(model, params)  # a part or LoRA target the model lacks
     model.config.apply_spec_augment = params.mask_time_prob + params.mask_feature_prob > 0
     model.config.mask_time_prob = params.mask_time_prob
     model.config.mask_feature_prob = params.mask_feature_prob
-    if params.freeze_encoder:
-        model.freeze_encoder()
-    if params.freeze_embeddings:
-        model.get_decoder().embed_tokens.requires_grad_(False)  # proj_out is tied to it
+    apply_trainable(model, params)  # freeze_embeddings too (proj_out is tied to them)
     if params.gradient_checkpointing:
         model.config.use_cache = False
     # Whisper's generate() ignores max_length (it keeps N_TEXT_CTX); max_new_tokens is what caps a
@@ -228,25 +236,32 @@ def train(params: TrainParams, language: str, task: str, paths: TrainPaths) -> d
         if args.process_index == 0:
             resume_from = prepare_run_dir(paths.checkpoints / "trainer", run_fingerprint)
             live.open(_checkpoint_step(resume_from))  # fails now, not after the cache
-        if params.uses_encoder_cache:
+        if params.uses_encoder_cache or params.uses_lower_encoder_cache:
             device = args.device
             model.to(device)
             cache_key = text_digest(model_digest + data_digest)
+            below, cache_dir = None, paths.checkpoints / "encoder_cache"
+            if params.uses_lower_encoder_cache:  # the states entering the first trained layer
+                below = first_trained_layer(model.config, params.encoder_top_layers)
+                cache_key = text_digest(f"{cache_key} below_layer {below}")
+                cache_dir = cache_dir / f"below_layer_{below}"
             train_data = build_encoder_cache(
                 model,
                 train_table,
-                paths.checkpoints / "encoder_cache" / "train",
+                cache_dir / "train",
                 cache_key,
                 params.generation.batch_size,
                 device,
+                below,
             )
             eval_data = build_encoder_cache(
                 model,
                 dev_table,
-                paths.checkpoints / "encoder_cache" / "dev",
+                cache_dir / "dev",
                 text_digest(f"{cache_key} {params.eval_max_clips} {params.seed}"),
                 params.generation.batch_size,
                 device,
+                below,
             )
         else:
             columns = ["input_features", "labels"]
@@ -258,12 +273,16 @@ def train(params: TrainParams, language: str, task: str, paths: TrainPaths) -> d
         resume_from = get_last_checkpoint(str(paths.checkpoints / "trainer"))
     train_data = train_data.with_format("torch")
     eval_data = eval_data.with_format("torch")
+    if params.lora.enabled:
+        set_seed(params.seed)  # the adapters' random init, the same on every run
+        model = apply_lora(model, params)
+    teacher = load_teacher(paths.base_model, args.device) if params.distill.enabled else None
 
     callbacks = [live]
     kill_at = os.environ.get(KILL_AT_STEP_ENV)
     if kill_at:
         callbacks.append(_kill_at_step_callback(int(kill_at)))
-    trainer = Seq2SeqTrainer(
+    trainer = WhisperTrainer(
         model=model,
         args=args,
         train_dataset=train_data,
@@ -275,6 +294,10 @@ def train(params: TrainParams, language: str, task: str, paths: TrainPaths) -> d
         processing_class=processor.feature_extractor,
         compute_metrics=compute_metrics_fn(processor.tokenizer, model.config.pad_token_id),
         callbacks=callbacks,
+        top_layers=params.encoder_top_layers if params.uses_lower_encoder_cache else 0,
+        teacher=teacher,
+        distill_weight=params.distill.weight,
+        distill_temperature=params.distill.temperature,
     )
     if resume_from and _checkpoint_step(resume_from) >= params.max_steps:
         # The run had finished (only the outputs were lost): take the final checkpoint as it
@@ -299,6 +322,10 @@ def _load_finished(trainer, checkpoint: str) -> None:
     from safetensors.torch import load_file
     from transformers import TrainerState
 
+    if is_peft(trainer.model):
+        load_adapter_checkpoint(trainer.model, checkpoint)
+        trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+        return
     weights = load_file(str(Path(checkpoint) / "model.safetensors"))
     missing, unexpected = trainer.model.load_state_dict(weights, strict=False)
     tied = {"proj_out.weight"}  # stored once, as the decoder's token embeddings
@@ -333,8 +360,11 @@ def _final_eval(trainer) -> dict[str, float]:
 
 
 def _write_model(trainer, processor, out_dir: Path, params: TrainParams) -> None:
-    """The fine-tuned checkpoint, processor and generation config, all or nothing."""
-    model = trainer.model
+    """The fine-tuned checkpoint, processor and generation config, all or nothing.
+
+    LoRA adapters are merged into the weights first: the result is a plain checkpoint.
+    """
+    model = merged(trainer.model)
     model.config.use_cache = True
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)  # with generation_config.json

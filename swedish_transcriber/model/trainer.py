@@ -1,0 +1,86 @@
+"""The Trainer of the train stage: ``Seq2SeqTrainer`` plus the top-encoder step and distillation.
+
+Two methods need the training step itself:
+
+* ``trainable: [encoder_top]`` with the encoder cache: the batch holds the stored states below
+  the trained layers; the step runs the top layers on them first
+  (:mod:`swedish_transcriber.model.encoder_top`), inside ``compute_loss`` so gradients reach
+  them, and ``prediction_step`` does the same for dev loss and dev transcripts;
+* ``distill``: ``compute_loss`` adds the KL to the frozen base model
+  (:mod:`swedish_transcriber.model.distill`) and keeps its two parts for the logs
+  (``distill_ce``, ``distill_kl``, averaged over the logging interval).
+
+The dev loss stays the plain cross-entropy (``prediction_step`` calls the model itself), so
+it compares across methods.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import Seq2SeqTrainer
+
+from swedish_transcriber.model.distill import distillation_kl
+from swedish_transcriber.model.encoder_top import with_encoder_outputs
+
+
+class WhisperTrainer(Seq2SeqTrainer):
+    """``Seq2SeqTrainer`` with ``top_layers`` (0: none) and an optional distillation teacher."""
+
+    def __init__(
+        self,
+        *args,
+        top_layers: int = 0,
+        teacher=None,
+        distill_weight: float = 0.0,
+        distill_temperature: float = 1.0,
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.top_layers = top_layers
+        self.teacher = teacher
+        self.distill_weight = distill_weight
+        self.distill_temperature = distill_temperature
+        self._parts: dict[str, list[float]] = {"distill_ce": [], "distill_kl": []}
+
+    def _student_inputs(self, model, inputs: dict) -> dict:
+        if not self.top_layers:
+            return inputs
+        with torch.set_grad_enabled(torch.is_grad_enabled() and model.training):
+            return with_encoder_outputs(model, inputs, self.top_layers)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        student_inputs = self._student_inputs(model, inputs)
+        if self.teacher is None or not model.training:
+            return super().compute_loss(
+                model, student_inputs, return_outputs=return_outputs,
+                num_items_in_batch=num_items_in_batch,
+            )  # fmt: skip
+        outputs = model(**student_inputs)
+        with torch.no_grad():
+            teacher_inputs = with_encoder_outputs(self.teacher, inputs, self.top_layers)
+            teacher_logits = self.teacher(**teacher_inputs).logits
+        ce = outputs.loss
+        kl = distillation_kl(
+            outputs.logits, teacher_logits, inputs["labels"], self.distill_temperature
+        )
+        loss = ce + self.distill_weight * self.distill_temperature**2 * kl
+        self._parts["distill_ce"].append(float(ce.detach()))
+        self._parts["distill_kl"].append(float(kl.detach()))
+        return (loss, outputs) if return_outputs else loss
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
+        return super().prediction_step(
+            model,
+            self._student_inputs(model, inputs),
+            prediction_loss_only,
+            ignore_keys=ignore_keys,
+            **gen_kwargs,
+        )
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:
+            for key, values in self._parts.items():
+                if values:
+                    logs[key] = round(sum(values) / len(values), 6)
+                    values.clear()
+        super().log(logs, start_time)
