@@ -160,4 +160,5 @@ def test_dvc_yaml_declares_the_export_stage():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     export = stages["export"]
     assert "models/finetuned" in export["deps"] and export["outs"] == ["models/ct2"]
-    assert export["params"] == ["export"]
+    # app.decode: the page's decode options are written beside the model (decode_options.json)
+    assert export["params"] == ["export", "app.decode"]

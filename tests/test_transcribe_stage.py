@@ -27,11 +27,17 @@ from swedish_transcriber.stage import main
 from swedish_transcriber.whisper import SAMPLE_RATE, DecodeOptions
 from tests.conftest import tone
 from tests.dvc_stages import stage_args
-from tests.repo_params import repo_params
+from tests.repo_params import PARAMS_FILE, repo_params
 from tests.tiny import feature_table, save_tiny_base
 
 LANGUAGE = repo_params("model", ModelLanguage, subset=True)
-DECODE = {"batch_size": 2, "num_beams": 1, "max_new_tokens": 6}
+# The repo's decoding (guards included), small and quick.
+DECODE = {
+    **yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))["evaluate"]["decode"],
+    "batch_size": 2,
+    "num_beams": 1,
+    "max_new_tokens": 6,
+}
 SETS = {
     "demo_test": {
         "format": "features",
@@ -140,7 +146,7 @@ def test_ct2_features_give_the_same_text_as_the_engine_on_audio(models):
     assert texts == engine.transcribe(clips)
     assert all(texts)  # a random tiny model still says something
     assert engine.transcribe_features(np.zeros((0, 80, 3000), np.float32), []) == []
-    with pytest.raises(ValueError, match="1 durations for 2 feature windows"):
+    with pytest.raises(ValueError, match="1 durations for 2 clips"):
         engine.transcribe_features(features, [1.0])
     with pytest.raises(ValueError, match="takes batch x 80 mel bins"):
         engine.transcribe_features(features[:, :40], [1.0, 3.0])
