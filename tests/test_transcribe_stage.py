@@ -148,7 +148,7 @@ def test_ct2_features_give_the_same_text_as_the_engine_on_audio(models):
     assert engine.transcribe_features(np.zeros((0, 80, 3000), np.float32), []) == []
     with pytest.raises(ValueError, match="1 durations for 2 clips"):
         engine.transcribe_features(features, [1.0])
-    with pytest.raises(ValueError, match="takes batch x 80 mel bins"):
+    with pytest.raises(ValueError, match="must be batch x 80 mels x frames"):
         engine.transcribe_features(features[:, :40], [1.0, 3.0])
 
 
