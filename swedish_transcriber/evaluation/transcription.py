@@ -16,6 +16,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import torch
+from transformers.modeling_outputs import BaseModelOutput
 
 from swedish_transcriber.data.features import load_processor
 from swedish_transcriber.data.testsets import TestSet, check_names
@@ -133,7 +134,9 @@ class _GuardedGenerate:
         cuda = self.inputs.device.type == "cuda"
         with torch.random.fork_rng(devices=[self.inputs.device] if cuda else []):
             torch.manual_seed(seed)
-            return self.model.generate(input_features=self.inputs[windows], **kwargs)
+            # The stored encoder output: the encoder runs once per batch, not once per pass.
+            encoded = BaseModelOutput(last_hidden_state=self.encoded[windows])
+            return self.model.generate(encoder_outputs=encoded, **kwargs)
 
     def __call__(self, windows, temperature, caps, seed) -> list[Attempt]:
         windows = list(windows)
