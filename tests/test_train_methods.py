@@ -334,8 +334,14 @@ def test_unknown_trainable_part_is_a_stage_error(tiny_repo, capsys, monkeypatch)
 # Training runs (subprocesses): what changes, and what stays the base's
 
 
+# Each run states its method; the rest is plain decoder training (not the repo's default
+# recipe), so a test sees the effect of exactly the knob it sets.
+PLAIN = {"trainable": ["decoder"], "distill": {"weight": 0.0, "temperature": 2.0}}
+
+
 def train_steps(repo: Path, steps: int = 2, **train) -> tuple[dict, dict]:
-    set_params(repo, train={"max_steps": steps, "eval_steps": steps, "save_steps": 2, **train})
+    settings = {**PLAIN, "max_steps": steps, "eval_steps": steps, "save_steps": 2, **train}
+    set_params(repo, train=settings)
     train_stage(repo)
     return weights(repo / "models" / "base"), weights(repo / "models" / "trained")
 
@@ -392,7 +398,7 @@ def test_lora_run_writes_a_plain_checkpoint_and_resumes_after_a_kill(tiny_repo, 
     from transformers import WhisperForConditionalGeneration
 
     lora_params = {"rank": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
-    settings = {"lora": lora_params, "max_steps": 4, "eval_steps": 2, "save_steps": 2}
+    settings = {**PLAIN, "lora": lora_params, "max_steps": 4, "eval_steps": 2, "save_steps": 2}
     set_params(tiny_repo, train=settings)
     train_stage(tiny_repo)
     out = tiny_repo / "models" / "trained"
@@ -431,7 +437,8 @@ def test_lora_run_writes_a_plain_checkpoint_and_resumes_after_a_kill(tiny_repo, 
 @pytest.mark.slow  # dvc repro of train and merge
 def test_merge_alpha_reruns_only_the_merge_stage(tiny_repo):
     dvc = [sys.executable, "-m", "dvc"]
-    set_params(tiny_repo, train={"max_steps": 2, "eval_steps": 2, "save_steps": 2})
+    set_params(tiny_repo, train={**PLAIN, "max_steps": 2, "eval_steps": 2, "save_steps": 2})
+    set_params(tiny_repo, merge={"alpha": 1.0})
     for stage in ("train", "merge"):
         run([*dvc, "repro", "--single-item", stage], tiny_repo)
     assert read_json(tiny_repo / "models/finetuned/merge_info.json")["alpha"] == 1.0

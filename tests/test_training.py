@@ -25,6 +25,10 @@ from tests.repo_params import PARAMS_FILE, repo_params
 from tests.tiny import save_tiny_base, save_tiny_features
 
 TINY_TRAIN = {
+    # The train stage's mechanics on plain decoder training, not the repo's default recipe
+    # (cross-attention with distillation; tests/test_train_methods.py covers the methods).
+    "trainable": ["decoder"],
+    "distill": {"weight": 0.0, "temperature": 2.0},
     "max_steps": 6,
     "batch_size": 4,
     "logging_steps": 1,
