@@ -12,6 +12,7 @@ from swedish_transcriber.data.augmentation import AugmentParams, read_augment_pa
 from swedish_transcriber.data.demo_corpus import CorpusParams
 from swedish_transcriber.data.features import FeatureSettings
 from swedish_transcriber.data.ingest import IngestParams, MeasureSettings
+from swedish_transcriber.data.mdc import MdcParams
 from swedish_transcriber.data.source import DataParams
 from swedish_transcriber.data.validation import ValidationSettings
 from swedish_transcriber.evaluation.transcription import EvaluateParams
@@ -117,6 +118,7 @@ def test_a_broken_bound_names_the_nested_section(tmp_path):
 SECTIONS = {
     "model": ModelParams,
     "data": DataParams,
+    "mdc": MdcParams,
     "corpus": CorpusParams,
     "ingest": IngestParams,
     "validate": ValidationSettings,

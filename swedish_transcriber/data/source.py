@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DATA_SOURCES = ("demo", "commonvoice")
+DATA_SOURCES = ("demo", "commonvoice", "mdc")
 
 
 @dataclass(frozen=True)
