@@ -71,7 +71,7 @@ def conform(df: pd.DataFrame, extra_ok: bool = True) -> pd.DataFrame:
 
 
 def with_release_columns(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with every :data:`RELEASE_COLUMNS` column typed, missing ones filled.
+    """``df`` with every :data:`RELEASE_COLUMNS` column typed, missing ones (or values) filled.
 
     A missing ``release_split`` is the row's ``split`` (roles and release splits were the same
     before they could differ); the others say "nothing known": no id, not reported, not listed.
@@ -84,8 +84,11 @@ def with_release_columns(df: pd.DataFrame) -> pd.DataFrame:
         "listed_duration_row": 0,
     }
     for column, dtype in RELEASE_COLUMNS.items():
+        fill = out["split"] if column == "release_split" else defaults[column]
         if column not in out.columns:
-            out[column] = out["split"] if column == "release_split" else defaults[column]
+            out[column] = fill
+        elif column != "listed_duration":  # NaN is its "not listed"
+            out[column] = out[column].where(out[column].notna(), fill)
         out[column] = out[column].astype(dtype)
     return out
 
