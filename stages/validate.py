@@ -4,7 +4,9 @@
 reports/validation.json reports/data_docs`` runs the Great Expectations suite with params
 ``validate``. The report and Data Docs describe every run, so they are written first; the
 data outputs only when the fail rate is within ``validate.max_fail_rate``. Above it the stage
-exits 1 with the counts per expectation and writes no data (no half state).
+exits 1 with the counts per expectation and writes no data (no half state). The report's
+``release`` key is ``release.json`` of ``in_dir`` (which splits fill the roles, the row counts
+of the release's optional files, which of them are absent).
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from pathlib import Path
 
 from swedish_transcriber import stage
 from swedish_transcriber.atomic import atomic_dir, write_text
-from swedish_transcriber.data.manifest import SPLITS, read_split, write_quarantine, write_split
+from swedish_transcriber.data.manifest import SPLITS, write_quarantine, write_split
 from swedish_transcriber.data.validation import (
     ValidationSettings,
     enforce_max_fail_rate,
-    validate_manifests,
+    validate_manifest_dir,
 )
 from swedish_transcriber.params import section
 
@@ -26,9 +28,8 @@ from swedish_transcriber.params import section
 def run(in_dir: Path, out_dir: Path, quarantine_dir: Path, report: Path, docs_dir: Path) -> None:
     """Validate ``in_dir`` and write the outputs (see the module docstring)."""
     params = section("validate", ValidationSettings)
-    splits = {split: read_split(in_dir, split) for split in SPLITS}
     with atomic_dir(docs_dir) as docs_tmp:
-        result = validate_manifests(splits, params, docs_tmp)
+        result = validate_manifest_dir(in_dir, params, docs_tmp)
     write_text(report, json.dumps(result.report, indent=2) + "\n")
     enforce_max_fail_rate(
         result,
@@ -43,10 +44,10 @@ def run(in_dir: Path, out_dir: Path, quarantine_dir: Path, report: Path, docs_di
         for split, manifest in result.passed.items():
             write_split(manifest, tmp, split)
         write_quarantine([result.quarantined], qtmp)
-    report = result.report
-    summary = ", ".join(f"{s} {report[f'{s}_passed']}/{report[f'{s}_total']}" for s in SPLITS)
+    numbers = result.report
+    summary = ", ".join(f"{s} {numbers[f'{s}_passed']}/{numbers[f'{s}_total']}" for s in SPLITS)
     print(
-        f"validate: {summary} rows passed -> {out_dir}; {report['failed']} quarantined "
+        f"validate: {summary} rows passed -> {out_dir}; {numbers['failed']} quarantined "
         f"({result.fail_rate:.1%}) -> {quarantine_dir}; report {report}, "
         f"Data Docs {docs_dir / 'index.html'}"
     )

@@ -120,3 +120,122 @@ def test_any_sentence_survives_a_tsv_round_trip(tmp_path, sentences):
     rows = read_tsv(path).rows
     assert list(rows["sentence"]) == [" ".join(s.split()) for s in sentences]
     assert list(rows["path"]) == [f"clip{i}.mp3" for i in range(len(sentences))]
+
+
+# --------------------------------------------------------------------------------------------
+# The files a current release ships beside the split TSVs
+
+
+def write_tsv(path, header, rows):
+    path.write_text("\n".join("\t".join(r) for r in [header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+REPORTED_HEADER = ["sentence_id", "sentence", "locale", "reason"]
+
+
+def test_reports_match_by_sentence_id_where_both_have_one_else_by_text(tmp_path):
+    path = write_tsv(
+        tmp_path / "reported.tsv",
+        REPORTED_HEADER,
+        [
+            ["id-a", "Hej  på dig.", "sv-SE", "grammar-or-spelling"],
+            ["id-b", "Ett annat id, samma text.", "sv-SE", "offensive-language"],
+            ["", "Utan id.", "sv-SE", "different-language"],
+            ["id-a", "Hej på dig.", "sv-SE", ""],
+        ],
+    )
+    reports = commonvoice.read_reported(path)
+    assert reports.rows == 4
+    # Both sides have an id: the id decides (text is irrelevant), every report line listed.
+    assert reports.lookup("id-a", "whatever") == (
+        f"{path}: line 2: grammar-or-spelling, line 5: no reason given"
+    )
+    assert reports.lookup("id-c", "Ett annat id, samma text.") == ""
+    # The report line has no id: the clip's sentence text decides (whitespace normalised).
+    assert reports.lookup("id-z", "Utan  id.") == f"{path}: line 4: different-language"
+    # The clip has no id (an older release): text against every report line.
+    assert reports.lookup("", "Ett annat id, samma text.") == f"{path}: line 3: offensive-language"
+    assert reports.lookup("", "Inte rapporterad.") == ""
+
+
+def test_old_reported_file_without_sentence_id_matches_by_text(tmp_path):
+    path = write_tsv(
+        tmp_path / "reported.tsv", ["sentence", "locale", "reason"], [["Hej.", "sv-SE", "x"]]
+    )
+    reports = commonvoice.read_reported(path)
+    assert reports.lookup("id-1", "Hej.") == f"{path}: line 2: x"
+
+
+def test_clip_durations_are_seconds_by_clip_name(tmp_path):
+    path = write_tsv(
+        tmp_path / "clip_durations.tsv",
+        ["clip", "duration[ms]"],
+        [["a.mp3", "2500"], ["b", "1234"], ["a.mp3", "2500"]],
+    )
+    assert commonvoice.read_clip_durations(path) == {"a.mp3": (2.5, 2), "b.mp3": (1.234, 3)}
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([["a.mp3", "lång"]], r"clip_durations.tsv: line 2: duration\[ms\] is not a number"),
+        ([["a.mp3", "1"], ["a.mp3", "2"]], r"line 3: a.mp3 listed again with another duration"),
+        ([["a.mp3"]], r"clip_durations.tsv: line 2: expected 2 tab-separated fields, found 1"),
+    ],
+)
+def test_broken_clip_durations_name_the_line(tmp_path, rows, message):
+    path = write_tsv(tmp_path / "clip_durations.tsv", ["clip", "duration[ms]"], rows)
+    with pytest.raises(ReleaseError, match=message):
+        commonvoice.read_clip_durations(path)
+
+
+def test_broken_reported_file_names_the_file_and_line(tmp_path):
+    path = write_tsv(tmp_path / "reported.tsv", REPORTED_HEADER, [["id", "Hej.", "sv-SE"]])
+    with pytest.raises(ReleaseError, match=r"reported.tsv: line 2: expected 4 tab-separated"):
+        commonvoice.read_reported(path)
+    write_tsv(path, ["sentence_id", "locale"], [])
+    with pytest.raises(ReleaseError, match=r"reported.tsv: missing required column\(s\) sentence"):
+        commonvoice.read_reported(path)
+
+
+def test_release_with_every_optional_file(make_release):
+    root = make_release(
+        {
+            "train": [
+                {"path": "a.mp3", "sentence_id": "s1", "sentence": "Rapporterad mening."},
+                {"path": "b.mp3", "sentence_id": "s2", "sentence": "Ren mening."},
+            ]
+        }
+    )
+    write_tsv(root / "reported.tsv", REPORTED_HEADER, [["s1", "x", "sv-SE", "offensive-language"]])
+    write_tsv(root / "clip_durations.tsv", ["clip", "duration[ms]"], [["b.mp3", "2040"]])
+    write_tsv(root / "invalidated.tsv", HEADER_NEW, [["c"] * len(HEADER_NEW)] * 3)
+    write_tsv(root / "other.tsv", HEADER_NEW, [])
+    files = commonvoice.read_release_files(root)
+    assert files.summary() == {
+        "reported_rows": 1,
+        "invalidated_rows": 3,
+        "other_rows": 0,
+        "clip_durations_rows": 1,
+        "absent_files": [],
+    }
+    rows = files.annotate(read_tsv(root / "train.tsv").rows)
+    assert list(rows["reported"]) == [f"{root / 'reported.tsv'}: line 2: offensive-language", ""]
+    assert rows["listed_duration"].iloc[1] == 2.04 and rows["listed_duration_row"].iloc[1] == 2
+    assert pd.isna(rows["listed_duration"].iloc[0]) and rows["listed_duration_row"].iloc[0] == 0
+
+
+def test_release_without_optional_files(make_release):
+    root = make_release({"train": [{"path": "a.mp3"}]}, header=HEADER_OLD)
+    files = commonvoice.read_release_files(root)
+    assert files.summary() == {
+        "reported_rows": None,
+        "invalidated_rows": None,
+        "other_rows": None,
+        "clip_durations_rows": None,
+        "absent_files": ["reported.tsv", "invalidated.tsv", "other.tsv", "clip_durations.tsv"],
+    }
+    rows = files.annotate(read_tsv(root / "train.tsv").rows)
+    assert list(rows["sentence_id"]) == [""] and list(rows["reported"]) == [""]
+    assert rows["listed_duration"].isna().all() and list(rows["listed_duration_row"]) == [0]

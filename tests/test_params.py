@@ -176,3 +176,43 @@ def test_the_shared_decode_options_are_used_in_each_place():
 def test_whisper_constants_derive_from_each_other():
     assert N_SAMPLES == 480_000 and N_FRAMES == 3000 and SAMPLE_LEN == 224
     assert pytest.approx(0.02) == FRAME_SECONDS
+
+
+DATA = "data:\n  source: commonvoice\n  raw_dir: r\n  max_clips: 0\n  seed: 1\n"
+
+
+@pytest.mark.parametrize(
+    ("splits", "eval_split", "roles"),
+    [
+        ("[train]", "test", {"train": ["train"], "dev": ["dev"], "test": ["test"]}),
+        ("[train, dev]", "test", {"train": ["train", "dev"], "dev": ["test"], "test": ["test"]}),
+        ("[train]", "dev", {"train": ["train"], "dev": ["dev"], "test": ["dev"]}),
+        ("[train, test]", "dev", {"train": ["train", "test"], "dev": ["dev"], "test": ["dev"]}),
+    ],
+)
+def test_data_splits_map_onto_the_roles(tmp_path, splits, eval_split, roles):
+    text = DATA + f"  train_splits: {splits}\n  eval_split: {eval_split}\n"
+    assert section("data", DataParams, write(tmp_path, text)).roles == roles
+
+
+@pytest.mark.parametrize(
+    ("splits", "eval_split", "message"),
+    [
+        ("[train, test]", "test", r"eval_split: 'test' is also in train_splits \[train, test\]"),
+        ("[train, invalidated]", "test", r"train_splits: unknown split\(s\) 'invalidated'.*never"),
+        ("[validated]", "test", r"train_splits: unknown split\(s\) 'validated'"),
+        ("[train]", "other", r"eval_split: unknown split 'other'; one of train, dev, test"),
+        ("[]", "test", r"train_splits: must name at least one split"),
+        ("[train, train]", "test", r"train_splits: train given more than once"),
+    ],
+)
+def test_bad_data_splits_are_named(tmp_path, splits, eval_split, message):
+    text = DATA + f"  train_splits: {splits}\n  eval_split: {eval_split}\n"
+    with pytest.raises(ParamsError, match=r"params.yaml: data: " + message):
+        section("data", DataParams, write(tmp_path, text))
+
+
+def test_repo_default_splits_are_the_release_splits():
+    data = section("data", DataParams, PARAMS_FILE)
+    assert (data.train_splits, data.eval_split) == (["train"], "test")
+    assert data.roles == {"train": ["train"], "dev": ["dev"], "test": ["test"]}

@@ -16,11 +16,18 @@ import pandas as pd
 import pytest
 import yaml
 
-from swedish_transcriber.data.manifest import COLUMNS, SPLITS, conform, write_split
+from swedish_transcriber.data.manifest import (
+    COLUMNS,
+    RELEASE_COLUMNS,
+    SPLITS,
+    conform_with_release,
+    write_split,
+)
 from swedish_transcriber.data.validation import (
     ValidationGateError,
     ValidationSettings,
     enforce_max_fail_rate,
+    validate_manifest_dir,
     validate_manifests,
 )
 from swedish_transcriber.params import ParamsError, section
@@ -35,6 +42,7 @@ SETTINGS = ValidationSettings(
     max_chars_per_second=30.0,
     max_silence_ratio=0.8,
     max_fail_rate=0.25,
+    max_duration_mismatch=0.5,
 )
 GOOD_SENTENCE = "Hej, hur mår du i dag?"  # 22 characters: 7.3 chars/s over 3 s
 LONG_SENTENCE = "Det här är en ganska lång mening om vädret i Sverige. " * 4  # ~216 chars
@@ -70,8 +78,10 @@ def row(split: str, n: int, **overrides: Any) -> dict[str, Any]:
 def manifest(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """A typed manifest (as ingest writes it) from rows."""
     if not rows:
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in COLUMNS.items()})
-    return conform(pd.DataFrame(rows), extra_ok=False)
+        return conform_with_release(
+            pd.DataFrame({c: pd.Series(dtype=t) for c, t in COLUMNS.items()})
+        )
+    return conform_with_release(pd.DataFrame(rows))
 
 
 # The bad rows, by what breaks them; every other row is good.
@@ -87,12 +97,16 @@ BAD_TRAIN = {
     "overlap": {"client_id": "speaker-test-0"},
     "two": {"up_votes": 0, "down_votes": 1, "silence_ratio": 0.95},
     "dup_bad_first": {"path": "dup2.mp3", "sentence": "Hej #ett två tre"},
+    "reported": {"reported": "data/raw/test/reported.tsv: line 3: offensive-language"},
+    "mismatch": {"listed_duration": 4.0, "listed_duration_row": 9},  # measured 3.0 s
 }
 
 
 @pytest.fixture(scope="module")
 def splits() -> dict[str, pd.DataFrame]:
     train = [row("train", i) for i in range(40)]
+    # clip_durations.tsv disagrees by 0.3 s: MP3 decoders differ, within tolerance.
+    train[1] = row("train", 1, listed_duration=3.3, listed_duration_row=2)
     for i, overrides in enumerate(BAD_TRAIN.values(), start=len(train)):
         train.append(row("train", i, **overrides))
     dev = [row("dev", i) for i in range(8)] + [row("dev", 8, path="dup.mp3")]
@@ -129,6 +143,16 @@ def bad_line(name: str) -> int:
         ("fast", "expect_column_values_to_be_between(chars_per_second): 65.00 chars/s"),
         ("silent", "expect_column_values_to_be_between(silence_ratio): 1.00 > 0.8"),
         ("overlap", "also speaks in test; this TRAIN row is quarantined"),
+        (
+            "reported",
+            "expect_column_value_lengths_to_equal(reported): the sentence was reported: "
+            "data/raw/test/reported.tsv: line 3: offensive-language",
+        ),
+        (
+            "mismatch",
+            "expect_column_values_to_be_between(duration_mismatch): measured 3.00 s, "
+            "data/raw/test/clip_durations.tsv line 9 lists 4.00 s: off by 1.00 s > 0.5 s",
+        ),
     ],
 )
 def test_each_expectation_catches_its_row(suite_run, name, expected):
@@ -177,7 +201,7 @@ def test_good_rows_pass_untouched(suite_run, splits):
     for split in SPLITS:
         good = splits[split].iloc[:8].reset_index(drop=True)
         pd.testing.assert_frame_equal(suite_run.passed[split].iloc[:8], good)
-        assert list(suite_run.passed[split].columns) == list(COLUMNS)
+        assert list(suite_run.passed[split].columns) == [*COLUMNS, *RELEASE_COLUMNS]
     # All 40 good train rows passed, and only the bad ones were quarantined.
     assert len(suite_run.passed["train"]) == 40 + 1  # dup_first is kept
     quarantined_train = suite_run.quarantined[suite_run.quarantined["split"] == "train"]
@@ -188,17 +212,17 @@ def test_good_rows_pass_untouched(suite_run, splits):
 
 def test_quarantine_has_manifest_columns_and_release_location(suite_run):
     q = suite_run.quarantined
-    assert list(q.columns) == [*COLUMNS, "stage", "reason"]
+    assert list(q.columns) == [*COLUMNS, *RELEASE_COLUMNS, "stage", "reason"]
     assert set(q["stage"]) == {"validate"}
     assert q["tsv_file"].notna().all() and (q["tsv_row"] > 1).all()
 
 
 def test_report_counts(suite_run):
     report = suite_run.report
-    assert report["total"] == 51 + 9 + 9
-    assert report["failed"] == 10 + 1  # 10 bad train rows (dup_first kept) + the dev duplicate
+    assert report["total"] == 53 + 9 + 9
+    assert report["failed"] == 12 + 1  # 12 bad train rows (dup_first kept) + the dev duplicate
     assert report["passed"] == report["total"] - report["failed"]
-    assert report["fail_rate"] == pytest.approx(11 / 69, abs=1e-6)
+    assert report["fail_rate"] == pytest.approx(13 / 71, abs=1e-6)
     assert report["failed_duration_in_range"] == 1
     assert report["failed_sentence_not_blank"] == 1
     assert report["failed_sentence_allowed_characters"] == 3  # euro, hash, dup_bad_first
@@ -209,7 +233,9 @@ def test_report_counts(suite_run):
     assert report["failed_silence_ratio_max"] == 2
     assert report["failed_speaker_not_in_train_and_test"] == 1
     assert report["failed_duration_not_null"] == 0
-    assert (report["train_total"], report["train_failed"]) == (51, 10)
+    assert report["failed_sentence_not_reported"] == 1
+    assert report["failed_duration_matches_listed"] == 1
+    assert (report["train_total"], report["train_failed"]) == (53, 12)
     assert (report["dev_total"], report["dev_failed"], report["test_failed"]) == (9, 1, 0)
     assert all(isinstance(v, int | float) for v in report.values())
     json.dumps(report)
@@ -242,7 +268,7 @@ def test_gate_message_gives_rate_threshold_and_counts(suite_run):
     with pytest.raises(ValidationGateError) as info:
         enforce_max_fail_rate(suite_run, 0.1, where="see reports/")
     message = str(info.value)
-    assert "11 of 69 rows failed validation: fail rate 15.9% > validate.max_fail_rate 10.0%" in (
+    assert "13 of 71 rows failed validation: fail rate 18.3% > validate.max_fail_rate 10.0%" in (
         message
     )
     assert "expect_column_values_to_not_match_regex(sentence): 3 row(s)" in message
@@ -258,6 +284,8 @@ def test_settings_reject_bad_thresholds():
     assert replace(SETTINGS, allowed_characters="]a-z\\]").disallowed_regex == "[^]a-z\\]]"
     with pytest.raises(ParamsError, match="min_duration < max_duration"):
         replace(SETTINGS, min_duration=31.0)
+    with pytest.raises(ParamsError, match="max_duration_mismatch: must be > 0 seconds"):
+        replace(SETTINGS, max_duration_mismatch=0.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,12 +319,13 @@ def test_stage_writes_outputs(splits, tmp_path, monkeypatch):
     paths = parse_paths(stage.run, stage_args("validate"))
     for split in SPLITS:
         out = pd.read_parquet(tmp_path / paths["out_dir"] / f"{split}.parquet")
-        assert list(out.columns) == list(COLUMNS)
+        assert list(out.columns) == [*COLUMNS, *RELEASE_COLUMNS]
     q = pd.read_parquet(tmp_path / paths["quarantine_dir"] / "quarantine.parquet")
-    assert len(q) == 11
+    assert len(q) == 13
     assert (tmp_path / paths["quarantine_dir"] / "quarantine.tsv").is_file()
     report = json.loads((tmp_path / paths["report"]).read_text("utf-8"))
-    assert report["failed"] == 11
+    assert report["failed"] == 13
+    assert "release" not in report  # manifests without release.json (not made by ingest)
     assert (tmp_path / paths["docs_dir"] / "index.html").is_file()
     assert not (tmp_path / "gx").exists()
     leftovers = [p.name for p in tmp_path.rglob(".*tmp-*")]
@@ -309,7 +338,7 @@ def test_stage_over_max_fail_rate_fails_and_writes_no_data(splits, tmp_path, mon
     stage_repo(tmp_path, splits, max_fail_rate=0.1)
     monkeypatch.chdir(tmp_path)
     paths = parse_paths(stage.run, stage_args("validate"))
-    with pytest.raises(ValidationGateError, match=r"fail rate 15\.9% > validate\.max_fail_rate"):
+    with pytest.raises(ValidationGateError, match=r"fail rate 18\.3% > validate\.max_fail_rate"):
         stage.run(**paths)
     assert not (tmp_path / paths["out_dir"]).exists()
     assert not (tmp_path / paths["quarantine_dir"]).exists()
@@ -320,7 +349,7 @@ def test_stage_over_max_fail_rate_fails_and_writes_no_data(splits, tmp_path, mon
         main(stage.run, stage_args("validate"))
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
-    assert err.startswith("validate: error: 11 of 69 rows failed validation")
+    assert err.startswith("validate: error: 13 of 71 rows failed validation")
     assert "reports/validation.json" in err and "reports/data_docs/index.html" in err
 
 
@@ -333,3 +362,52 @@ def test_data_docs_are_identical_for_identical_input(suite_run, splits, tmp_path
     assert pages == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
     for page in pages:
         assert (first / page).read_bytes() == (again / page).read_bytes(), page
+
+
+RELEASE = {
+    "train_splits": ["train", "dev"],
+    "dev_split": "test",
+    "eval_split": "test",
+    "reported_rows": 0,
+    "invalidated_rows": 12,
+    "other_rows": None,
+    "clip_durations_rows": 30,
+    "absent_files": ["other.tsv"],
+}
+
+
+def test_a_dev_role_that_is_the_eval_split_is_validated_once(tmp_path):
+    """Trained on train+dev: dev (in training) is the test split; its rows are checked once."""
+    train = manifest([row("train", i) for i in range(4)] + [row("dev", i) for i in range(2)])
+    test = manifest([row("test", 0), row("test", 1, duration=45.0)])
+    dev = test.assign(split="dev")
+    for split, frame in {"train": train, "dev": dev, "test": test}.items():
+        write_split(frame, tmp_path, split)
+    (tmp_path / "release.json").write_text(json.dumps(RELEASE), "utf-8")
+    result = validate_manifest_dir(tmp_path, SETTINGS)
+    report = result.report
+    # The same clips in dev and test are not duplicates; the bad test row is quarantined once.
+    assert (report["total"], report["failed"], report["failed_path_unique"]) == (8, 1, 0)
+    assert list(result.quarantined["split"]) == ["test"]
+    assert (report["dev_total"], report["dev_passed"]) == (report["test_total"], 1)
+    assert list(result.passed["dev"]["path"]) == list(result.passed["test"]["path"])
+    assert set(result.passed["dev"]["split"]) == {"dev"}
+    assert report["release"] == RELEASE
+    json.dumps(report)
+
+    write_split(test.iloc[:1].assign(split="dev"), tmp_path, "dev")
+    with pytest.raises(ValueError, match="release.json: the dev role is the eval split 'test'"):
+        validate_manifest_dir(tmp_path, SETTINGS)
+
+
+def test_stage_reports_the_release(splits, tmp_path, monkeypatch):
+    from stages import validate as stage
+
+    stage_repo(tmp_path, splits)
+    release = {**RELEASE, "train_splits": ["train"], "dev_split": "dev"}
+    (tmp_path / "data/manifest/release.json").write_text(json.dumps(release), "utf-8")
+    monkeypatch.chdir(tmp_path)
+    main(stage.run, stage_args("validate"))
+    paths = parse_paths(stage.run, stage_args("validate"))
+    report = json.loads((tmp_path / paths["report"]).read_text("utf-8"))
+    assert report["release"] == release and report["dev_total"] == 9

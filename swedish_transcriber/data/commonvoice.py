@@ -9,7 +9,11 @@ schema whatever the release:
   as ``sentence_id``, ``sentence_domain`` or ``variant``, optional columns missing;
 * gender labels changed from ``male/female/other`` to ``male_masculine/female_feminine/...``
   and are mapped onto one vocabulary;
-* ``path`` values may or may not carry the ``.mp3`` extension.
+* ``path`` values may or may not carry the ``.mp3`` extension;
+* a current release ships files beside the split TSVs that older ones lack (see
+  :func:`read_release_files`): ``reported.tsv`` (sentences users reported, with the reason),
+  ``clip_durations.tsv`` (each clip's length as Common Voice measured it), ``invalidated.tsv``
+  and ``other.tsv`` (rejected and not yet reviewed clips, never trained on: only counted).
 
 Malformed lines (the wrong number of fields) are not dropped: they are returned as
 quarantine rows naming the file and line. A file that is not UTF-8 or lacks a required
@@ -54,6 +58,13 @@ GENDER_MAP: dict[str, str] = {
 }
 
 CLIPS_DIR = "clips"
+
+REPORTED_FILE = "reported.tsv"
+CLIP_DURATIONS_FILE = "clip_durations.tsv"
+# Clips no role ever reads: rejected by reviewers, or not reviewed yet. Only their rows are
+# counted (reports/validation.json), so a release's size is visible.
+COUNTED_FILES: tuple[str, ...] = ("invalidated.tsv", "other.tsv")
+OPTIONAL_FILES: tuple[str, ...] = (REPORTED_FILE, *COUNTED_FILES, CLIP_DURATIONS_FILE)
 
 
 class ReleaseError(ValueError):
@@ -139,7 +150,7 @@ def normalise_columns(df: pd.DataFrame, source: Path) -> pd.DataFrame:
     """Map values onto the manifest's vocabulary (gender, votes, clip file names)."""
     out = df.copy()
     out["path"] = out["path"].fillna("").map(clip_name)
-    out["sentence"] = out["sentence"].fillna("").map(lambda s: " ".join(str(s).split()))
+    out["sentence"] = out["sentence"].fillna("").map(normalise_sentence)
     gender = out["gender"].fillna("").str.strip().str.lower()
     out["gender"] = gender.map(lambda g: GENDER_MAP.get(g, "other"))
     for column in ("up_votes", "down_votes"):
@@ -194,3 +205,186 @@ def split_tsv(release_dir: str | Path, split: str) -> Path:
             f"and {CLIPS_DIR}/"
         )
     return path
+
+
+def normalise_sentence(text: str) -> str:
+    """Whitespace runs -> one space, ends stripped: how sentences are compared and stored."""
+    return " ".join(str(text).split())
+
+
+def _read_table(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[tuple]]:
+    """A strict TSV reader for the release's side files: (header, [(line, fields), ...]).
+
+    These files feed a decision about other rows (a clip is reported, a duration disagrees),
+    so a line that cannot be parsed is an error naming it rather than a silent skip.
+    """
+    lines = _check_utf8(path).splitlines()
+    if not lines or not lines[0].strip():
+        raise ReleaseError(f"{path}: empty file, expected a header line")
+    header = lines[0].split("\t")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise ReleaseError(
+            f"{path}: missing required column(s) {', '.join(missing)}; header is "
+            f"{', '.join(header)}"
+        )
+    records = []
+    reader = csv.reader(lines[1:], delimiter="\t", quoting=csv.QUOTE_NONE)
+    for offset, fields in enumerate(reader):
+        line_no = offset + 2
+        if not fields or (len(fields) == 1 and not fields[0].strip()):
+            continue
+        if len(fields) != len(header):
+            raise ReleaseError(
+                f"{path}: line {line_no}: expected {len(header)} tab-separated fields, found "
+                f"{len(fields)}"
+            )
+        records.append((line_no, fields))
+    return header, records
+
+
+@dataclass(frozen=True)
+class SentenceReports:
+    """``reported.tsv``: which sentences users reported, and why, by line.
+
+    A clip matches a report line by ``sentence_id`` where both have one, else by the sentence
+    text (whitespace normalised): older releases have no ids on either side.
+    """
+
+    path: Path
+    by_id: dict[str, list[tuple[int, str]]]  # sentence_id -> (line, reason) of lines with an id
+    by_text_no_id: dict[str, list[tuple[int, str]]]  # text -> lines without an id
+    by_text: dict[str, list[tuple[int, str]]]  # text -> every line
+    rows: int
+
+    def lookup(self, sentence_id: str, sentence: str) -> str:
+        """The reports of one clip's sentence as ``<file>: line 3: reason, line 9: reason``."""
+        text = normalise_sentence(sentence)
+        if sentence_id:
+            found = self.by_id.get(sentence_id, []) + self.by_text_no_id.get(text, [])
+        else:
+            found = self.by_text.get(text, [])
+        if not found:
+            return ""
+        return f"{self.path}: " + ", ".join(f"line {n}: {r}" for n, r in sorted(set(found)))
+
+
+def read_reported(path: str | Path) -> SentenceReports:
+    """Parse ``reported.tsv`` (sentence_id, sentence, locale, reason; older: no sentence_id)."""
+    path = Path(path)
+    header, records = _read_table(path, ("sentence",))
+    col = {name: header.index(name) for name in header}
+    by_id: dict[str, list[tuple[int, str]]] = {}
+    by_text_no_id: dict[str, list[tuple[int, str]]] = {}
+    by_text: dict[str, list[tuple[int, str]]] = {}
+    for line_no, fields in records:
+        reason = fields[col["reason"]].strip() if "reason" in col else ""
+        entry = (line_no, reason or "no reason given")
+        text = normalise_sentence(fields[col["sentence"]])
+        sentence_id = fields[col["sentence_id"]].strip() if "sentence_id" in col else ""
+        if sentence_id:
+            by_id.setdefault(sentence_id, []).append(entry)
+        else:
+            by_text_no_id.setdefault(text, []).append(entry)
+        by_text.setdefault(text, []).append(entry)
+    return SentenceReports(path, by_id, by_text_no_id, by_text, len(records))
+
+
+def read_clip_durations(path: str | Path) -> dict[str, tuple[float, int]]:
+    """Parse ``clip_durations.tsv`` (clip, duration[ms]) into clip name -> (seconds, line)."""
+    path = Path(path)
+    header, records = _read_table(path, ("clip", "duration[ms]"))
+    clip_col, ms_col = header.index("clip"), header.index("duration[ms]")
+    durations: dict[str, tuple[float, int]] = {}
+    for line_no, fields in records:
+        clip = clip_name(fields[clip_col])
+        try:
+            seconds = float(fields[ms_col]) / 1000.0
+        except ValueError:
+            raise ReleaseError(
+                f"{path}: line {line_no}: duration[ms] is not a number ({fields[ms_col]!r})"
+            ) from None
+        if clip in durations and durations[clip][0] != seconds:
+            first_seconds, first_line = durations[clip]
+            raise ReleaseError(
+                f"{path}: line {line_no}: {clip} listed again with another duration "
+                f"({seconds} s; line {first_line} says {first_seconds} s)"
+            )
+        durations.setdefault(clip, (seconds, line_no))
+    return durations
+
+
+def count_rows(path: str | Path) -> int:
+    """Data lines of a TSV (blank lines and the header not counted); it must be UTF-8."""
+    lines = _check_utf8(Path(path)).splitlines()
+    return sum(1 for line in lines[1:] if line.strip())
+
+
+@dataclass(frozen=True)
+class ReleaseFiles:
+    """What a release ships besides its split TSVs; ``None`` for a file it does not have."""
+
+    release_dir: Path
+    reports: SentenceReports | None
+    durations: dict[str, tuple[float, int]] | None
+    row_counts: dict[str, int | None]  # optional file -> its data rows (None: absent)
+
+    @property
+    def absent(self) -> list[str]:
+        """The optional files this release does not ship, in :data:`OPTIONAL_FILES` order."""
+        return [name for name in OPTIONAL_FILES if self.row_counts[name] is None]
+
+    def annotate(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Add ``sentence_id``, ``reported``, ``listed_duration(_row)`` to split rows.
+
+        Validation decides on them (``sentence_not_reported``, ``duration_matches_listed``); a
+        clip clip_durations.tsv does not list gets NaN and is not checked.
+        """
+        out = rows.copy()
+        ids = (
+            out["sentence_id"].fillna("").astype(str).str.strip()
+            if "sentence_id" in out.columns
+            else pd.Series([""] * len(out), index=out.index, dtype=object)
+        )
+        out["sentence_id"] = ids.astype("string")
+        if self.reports is None:
+            out["reported"] = ""
+        else:
+            out["reported"] = [
+                self.reports.lookup(i, s) for i, s in zip(ids, out["sentence"], strict=True)
+            ]
+        listed = [(self.durations or {}).get(p, (float("nan"), 0)) for p in out["path"].astype(str)]
+        out["listed_duration"] = pd.Series([d for d, _ in listed], index=out.index, dtype="float64")
+        out["listed_duration_row"] = pd.Series(
+            [n for _, n in listed], index=out.index, dtype="int64"
+        )
+        out["reported"] = out["reported"].astype("string")
+        return out
+
+    def summary(self) -> dict[str, object]:
+        """Counts for ``reports/validation.json``: rows per optional file (null when absent)."""
+        counts = {
+            f"{name.removesuffix('.tsv')}_rows": self.row_counts[name] for name in OPTIONAL_FILES
+        }
+        return {**counts, "absent_files": self.absent}
+
+
+def read_release_files(release_dir: str | Path) -> ReleaseFiles:
+    """Read a release's optional files (those it has); each is an error naming its line."""
+    release_dir = Path(release_dir)
+    present = {name: (release_dir / name).is_file() for name in OPTIONAL_FILES}
+    reports = read_reported(release_dir / REPORTED_FILE) if present[REPORTED_FILE] else None
+    durations = (
+        read_clip_durations(release_dir / CLIP_DURATIONS_FILE)
+        if present[CLIP_DURATIONS_FILE]
+        else None
+    )
+    counts: dict[str, int | None] = {}
+    for name in OPTIONAL_FILES:
+        if not present[name]:
+            counts[name] = None
+        elif reports is not None and name == REPORTED_FILE:
+            counts[name] = reports.rows
+        else:
+            counts[name] = count_rows(release_dir / name)
+    return ReleaseFiles(release_dir, reports, durations, counts)

@@ -1,4 +1,10 @@
-"""Turn a Common Voice release into per-split manifests with audio measurements.
+"""Turn a Common Voice release into per-role manifests with audio measurements.
+
+The downstream stages know three roles, train, dev and test; which split TSVs of the release
+fill each is params ``data.train_splits`` and ``data.eval_split`` (:func:`source.split_roles`).
+Each row keeps its ``release_split``. What the release says about a clip besides its split TSV
+(a reported sentence, the duration Common Voice measured) is added to the row here and judged
+by validation, so that every rule lives in the one suite.
 
 Each clip is decoded once here to measure it (duration, peak, RMS, silence and clipping
 ratios); the validation suite then decides on those numbers. A clip that cannot be decoded
@@ -8,16 +14,24 @@ ratios); the validation suite then decides on those numbers. A clip that cannot 
 from __future__ import annotations
 
 import multiprocessing
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from swedish_transcriber.audio import AudioError, measure, read_audio
 from swedish_transcriber.data import commonvoice
-from swedish_transcriber.data.manifest import SPLITS, conform, empty_manifest, quarantine_rows
+from swedish_transcriber.data.manifest import (
+    conform_with_release,
+    empty_manifest,
+    quarantine_rows,
+)
+from swedish_transcriber.data.source import split_roles
 
 STAGE = "ingest"
+RELEASE_FILE = "release.json"  # beside the manifests: roles and the release's side files
 
 
 @dataclass(frozen=True)
@@ -50,10 +64,15 @@ class IngestParams:
 
 @dataclass
 class IngestResult:
-    """Manifests per split and the rows set aside, with reasons."""
+    """Manifests per role, the rows set aside with reasons, and what the release holds.
+
+    ``release``: the roles' release splits and the optional files' row counts (``release.json``
+    beside the manifests; validation copies it into its report under ``release``).
+    """
 
     splits: dict[str, pd.DataFrame]
     quarantine: list[pd.DataFrame]
+    release: dict[str, Any] = field(default_factory=dict)
 
 
 def _measure_one(args: tuple[str, MeasureSettings]) -> dict[str, float | int] | str:
@@ -78,27 +97,48 @@ def measure_clips(
         return pool.map(_measure_one, jobs, chunksize=max(1, len(jobs) // (num_proc * 8)))
 
 
-def ingest_split(
+def _read_role(
+    release_dir: Path, role: str, release_splits: Sequence[str]
+) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """The rows of a role's split TSVs, in order, each with its ``release_split``."""
+    frames: list[pd.DataFrame] = []
+    quarantined: list[pd.DataFrame] = []
+    for split in release_splits:
+        table = commonvoice.read_tsv(commonvoice.split_tsv(release_dir, split))
+        if len(table.malformed):
+            bad = table.malformed.copy()
+            bad["split"] = role
+            bad["release_split"] = split
+            bad["stage"] = STAGE
+            quarantined.append(bad)
+        rows = table.rows.copy()
+        rows["release_split"] = split
+        frames.append(rows)
+    rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    return rows, quarantined
+
+
+def ingest_role(
     release_dir: str | Path,
-    split: str,
+    role: str,
+    release_splits: Sequence[str],
+    files: commonvoice.ReleaseFiles,
     max_clips: int,
     seed: int,
     settings: MeasureSettings,
     num_proc: int = 1,
 ) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
-    """Read and measure one split; return its manifest and its quarantined rows."""
+    """Read, annotate and measure one role; return its manifest and its quarantined rows.
+
+    ``max_clips`` applies to the role (all its release splits together): it bounds what the
+    role costs downstream, whichever splits fill it.
+    """
     release_dir = Path(release_dir)
-    table = commonvoice.read_tsv(commonvoice.split_tsv(release_dir, split))
-    rows = commonvoice.take_subset(table.rows, max_clips, seed).reset_index(drop=True)
-    quarantined: list[pd.DataFrame] = []
-    if len(table.malformed):
-        bad = table.malformed.copy()
-        bad["split"] = split
-        bad["stage"] = STAGE
-        quarantined.append(bad)
+    rows, quarantined = _read_role(release_dir, role, release_splits)
+    rows = commonvoice.take_subset(rows, max_clips, seed).reset_index(drop=True)
     if rows.empty:
-        return empty_manifest(), quarantined
-    rows["split"] = split
+        return conform_with_release(empty_manifest()), quarantined
+    rows["split"] = role
     no_path = rows["path"] == ""
     if no_path.any():
         reasons = [
@@ -109,6 +149,7 @@ def ingest_split(
         ]
         quarantined.append(quarantine_rows(rows[no_path], STAGE, reasons))
         rows = rows[~no_path].reset_index(drop=True)
+    rows = files.annotate(rows)
     rows["audio_file"] = [str(release_dir / commonvoice.CLIPS_DIR / p) for p in rows["path"]]
     results = measure_clips(rows["audio_file"].tolist(), settings, num_proc)
     failed = [isinstance(r, str) for r in results]
@@ -130,8 +171,21 @@ def ingest_split(
     for column in stats.columns:
         ok[column] = stats[column].to_numpy()
     if ok.empty:
-        return empty_manifest(), quarantined
-    return conform(ok, extra_ok=False), quarantined
+        return conform_with_release(empty_manifest()), quarantined
+    return conform_with_release(ok), quarantined
+
+
+def ingest_split(
+    release_dir: str | Path,
+    split: str,
+    max_clips: int,
+    seed: int,
+    settings: MeasureSettings,
+    num_proc: int = 1,
+) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """Read and measure one split of the release as the role of the same name."""
+    files = commonvoice.read_release_files(release_dir)
+    return ingest_role(release_dir, split, [split], files, max_clips, seed, settings, num_proc)
 
 
 def ingest_release(
@@ -140,8 +194,15 @@ def ingest_release(
     seed: int,
     settings: MeasureSettings,
     num_proc: int = 1,
+    train_splits: Sequence[str] = ("train",),
+    eval_split: str = "test",
 ) -> IngestResult:
-    """Ingest train, dev and test of a release directory."""
+    """Ingest the train, dev and test roles of a release directory.
+
+    A role filled by the same release splits as an earlier one (dev when it is the eval split)
+    is the same manifest under its own role name, measured once and quarantined once.
+    Nothing reads ``invalidated.tsv`` or ``other.tsv`` into a role: they are only counted.
+    """
     release_dir = Path(release_dir)
     if not release_dir.is_dir():
         raise commonvoice.ReleaseError(
@@ -149,10 +210,33 @@ def ingest_release(
             f"Voice release (e.g. data/raw/cv-corpus-17.0-2024-03-15/sv-SE) or set "
             f"data.source: demo and data.raw_dir: data/raw/demo"
         )
+    roles = split_roles(list(train_splits), eval_split)
+    files = commonvoice.read_release_files(release_dir)
+    done: dict[tuple[str, ...], pd.DataFrame] = {}
     splits: dict[str, pd.DataFrame] = {}
-    quarantine: list[pd.DataFrame] = []
-    for split in SPLITS:
-        manifest, bad = ingest_split(release_dir, split, max_clips, seed, settings, num_proc)
-        splits[split] = manifest
-        quarantine.extend(bad)
-    return IngestResult(splits=splits, quarantine=quarantine)
+    quarantine: dict[str, list[pd.DataFrame]] = {}
+    # test before dev: a dev role that is the eval split reuses the test role's manifest.
+    for role in ("train", "test", "dev"):
+        key = tuple(roles[role])
+        if key in done:
+            manifest = done[key].copy()
+            manifest["split"] = pd.Series([role] * len(manifest), dtype="string")
+            quarantine[role] = []
+        else:
+            manifest, quarantine[role] = ingest_role(
+                release_dir, role, key, files, max_clips, seed, settings, num_proc
+            )
+            done[key] = manifest
+        splits[role] = manifest
+    release: dict[str, Any] = {
+        "train_splits": roles["train"],
+        "dev_split": roles["dev"][0],
+        "eval_split": roles["test"][0],
+        **files.summary(),
+    }
+    order = ("train", "dev", "test")
+    return IngestResult(
+        splits={role: splits[role] for role in order},
+        quarantine=[q for role in order for q in quarantine[role]],
+        release=release,
+    )

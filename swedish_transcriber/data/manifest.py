@@ -38,6 +38,17 @@ COLUMNS: dict[str, str] = {
     "tsv_row": "int64",  # its 1-based line number in that file (the header is line 1)
 }
 
+# What the release says about a row besides its split TSV (ingest fills them; validation
+# checks them). Optional: a manifest made elsewhere (tests, benchmarks) may lack them, and
+# :func:`with_release_columns` then fills the "nothing known" value.
+RELEASE_COLUMNS: dict[str, str] = {
+    "release_split": "string",  # the release's split TSV the row came from (train, dev, test)
+    "sentence_id": "string",  # the release's sentence id; "" when the release has none
+    "reported": "string",  # the reported.tsv lines that report the sentence; "" = none
+    "listed_duration": "float64",  # seconds, from clip_durations.tsv; NaN = not listed there
+    "listed_duration_row": "int64",  # the line of clip_durations.tsv; 0 = not listed there
+}
+
 QUARANTINE_COLUMNS: tuple[str, ...] = ("stage", "reason")
 
 
@@ -57,6 +68,35 @@ def conform(df: pd.DataFrame, extra_ok: bool = True) -> pd.DataFrame:
         for c in extra:
             out[c] = df[c].values
     return out.reset_index(drop=True)
+
+
+def with_release_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every :data:`RELEASE_COLUMNS` column typed, missing ones (or values) filled.
+
+    A missing ``release_split`` is the row's ``split`` (roles and release splits were the same
+    before they could differ); the others say "nothing known": no id, not reported, not listed.
+    """
+    out = df.copy()
+    defaults: dict[str, object] = {
+        "sentence_id": "",
+        "reported": "",
+        "listed_duration": float("nan"),
+        "listed_duration_row": 0,
+    }
+    for column, dtype in RELEASE_COLUMNS.items():
+        fill = out["split"] if column == "release_split" else defaults[column]
+        if column not in out.columns:
+            out[column] = fill
+        elif column != "listed_duration":  # NaN is its "not listed"
+            out[column] = out[column].where(out[column].notna(), fill)
+        out[column] = out[column].astype(dtype)
+    return out
+
+
+def conform_with_release(df: pd.DataFrame) -> pd.DataFrame:
+    """:data:`COLUMNS` then :data:`RELEASE_COLUMNS`, typed (missing release columns filled)."""
+    full = with_release_columns(df)
+    return conform(full[[*COLUMNS, *RELEASE_COLUMNS]])
 
 
 def split_file(directory: str | Path, split: str) -> Path:

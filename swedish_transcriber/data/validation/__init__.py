@@ -7,9 +7,10 @@ is named by GX's own per-row result (``unexpected_index_list`` with ``result_for
 instead of by a second, possibly diverging, implementation of the same rule.
 
 The suite runs once over all splits together (one DataFrame with a ``split`` column) so that
-cross-split rules (unique ``path``, no speaker in both train and test) see everything. Two
+cross-split rules (unique ``path``, no speaker in both train and test) see everything. Three
 columns are derived in pandas before GX runs, because GX has no expectation for them on a
-pandas batch: ``chars_per_second`` and ``train_speaker_in_test``. A ``row_id`` column (the
+pandas batch: ``chars_per_second``, ``duration_mismatch`` (against ``clip_durations.tsv``) and
+``train_speaker_in_test``. A ``row_id`` column (the
 position in the combined frame) is GX's ``unexpected_index_column_names`` and maps each
 unexpected value back to its row.
 
@@ -25,6 +26,14 @@ Policies worth knowing:
   quarantined.)
 * Speaker in both train and test: the TRAIN rows of such a speaker are quarantined, the test
   set is kept intact (so WER stays comparable across runs).
+* What the release says about a clip besides its split TSV (ingest adds it to the row): a
+  clip whose sentence ``reported.tsv`` lists is quarantined with the report lines and reasons;
+  a clip whose measured duration is more than ``max_duration_mismatch`` seconds from the one
+  ``clip_durations.tsv`` lists is quarantined with both numbers. A clip the file does not list
+  is not checked (GX skips the null difference).
+* Roles: when the dev role is the eval split (``release.json``: ``dev_split`` equals
+  ``eval_split``, e.g. trained on train+dev), the suite checks those rows once, as test, and
+  the validated dev role is the validated test rows (:func:`validate_manifest_dir`).
 * Nulls: GX's column-map expectations skip nulls, so ``sentence``, ``duration`` and
   ``silence_ratio`` also have a not-null expectation; otherwise a missing value would pass.
 
@@ -45,6 +54,7 @@ from swedish_transcriber.data.validation.policy import (
     ValidationResult,
     enforce_max_fail_rate,
     failure_summary,
+    validate_manifest_dir,
     validate_manifests,
 )
 from swedish_transcriber.data.validation.suite import build_checks, combine_splits, run_suite
@@ -61,6 +71,7 @@ __all__ = [
     "failure_summary",
     "make_docs_deterministic",
     "run_suite",
+    "validate_manifest_dir",
     "validate_manifests",
 ]
 
@@ -80,6 +91,7 @@ class ValidationSettings:
     max_chars_per_second: float
     max_silence_ratio: float
     max_fail_rate: float  # the stage fails when more than this share of rows is quarantined
+    max_duration_mismatch: float  # seconds between measured and clip_durations.tsv's duration
 
     def __post_init__(self) -> None:
         """Reject inconsistent thresholds now, with the key's name, not deep inside GX."""
@@ -100,6 +112,11 @@ class ValidationSettings:
             )
         if not 0 <= self.max_fail_rate <= 1:
             raise ParamsError(f"{where}.max_fail_rate: must be in [0, 1], got {self.max_fail_rate}")
+        if not self.max_duration_mismatch > 0:
+            raise ParamsError(
+                f"{where}.max_duration_mismatch: must be > 0 seconds (MP3 decoders disagree by "
+                f"tens of ms), got {self.max_duration_mismatch}"
+            )
         if not self.allowed_characters:
             raise ParamsError(f"{where}.allowed_characters: must not be empty")
         if _closes_class_early(self.allowed_characters):

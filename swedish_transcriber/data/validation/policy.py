@@ -8,15 +8,23 @@ clips bad.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from swedish_transcriber.data.manifest import COLUMNS, quarantine_rows
+from swedish_transcriber.data.manifest import (
+    COLUMNS,
+    RELEASE_COLUMNS,
+    SPLITS,
+    conform_with_release,
+    quarantine_rows,
+    read_split,
+)
 from swedish_transcriber.data.validation.docs import add_offline_index, make_docs_deterministic
 from swedish_transcriber.data.validation.suite import (
     ROW_ID,
@@ -30,6 +38,7 @@ if TYPE_CHECKING:
     from swedish_transcriber.data.validation import ValidationSettings
 
 STAGE = "validate"
+RELEASE_FILE = "release.json"  # written by ingest beside the manifests (data.ingest)
 
 
 @dataclass
@@ -37,14 +46,16 @@ class ValidationResult:
     """What one run of the suite decided.
 
     ``passed``: split -> the rows that passed, exactly as given (same columns and values).
-    ``quarantined``: every failed row with the manifest columns plus ``stage`` and ``reason``.
-    ``report``: flat numbers for DVC metrics (``reports/validation.json``).
+    ``quarantined``: every failed row with the manifest and release columns plus ``stage`` and
+    ``reason``.
+    ``report``: numbers for DVC metrics (``reports/validation.json``), flat except ``release``
+    (what the release holds, when the manifests came with ``release.json``).
     ``docs_index``: the Data Docs ``index.html``, when a docs directory was given.
     """
 
     passed: dict[str, pd.DataFrame]
     quarantined: pd.DataFrame
-    report: dict[str, int | float]
+    report: dict[str, Any]
     failed_by_check: dict[str, int]
     labels: dict[str, str]
     docs_index: Path | None = None
@@ -167,8 +178,9 @@ def validate_manifests(
         bad = np.array([i in failed_ids for i in ids], dtype=bool)
         passed[split] = original.loc[~bad].reset_index(drop=True)
         if bad.any():
-            rows = original.loc[bad, list(COLUMNS)].copy()
+            rows = original.loc[bad].copy()
             rows["split"] = split
+            rows = conform_with_release(rows)
             texts = [
                 "; ".join(reasons[int(i)][k] for k in order if k in reasons[int(i)])
                 for i in ids[bad]
@@ -177,7 +189,7 @@ def validate_manifests(
     quarantine = (
         pd.concat(quarantined, ignore_index=True)
         if quarantined
-        else quarantine_rows(frame.loc[[], list(COLUMNS)], STAGE, [])
+        else quarantine_rows(frame.loc[[], [*COLUMNS, *RELEASE_COLUMNS]], STAGE, [])
     )
 
     report = _report(frame, ordered_splits(splits), failed_ids, failed_by_check, duplicate_groups)
@@ -213,3 +225,51 @@ def enforce_max_fail_rate(result: ValidationResult, max_fail_rate: float, where:
     if where:
         message += f"\n{where}"
     raise ValidationGateError(message, result)
+
+
+def read_release(manifest_dir: str | Path) -> dict[str, Any] | None:
+    """``release.json`` beside the manifests (ingest writes it), or ``None`` when there is none.
+
+    Manifests made elsewhere (tests, benchmarks) have none: their roles are their splits.
+    """
+    path = Path(manifest_dir) / RELEASE_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def validate_manifest_dir(
+    manifest_dir: str | Path,
+    settings: ValidationSettings,
+    docs_dir: str | Path | None = None,
+) -> ValidationResult:
+    """Validate the train, dev and test manifests of ``manifest_dir`` as the stage does.
+
+    When ``release.json`` says the dev role is the eval split, the dev manifest holds the test
+    rows again: they are validated once (as test; a second copy would be quarantined as a
+    duplicate path), the validated dev role is the validated test rows, and the report's
+    ``dev_*`` counts are test's (``total`` counts each row once). The report gets ``release``:
+    the roles' release splits and the optional files' row counts (null: file absent).
+    """
+    release = read_release(manifest_dir)
+    splits = {split: read_split(manifest_dir, split) for split in SPLITS}
+    dev_is_eval = release is not None and release["dev_split"] == release["eval_split"]
+    if dev_is_eval:
+        dev, test = (set(splits[s]["path"].astype(str)) for s in ("dev", "test"))
+        if dev != test:
+            raise ValueError(
+                f"{Path(manifest_dir) / RELEASE_FILE}: the dev role is the eval split "
+                f"{release['eval_split']!r}, but dev.parquet and test.parquet hold different "
+                f"clips; re-run the ingest stage"
+            )
+        del splits["dev"]
+    result = validate_manifests(splits, settings, docs_dir)
+    if dev_is_eval:
+        dev = result.passed["test"].copy()
+        dev["split"] = pd.Series(["dev"] * len(dev), dtype="string")
+        result.passed = {"train": result.passed["train"], "dev": dev, "test": result.passed["test"]}
+        for part in ("total", "passed", "failed"):
+            result.report[f"dev_{part}"] = result.report[f"test_{part}"]
+    if release is not None:
+        result.report["release"] = release
+    return result

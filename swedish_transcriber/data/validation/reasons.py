@@ -12,10 +12,12 @@ import math
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 CHARS_PER_SECOND = "chars_per_second"
 SPEAKER_IN_TEST = "train_speaker_in_test"
+DURATION_MISMATCH = "duration_mismatch"
 
 
 def num(value: Any, *bounds: float) -> str:
@@ -92,3 +94,21 @@ def speaker(entry: dict[str, Any], row: Mapping[str, Any]) -> str:
         f"speaker {short} also speaks in test; this TRAIN row is quarantined so that the test "
         f"set stays intact"
     )
+
+
+def duration_mismatch(tolerance: float) -> Callable:
+    """Explain a measured duration far from the one clip_durations.tsv lists."""
+
+    def explain(entry: dict[str, Any], row: Mapping[str, Any]) -> str:
+        listed = Path(str(row["tsv_file"])).parent / "clip_durations.tsv"
+        return (
+            f"measured {num(row['duration'])} s, {listed} line {row['listed_duration_row']} "
+            f"lists {num(row['listed_duration'])} s: off by "
+            f"{num(entry[DURATION_MISMATCH], tolerance)} s > {tolerance} s"
+        )
+
+    return explain
+
+
+def reported(entry: dict[str, Any], row: Mapping[str, Any]) -> str:
+    return f"the sentence was reported: {row['reported']}"

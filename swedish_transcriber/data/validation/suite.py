@@ -21,16 +21,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from swedish_transcriber.data.manifest import COLUMNS, SPLITS, conform
+from swedish_transcriber.data.manifest import COLUMNS, RELEASE_COLUMNS, SPLITS, conform_with_release
 from swedish_transcriber.data.validation.docs import FIXED_RUN_TIME
 from swedish_transcriber.data.validation.reasons import (
     CHARS_PER_SECOND,
+    DURATION_MISMATCH,
     SPEAKER_IN_TEST,
     between,
     blank,
     characters,
     chars_per_second,
+    duration_mismatch,
     missing,
+    reported,
     speaker,
     votes,
 )
@@ -124,6 +127,17 @@ def build_checks(settings: ValidationSettings) -> list[Check]:
             max_value=s.max_duration,
         ),
         check(
+            "duration_matches_listed",
+            E.ExpectColumnValuesToBeBetween,
+            "|measured duration - clip_durations.tsv's| (derived): far apart, the file is not the "
+            "clip the release measured (truncated, replaced). MP3 decoders differ by up to a few "
+            "hundred ms (validate.max_duration_mismatch). A clip the file does not list (or a "
+            "release without it) is not checked.",
+            duration_mismatch(s.max_duration_mismatch),
+            column=DURATION_MISMATCH,
+            max_value=s.max_duration_mismatch,
+        ),
+        check(
             "sentence_not_null",
             E.ExpectColumnValuesToNotBeNull,
             "A clip without a transcript cannot be trained on.",
@@ -146,6 +160,16 @@ def build_checks(settings: ValidationSettings) -> list[Check]:
             characters(s.disallowed_regex),
             column="sentence",
             regex=s.disallowed_regex,
+        ),
+        check(
+            "sentence_not_reported",
+            E.ExpectColumnValueLengthsToEqual,
+            "reported (from reported.tsv) lists the reports of the clip's sentence (by "
+            "sentence_id, else by text): users flagged it as offensive, misspelt, in another "
+            "language or hard to say, so it is not trusted as a transcript.",
+            reported,
+            column="reported",
+            value=0,
         ),
         check(
             "path_unique",
@@ -228,19 +252,21 @@ def combine_splits(splits: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """
     frames = []
     for split in ordered_splits(splits):
-        frame = conform(splits[split], extra_ok=False)
+        frame = conform_with_release(splits[split])
         frame["split"] = pd.Series([split] * len(frame), dtype="string")
         frames.append(frame)
     combined = (
         pd.concat(frames, ignore_index=True)
         if frames
-        else pd.DataFrame({c: pd.Series(dtype=t) for c, t in COLUMNS.items()})
+        else pd.DataFrame(
+            {c: pd.Series(dtype=t) for c, t in {**COLUMNS, **RELEASE_COLUMNS}.items()}
+        )
     )
     return add_derived_columns(combined)
 
 
 def add_derived_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add ``row_id``, ``chars_per_second`` and ``train_speaker_in_test`` (GX checks them).
+    """Add ``row_id``, ``chars_per_second``, ``duration_mismatch``, ``train_speaker_in_test``.
 
     ``chars_per_second`` is null for a blank sentence (that row fails ``sentence_not_blank``;
     a rate of 0 would only repeat it) and infinite for text over a 0 s clip.
@@ -253,6 +279,8 @@ def add_derived_columns(frame: pd.DataFrame) -> pd.DataFrame:
         rate = np.where(duration > 0, chars / duration, np.inf)
     rate[(chars == 0) | np.isnan(duration)] = np.nan
     out[CHARS_PER_SECOND] = rate
+    listed = out["listed_duration"].astype("float64").to_numpy()
+    out[DURATION_MISMATCH] = np.abs(duration - listed)  # NaN when not listed: not checked
     speaker = out["client_id"].fillna("")
     test_speakers = set(speaker[(out["split"] == "test").fillna(False)]) - {""}
     in_test = (out["split"] == "train").fillna(False) & speaker.isin(test_speakers)
@@ -316,10 +344,10 @@ def _for_gx(frame: pd.DataFrame) -> pd.DataFrame:
     """
     columns = [
         ROW_ID, "split", "tsv_row", "path", "sentence", "duration", "up_votes", "down_votes",
-        "silence_ratio", CHARS_PER_SECOND, SPEAKER_IN_TEST,
+        "silence_ratio", CHARS_PER_SECOND, SPEAKER_IN_TEST, DURATION_MISMATCH, "reported",
     ]  # fmt: skip
     out = frame[columns].copy()
-    for name in ("split", "path", "sentence"):
+    for name in ("split", "path", "sentence", "reported"):
         out[name] = out[name].astype(object).where(out[name].notna(), None)
     return out
 
