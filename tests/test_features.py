@@ -227,3 +227,14 @@ def test_pad_features_checks_its_rows():
         pad_features([np.zeros((80, 10))], [0.0])  # mels x frames: the old layout
     with pytest.raises(ValueError, match="at most 3000"):
         pad_features([np.zeros((3001, 80))], [0.0])
+
+
+def test_a_table_in_the_old_padded_layout_is_a_clear_error(tmp_path):
+    import datasets
+
+    from swedish_transcriber.data.features import load_split
+
+    old = {"input_features": [np.zeros((80, 3000), np.float16)], "labels": [[1, 2]]}
+    datasets.Dataset.from_dict(old).save_to_disk(str(tmp_path / "dev"))
+    with pytest.raises(ValueError, match=r"dev: .* no pad_value column: .* featurize it again"):
+        load_split(tmp_path, "dev")

@@ -291,4 +291,10 @@ def load_split(features_dir: Path, split: str) -> datasets.Dataset:
             f"{folder}: the featurized {split} split has no rows (every clip quarantined? "
             f"see data/quarantine/); nothing to train or evaluate on"
         )
+    if PAD_COLUMN not in table.column_names:
+        raise ValueError(
+            f"{folder}: the featurized {split} split has no {PAD_COLUMN} column: it holds "
+            f"whole padded 30 s windows, as featurize stored them before; featurize it again "
+            f"(dvc repro featurize)"
+        )
     return table

@@ -207,7 +207,8 @@ def transcribe_table(
 ) -> list[str]:
     """Transcripts of every row of a feature table, in order, ``options.batch_size`` at a time.
 
-    The table's ``duration`` column (seconds) sets each clip's token cap.
+    The table's ``duration`` column (seconds) sets each clip's token cap; the stored frames
+    are padded to Whisper's window by ``features.pad_features``.
     """
     hypotheses: list[str] = []
     rows = table.select_columns(["input_features", PAD_COLUMN, "duration"]).with_format("numpy")
