@@ -217,7 +217,7 @@ class _Featurizer:
             if not np.all(window[:, keep:] == pad):
                 raise RuntimeError(
                     f"{file}: the feature extractor's padded frames are not one constant "
-                    f"(dither on?), so only the clip's own frames cannot be stored"
+                    f"(dither on?): storing only the clip's own frames would lose the rest"
                 )
         else:  # a clip filling the window: nothing to pad, the value is Whisper's rule
             pad = max(float(window.max()) - 2.0, SILENT_PAD)
