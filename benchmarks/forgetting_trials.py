@@ -36,6 +36,8 @@ import torch
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 from transformers.modeling_outputs import BaseModelOutput
 
+from swedish_transcriber.data.features import pad_features
+
 BASE = os.environ.get("BASE", "models/base")
 CACHE = os.environ.get("CACHE", "checkpoints/encoder_cache/train/table")
 TEST = os.environ.get("TEST", "data/features/test")
@@ -171,6 +173,7 @@ def main(argv: list[str]) -> None:
     test = datasets.load_from_disk(TEST).with_format("numpy")
     n = cfg.get("ntest", 32)
     demo = test.select(range(0, len(test), max(1, len(test) // n)))[:n]
+    demo_windows = pad_features(demo["input_features"], demo["pad_value"])  # stored unpadded
     for a in cfg.get("alphas", [1.0, 0.5]):
         model.load_state_dict(
             {
@@ -179,9 +182,7 @@ def main(argv: list[str]) -> None:
             }
         )
         real = scores(real_refs, decode(model, processor.tokenizer, real_features))
-        synthetic = scores(
-            demo["sentence"], decode(model, processor.tokenizer, demo["input_features"])
-        )
+        synthetic = scores(demo["sentence"], decode(model, processor.tokenizer, demo_windows))
         result = {
             "alpha": a,
             "real_wer": round(real[0], 3),

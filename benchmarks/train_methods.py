@@ -82,22 +82,28 @@ def method_params(name: str, batch: int):
 
 
 def random_rows(model, batch: int, seed: int) -> tuple[list[dict], dict[str, float]]:
-    """``batch`` clips: random log-mel, random labels; encoder states by the base encoder."""
+    """``batch`` clips: random log-mel, random labels; encoder states by the base encoder.
+
+    The log-mel rows are stored as featurize stores them: a 5 s clip's own frames (frames x
+    mels) and a pad value; the collator pads them to the 30 s window, as in training.
+    """
+    from swedish_transcriber.data.features import stored_frames
     from swedish_transcriber.model.encoder_cache import _encode
 
     generator = torch.Generator().manual_seed(seed)
     mels = int(model.config.num_mel_bins)
-    frames = 2 * int(model.config.max_source_positions)
-    features = (0.5 * torch.randn(batch, mels, frames, generator=generator)).to(torch.float16)
+    frames = stored_frames(5 * 16_000, 2 * int(model.config.max_source_positions))
+    features = (0.5 * torch.randn(batch, frames, mels, generator=generator)).to(torch.float16)
+    pads = [-1.0] * batch
     sot = int(model.config.decoder_start_token_id)
     eot = int(model.config.eos_token_id)
     text = torch.randint(0, 50000, (batch, LABEL_TOKENS - 2), generator=generator)
     labels = [[sot, *row.tolist(), eot] for row in text]
     rows = [
-        {"input_features": f.numpy(), "labels": lab}
-        for f, lab in zip(features, labels, strict=True)
+        {"input_features": f.numpy(), "pad_value": pad, "labels": lab}
+        for f, pad, lab in zip(features, pads, labels, strict=True)
     ]
-    columns = {"input_features": features.numpy(), "labels": labels}
+    columns = {"input_features": features.numpy(), "pad_value": pads, "labels": labels}
     timing = {}
     states: dict[str, list] = {}
     for key, below in (("encoder_hidden_states", None), ("encoder_lower_states", -2)):
@@ -116,7 +122,8 @@ class Rows(torch.utils.data.Dataset):
     """The same ``batch`` rows over and over, with only the columns the method's step reads."""
 
     def __init__(self, rows: list[dict], key: str, length: int) -> None:
-        self.rows = [{key: r[key], "labels": r["labels"]} for r in rows]
+        extra = ["pad_value"] if key == "input_features" else []
+        self.rows = [{k: r[k] for k in (key, *extra, "labels")} for r in rows]
         self.length = length
 
     def __len__(self) -> int:

@@ -19,11 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import datasets
-import numpy as np
 
 from swedish_transcriber import stage
 from swedish_transcriber.atomic import atomic_dir
-from swedish_transcriber.data.features import load_split
+from swedish_transcriber.data.features import PAD_COLUMN, load_split, pad_features
 from swedish_transcriber.evaluation.report import transcripts_frame
 from swedish_transcriber.evaluation.transcription import (
     EvaluateParams,
@@ -69,11 +68,12 @@ def ct2_transcriber(
     engine = CTranslate2Engine(model_dir, language, options, settings)
 
     def transcribe(table: datasets.Dataset) -> list[str]:
-        rows = table.select_columns(["input_features", "duration"]).with_format("numpy")
+        rows = table.select_columns(["input_features", PAD_COLUMN, "duration"])
+        rows = rows.with_format("numpy")
         hypotheses: list[str] = []
         for start in range(0, len(rows), options.batch_size):
             batch = rows[start : start + options.batch_size]
-            features = np.asarray(batch["input_features"], dtype=np.float32)
+            features = pad_features(batch["input_features"], batch[PAD_COLUMN])
             hypotheses += engine.transcribe_features(features, batch["duration"].tolist())
             print(f"transcribe: {min(start + options.batch_size, len(rows))}/{len(rows)} clips")
         return hypotheses

@@ -19,22 +19,36 @@ def tiny_model():
 
 
 def rows():
+    """Two rows as featurize stores them: a clip's own frames (frames x mels), a pad value."""
+    ramp = np.linspace(-1.0, 1.0, 250 * 80).reshape(250, 80)
     return [
         {
-            "input_features": np.zeros((80, 3000), np.float16),
+            "input_features": np.zeros((100, 80), np.float16),
+            "pad_value": -1.5,
             "labels": [SOT, SV, TRANSCRIBE, NOTS, 100, 200, EOT],
         },
         {
-            "input_features": np.ones((80, 3000), np.float16),
+            "input_features": ramp.astype(np.float16),
+            "pad_value": np.float32(np.float16(-1.0 - 1 / 3)),  # as stored: a float16 value
             "labels": [SOT, SV, TRANSCRIBE, NOTS, 300, EOT],
         },
     ]
+
+
+def window(row) -> np.ndarray:
+    """The row's 30 s window as featurize stored it before (mels x 3000, float16)."""
+    full = np.full((80, 3000), row["pad_value"], np.float16)
+    full[:, : len(row["input_features"])] = row["input_features"].T
+    return full
 
 
 def test_pads_with_ignore_index_and_drops_start_token():
     batch = SpeechSeq2SeqCollator(pad_token_id=EOT, decoder_start_token_id=SOT)(rows())
     assert batch["input_features"].shape == (2, 80, 3000)
     assert batch["input_features"].dtype == torch.float32
+    # The same tensor as the whole stored windows stacked (the collator before padless rows).
+    expected = torch.stack([torch.as_tensor(window(r)).to(torch.float32) for r in rows()])
+    assert torch.equal(batch["input_features"], expected)
     assert batch["labels"].tolist() == [
         [SV, TRANSCRIBE, NOTS, 100, 200, EOT],
         [SV, TRANSCRIBE, NOTS, 300, EOT, IGNORE_INDEX],
@@ -60,7 +74,7 @@ def test_loss_is_the_mean_cross_entropy_of_each_real_next_token(tiny_model):
         loss = tiny_model(**batch).loss
         for row in rows():
             ids = torch.tensor(row["labels"])
-            features = torch.as_tensor(row["input_features"]).float()[None]
+            features = torch.as_tensor(window(row)).float()[None]
             logits = tiny_model(input_features=features, decoder_input_ids=ids[None, :-1]).logits
             nll += torch.nn.functional.cross_entropy(logits[0], ids[1:], reduction="sum")
             targets_seen += len(ids) - 1

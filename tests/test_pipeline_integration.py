@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from swedish_transcriber.data.features import pad_features, stored_frames
 from swedish_transcriber.whisper import N_FRAMES
 from tests.conftest import REPO
 
@@ -102,7 +103,9 @@ def test_repro_builds_features_from_raw_audio(pipeline):
     assert len(train) + quarantined >= 12 and len(train) >= 8
     assert len(test) >= 1
     row = train.with_format("numpy")[0]
-    assert row["input_features"].shape == (80, N_FRAMES)
+    # Only the clip's own frames are stored (frames x mels); pad_features makes the window.
+    assert row["input_features"].shape == (stored_frames(row["input_length"]), 80)
+    assert pad_features([row["input_features"]], [row["pad_value"]]).shape == (1, 80, N_FRAMES)
     assert (pipeline / "models/base/config.json").is_file()
     report = json.loads((pipeline / "reports/validation.json").read_text(encoding="utf-8"))
     assert report, "validation report is empty"

@@ -14,7 +14,7 @@ import datasets
 import numpy as np
 import torch
 
-from swedish_transcriber.data.features import KEEP_COLUMNS, schema
+from swedish_transcriber.data.features import KEEP_COLUMNS, schema, stored_frames
 from swedish_transcriber.model.ct2.to_transformers import set_language_and_task
 
 SENTENCES = (
@@ -112,15 +112,20 @@ def feature_table(rows: int, seed: int, split: str, processor=None) -> datasets.
         "age": ["twenties"] * rows,
         "accent": ["Stockholmska"] * rows,
         "duration": [1.5 + i for i in range(rows)],
+        # As featurize stores them: the clip's own frames (frames x mels) and the pad value.
         "input_features": [
-            (0.5 * rng.standard_normal((80, 3000))).astype(np.float16) for _ in range(rows)
+            (0.5 * rng.standard_normal((stored_frames(int(16000 * (1.5 + i))), 80))).astype(
+                np.float16
+            )
+            for i in range(rows)
         ],
+        "pad_value": [-1.0] * rows,
         "labels": processor.tokenizer(sentences).input_ids if rows else [],
         "input_length": [16000] * rows,
         "reason": [""] * rows,
     }
     assert set(KEEP_COLUMNS) <= set(data)
-    return datasets.Dataset.from_dict(data, features=schema(80, 3000, "float16"))
+    return datasets.Dataset.from_dict(data, features=schema(80, "float16"))
 
 
 def save_tiny_features(out: Path, train: int = 12, dev: int = 4, test: int = 4) -> Path:

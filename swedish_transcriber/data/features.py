@@ -3,7 +3,17 @@
 Features are computed once here (not in the training loop) so that training, evaluation
 and experiments on the model side all read the same cached Arrow tables. Log-mel frames are
 stored as float16 by default: values lie in about [-1.5, 1.5], where float16's 3 significant
-digits lose nothing Whisper notices, and the tables (80 x 3000 per clip) halve in size.
+digits lose nothing Whisper notices, and the tables halve in size.
+
+Only a clip's own frames are stored, not Whisper's whole 30 s window: a Common Voice clip
+is about 5 s, so storing 3000 frames would spend five sixths of the table on padding. The
+extractor zero-pads the audio to 30 s; every frame whose STFT window lies wholly in those
+zeros has, in every mel bin, the one value ``max(clip max - 2, -1.5)`` (Whisper's
+``log_spec.max() - 8`` floor, normalized). So a row keeps the frames that touch audio
+(``input_features``, frames x mels: ``datasets`` lets only an array's first dimension vary)
+and that value (``pad_value``, as stored, in the table's dtype), and :func:`pad_features`
+rebuilds the model input, bit for bit the extractor's padded window at the table's dtype.
+Every reader of ``input_features`` goes through it.
 
 Clips longer than Whisper's 30 s window and labels longer than its 448-token decoder are
 quarantined with the reason instead of being silently truncated.
@@ -12,16 +22,26 @@ quarantined with the reason instead of being silently truncated.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from swedish_transcriber.audio import AudioError, load_audio
 from swedish_transcriber.data.manifest import quarantine_rows
-from swedish_transcriber.whisper import CHUNK_LENGTH, N_TEXT_CTX, SAMPLE_RATE
+from swedish_transcriber.whisper import (
+    CHUNK_LENGTH,
+    HOP_LENGTH,
+    N_FFT,
+    N_FRAMES,
+    N_MELS,
+    N_TEXT_CTX,
+    SAMPLE_RATE,
+)
 
 STAGE = "featurize"
 # Manifest columns carried into the feature tables (for slicing WER by speaker group later).
@@ -35,6 +55,11 @@ KEEP_COLUMNS: tuple[str, ...] = (
     "accent",
     "duration",
 )
+# The value of the padded frames of a row's window (see the module docstring).
+PAD_COLUMN = "pad_value"
+# What a padded frame is when the clip is silent: log10 of the 1e-10 floor, normalized.
+SILENT_PAD = (-10.0 + 4.0) / 4.0
+WHISPER_MELS = (N_MELS, 128)  # mel bins of Whisper's models (128: large-v3)
 
 
 @dataclass(frozen=True)
@@ -83,6 +108,46 @@ def load_processor(model_dir: str | Path, language: str, task: str):
     return processor
 
 
+def stored_frames(n_samples: int, n_frames: int = N_FRAMES) -> int:
+    """How many log-mel frames of a clip of ``n_samples`` samples touch its audio.
+
+    Frame ``t`` of the centred STFT sees samples ``[t * 160 - 200, t * 160 + 200)``; the
+    frames after these see only the zero padding (and the reflection of zeros at the end).
+    """
+    return min(n_frames, -(-(n_samples + N_FFT // 2) // HOP_LENGTH))
+
+
+def pad_features(
+    frames: Sequence[ArrayLike], pad_values: Sequence[float] | ArrayLike, n_frames: int = N_FRAMES
+) -> np.ndarray:
+    """Whisper's model input, float32 ``batch x mels x n_frames``, from stored rows.
+
+    ``frames``: each row's ``input_features`` (its own frames, ``frames x mels``, numpy or
+    torch); ``pad_values``: their ``pad_value``. The frames after a row's own are filled
+    with its pad value, as the feature extractor's zero-padded 30 s window has them.
+    """
+    pads = np.asarray(pad_values, dtype=np.float32).reshape(-1)
+    if len(frames) != len(pads):
+        raise ValueError(f"{len(frames)} rows of frames but {len(pads)} pad values")
+    clips = [np.asarray(f) for f in frames]
+    n_mels = clips[0].shape[-1] if clips else N_MELS
+    batch = np.empty((len(clips), n_mels, n_frames), dtype=np.float32)
+    for i, (clip, pad) in enumerate(zip(clips, pads, strict=True)):
+        if (
+            clip.ndim != 2
+            or clip.shape[1] != n_mels
+            or n_mels not in WHISPER_MELS
+            or clip.shape[0] > n_frames
+        ):
+            raise ValueError(
+                f"row {i}: stored log-mel frames must be (at most {n_frames}) frames x mels "
+                f"({' or '.join(map(str, WHISPER_MELS))}), got shape {clip.shape}"
+            )
+        batch[i, :, : clip.shape[0]] = clip.T
+        batch[i, :, clip.shape[0] :] = pad
+    return batch
+
+
 class _Featurizer:
     """A picklable batch function for ``Dataset.map`` (runs in ``num_proc`` workers)."""
 
@@ -90,7 +155,6 @@ class _Featurizer:
         self.processor = processor
         self.settings = settings
         self.n_mels = int(processor.feature_extractor.feature_size)
-        self.n_frames = int(processor.feature_extractor.nb_max_frames)
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
         import torch
@@ -114,9 +178,14 @@ class _Featurizer:
                 )
                 samples = samples[: int(limit * SAMPLE_RATE)]
             audio.append(samples)
-        features = self.processor.feature_extractor(
+        windows = self.processor.feature_extractor(
             audio, sampling_rate=SAMPLE_RATE, return_tensors="np"
-        ).input_features.astype(self.settings.dtype)
+        ).input_features
+        frames, pads = [], []
+        for i, window in enumerate(windows):
+            stored, pad = self._own_frames(window, len(audio[i]), batch["audio_file"][i])
+            frames.append(stored)
+            pads.append(pad)
         labels = self.processor.tokenizer(batch["sentence"]).input_ids
         for i, ids in enumerate(labels):
             if not reasons[i] and len(ids) > self.settings.max_label_tokens:
@@ -125,17 +194,47 @@ class _Featurizer:
                     f"features.max_label_tokens ({self.settings.max_label_tokens})"
                 )
         out = {c: batch[c] for c in KEEP_COLUMNS}
-        out["input_features"] = list(features)
+        out["input_features"] = frames
+        out[PAD_COLUMN] = pads
         out["labels"] = labels
         out["input_length"] = [len(a) for a in audio]
         out["reason"] = reasons
         return out
 
+    def _own_frames(
+        self, window: np.ndarray, n_samples: int, file: str
+    ) -> tuple[np.ndarray, float]:
+        """A clip's own frames (``frames x mels``, stored dtype) and its pad value.
 
-def schema(n_mels: int, n_frames: int, dtype: str) -> datasets.Features:
-    """The Arrow schema of a feature table."""
+        The frames are sliced from the extractor's whole padded window, so they are exactly
+        what it computes; the pad value is read off its first padded frame, so
+        :func:`pad_features` rebuilds the window bit for bit. Every padded frame is checked
+        to hold it (an extractor that dithers, say, would not pad with one value).
+        """
+        keep = stored_frames(n_samples, window.shape[1])
+        if keep < window.shape[1]:
+            pad = window[0, keep]
+            if not np.all(window[:, keep:] == pad):
+                raise RuntimeError(
+                    f"{file}: the feature extractor's padded frames are not one constant "
+                    f"(dither on?): storing only the clip's own frames would lose the rest"
+                )
+        else:  # a clip filling the window: nothing to pad, the value is Whisper's rule
+            pad = max(float(window.max()) - 2.0, SILENT_PAD)
+        dtype = np.dtype(self.settings.dtype)
+        stored = np.ascontiguousarray(window[:, :keep].T, dtype=dtype)
+        return stored, float(dtype.type(pad))
+
+
+def schema(n_mels: int, dtype: str) -> datasets.Features:
+    """The Arrow schema of a feature table.
+
+    ``input_features`` holds a clip's own frames (at most Whisper's window) as frames x
+    mels; ``pad_value`` (float32, holding a value of ``dtype``) fills the rest of the window.
+    """
     columns = {c: datasets.Value("float64" if c == "duration" else "string") for c in KEEP_COLUMNS}
-    columns["input_features"] = datasets.Array2D(shape=(n_mels, n_frames), dtype=dtype)
+    columns["input_features"] = datasets.Array2D(shape=(None, n_mels), dtype=dtype)
+    columns[PAD_COLUMN] = datasets.Value("float32")
     columns["labels"] = datasets.Sequence(datasets.Value("int32"))
     columns["input_length"] = datasets.Value("int64")
     columns["reason"] = datasets.Value("string")
@@ -147,7 +246,7 @@ def featurize_split(
 ) -> tuple[datasets.Dataset, pd.DataFrame]:
     """Featurize one split; return the feature table and the quarantined rows."""
     featurizer = _Featurizer(processor, settings)
-    features = schema(featurizer.n_mels, featurizer.n_frames, settings.dtype)
+    features = schema(featurizer.n_mels, settings.dtype)
     if manifest.empty:
         empty = {name: [] for name in features if name != "reason"}
         return datasets.Dataset.from_dict(
@@ -191,5 +290,11 @@ def load_split(features_dir: Path, split: str) -> datasets.Dataset:
         raise ValueError(
             f"{folder}: the featurized {split} split has no rows (every clip quarantined? "
             f"see data/quarantine/); nothing to train or evaluate on"
+        )
+    if PAD_COLUMN not in table.column_names:
+        raise ValueError(
+            f"{folder}: the featurized {split} split has no {PAD_COLUMN} column: it holds "
+            f"whole padded 30 s windows, as featurize stored them before; featurize it again "
+            f"(dvc repro featurize)"
         )
     return table

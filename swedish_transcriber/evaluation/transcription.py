@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from transformers.modeling_outputs import BaseModelOutput
 
-from swedish_transcriber.data.features import load_processor
+from swedish_transcriber.data.features import PAD_COLUMN, load_processor, pad_features
 from swedish_transcriber.data.testsets import TestSet, check_names
 from swedish_transcriber.decoding import Attempt, transcripts
 from swedish_transcriber.whisper import DecodeOptions
@@ -207,17 +207,18 @@ def transcribe_table(
 ) -> list[str]:
     """Transcripts of every row of a feature table, in order, ``options.batch_size`` at a time.
 
-    The table's ``duration`` column (seconds) sets each clip's token cap.
+    The table's ``duration`` column (seconds) sets each clip's token cap; the stored frames
+    are padded to Whisper's window by ``features.pad_features``.
     """
     hypotheses: list[str] = []
-    rows = table.select_columns(["input_features", "duration"]).with_format("numpy")
+    rows = table.select_columns(["input_features", PAD_COLUMN, "duration"]).with_format("numpy")
     size = options.batch_size
     for start in range(0, len(rows), size):
         batch = rows[start : start + size]
         hypotheses += transcribe_features(
             model,
             processor,
-            batch["input_features"],
+            pad_features(batch["input_features"], batch[PAD_COLUMN]),
             language,
             task,
             options,

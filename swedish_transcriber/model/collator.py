@@ -1,6 +1,7 @@
 """Batching featurized rows for Whisper's Seq2Seq training.
 
-Features all have Whisper's fixed 30 s shape and are simply stacked. Labels vary in length:
+Features are stored as each clip's own frames; ``features.pad_features`` pads them to
+Whisper's fixed 30 s window, as the feature extractor does. Labels vary in length:
 they are padded, and the padding is set to -100 so the loss ignores it. The labels stored
 by ``featurize`` start with ``<|startoftranscript|>``; the model builds its decoder inputs by
 shifting the labels right and prepending ``decoder_start_token_id`` (that same token), so
@@ -23,6 +24,8 @@ from typing import Any
 import torch
 from transformers.modeling_outputs import BaseModelOutput
 
+from swedish_transcriber.data.features import PAD_COLUMN, pad_features
+
 IGNORE_INDEX = -100
 # Stored encoder states a row may carry instead of log-mel features (encoder_cache's columns).
 CACHED_KEYS = ("encoder_hidden_states", "encoder_lower_states")
@@ -30,7 +33,7 @@ CACHED_KEYS = ("encoder_hidden_states", "encoder_lower_states")
 
 @dataclass
 class SpeechSeq2SeqCollator:
-    """Collate rows with ``input_features`` and ``labels`` into a Seq2Seq training batch."""
+    """Collate rows with ``input_features`` (and ``pad_value``) and ``labels`` into a batch."""
 
     pad_token_id: int
     decoder_start_token_id: int
@@ -39,7 +42,12 @@ class SpeechSeq2SeqCollator:
         if not rows:
             raise ValueError("cannot collate an empty batch")
         key = next(k for k in (*CACHED_KEYS, "input_features") if k in rows[0])
-        stacked = torch.stack([torch.as_tensor(r[key]).to(torch.float32) for r in rows])
+        if key == "input_features":
+            stacked = torch.from_numpy(
+                pad_features([r[key] for r in rows], [r[PAD_COLUMN] for r in rows])
+            )
+        else:
+            stacked = torch.stack([torch.as_tensor(r[key]).to(torch.float32) for r in rows])
         labels = [torch.as_tensor(r["labels"], dtype=torch.long) for r in rows]
         if all(len(seq) and seq[0] == self.decoder_start_token_id for seq in labels):
             labels = [seq[1:] for seq in labels]

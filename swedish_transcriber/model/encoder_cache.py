@@ -30,6 +30,7 @@ import datasets
 import torch
 
 from swedish_transcriber.atomic import atomic_dir
+from swedish_transcriber.data.features import PAD_COLUMN, pad_features
 from swedish_transcriber.digest import update_from_file
 
 FINGERPRINT_FILE = "fingerprint.json"
@@ -65,7 +66,8 @@ def write_fingerprint(folder: Path, fingerprint: str, **info: object) -> None:
 
 @torch.no_grad()
 def _encode(batch: dict, model, device: torch.device, below_layer: int | None) -> dict:
-    features = torch.as_tensor(batch["input_features"]).to(device=device, dtype=model.dtype)
+    windows = pad_features(batch["input_features"], batch[PAD_COLUMN])
+    features = torch.from_numpy(windows).to(device=device, dtype=model.dtype)
     if below_layer is None:
         hidden = model.get_encoder()(features).last_hidden_state
         column = COLUMN
@@ -107,13 +109,13 @@ def build(
     )
     was_training = model.training
     model.eval()
-    source = table.select_columns(["input_features", "labels"]).with_format("numpy")
+    source = table.select_columns(["input_features", PAD_COLUMN, "labels"]).with_format("numpy")
     encoded = source.map(
         _encode,
         batched=True,
         batch_size=batch_size,
         fn_kwargs={"model": model, "device": device, "below_layer": below_layer},
-        remove_columns=["input_features", "labels"],
+        remove_columns=["input_features", PAD_COLUMN, "labels"],
         features=schema,
         keep_in_memory=True,
         new_fingerprint=fingerprint[:32],

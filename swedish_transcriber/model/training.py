@@ -264,7 +264,7 @@ def train(params: TrainParams, language: str, task: str, paths: TrainPaths) -> d
                 below,
             )
         else:
-            columns = ["input_features", "labels"]
+            columns = ["input_features", "pad_value", "labels"]  # the collator pads
             train_data = train_table.select_columns(columns)
             eval_data = dev_table.select_columns(columns)
     if args.process_index != 0:
