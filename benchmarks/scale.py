@@ -12,8 +12,12 @@ data.max_clips 0; models/base a symlink, not counted), and runs the stages inges
 augment (off by default: it passes train through) and featurize with their dvc.yaml
 commands, each followed by `dvc commit` so that the outputs are in the DVC cache as after
 `dvc repro`. Per stage: wall time, clips/s, peak RSS of the process tree (sampled, summed
-over the stage and its worker processes), and afterwards the disk used by the workspace
-outputs and by the DVC cache, hardlinked inodes counted once.
+over the stage and its worker processes; PSS beside it, shared pages split), and afterwards
+the disk used by the workspace outputs and by the DVC cache, hardlinked inodes counted once:
+as the stages and `dvc commit` leave it, and again after `dvc checkout --relink`. (With
+cache.type "reflink,hardlink,copy" on a filesystem without reflinks, `dvc repro` and `dvc
+commit` keep the workspace's own copy: DVC cannot tell a reflink from a copy, so it does not
+relink; "hardlink,copy" links at once. --cache-type overrides the repo's for a run.)
 
 Targets (PASS/MISS): time per clip at the largest N within 1.2x of the smallest (each
 stage and the total); peak RSS <= 4 GB at the largest N; features <= 120 kB per 5 s clip;
