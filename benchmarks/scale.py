@@ -325,6 +325,7 @@ def run_one(
     demo_dir: Path,
     models_base: Path,
     cache_type: str | None = None,
+    keep_repo: bool = False,
 ) -> dict:
     """Make/reuse the release of ``n`` clips, run the stages in a fresh repo, measure."""
     t0 = time.perf_counter()
@@ -371,6 +372,10 @@ def run_one(
     mean_dur = float(featurized["duration"].mean()) if len(featurized) else float("nan")
     per_clip = features_bytes / max(1, len(featurized))
     params = yaml.safe_load((repo / "params.yaml").read_text())
+    accounting = account(repo, release, read_tsv_names(params))
+    faults = fault_outcomes(repo, summary["faults"])
+    if not keep_repo:  # features and cache are GBs at 20,000 clips; the next N needs the room
+        shutil.rmtree(repo)
     print(
         f"  disk: workspace {disk['workspace_bytes'] / 1e6:.1f} MB, cache "
         f"{disk['cache_bytes'] / 1e6:.1f} MB, combined {disk['combined_bytes'] / 1e6:.1f} MB; "
@@ -400,8 +405,8 @@ def run_one(
             "mean_clip_s": round(mean_dur, 3),
             "bytes_per_5s_clip": round(per_clip * 5.0 / mean_dur) if mean_dur > 0 else None,
         },
-        "accounting": account(repo, release, read_tsv_names(params)),
-        "fault_outcomes": fault_outcomes(repo, summary["faults"]),
+        "accounting": accounting,
+        "fault_outcomes": faults,
     }
 
 
@@ -497,13 +502,24 @@ def main(argv: list[str] | None = None) -> int:
         "--cache-type",
         help="override .dvc/config's cache.type in the temp repo, e.g. hardlink,copy",
     )
+    parser.add_argument(
+        "--keep-repos", action="store_true", help="keep each N's temp repo (default: delete)"
+    )
     args = parser.parse_args(argv)
     for needed in (args.demo_dir / "validated.tsv", args.models_base / "config.json"):
         if not needed.is_file():
             parser.error(f"{needed} not found: run `dvc repro corpus base_model` first")
     args.workdir.mkdir(parents=True, exist_ok=True)
     runs = [
-        run_one(n, args.seed, args.workdir, args.demo_dir, args.models_base, args.cache_type)
+        run_one(
+            n,
+            args.seed,
+            args.workdir,
+            args.demo_dir,
+            args.models_base,
+            args.cache_type,
+            args.keep_repos,
+        )
         for n in sorted(set(args.n))
     ]
     checks = targets(runs)
