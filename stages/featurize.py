@@ -12,7 +12,7 @@ from pathlib import Path
 import datasets
 
 from swedish_transcriber import stage
-from swedish_transcriber.atomic import atomic_dir
+from swedish_transcriber.atomic import atomic_dir, scratch_dir
 from swedish_transcriber.data.features import FeatureSettings, featurize_split, load_processor
 from swedish_transcriber.data.manifest import SPLITS, read_split, write_quarantine
 from swedish_transcriber.model.source import ModelLanguage
@@ -31,8 +31,11 @@ def run(
     quarantined = []
     with atomic_dir(quarantine_dir) as qtmp, atomic_dir(out_dir) as tmp:
         for split in SPLITS:
-            table, bad = featurize_split(read_split(inputs[split], split), processor, settings)
-            table.save_to_disk(str(tmp / split))
+            # map's rows stream to a scratch folder (not RAM); it goes once the split is saved.
+            with scratch_dir(out_dir) as scratch:
+                manifest = read_split(inputs[split], split)
+                table, bad = featurize_split(manifest, processor, settings, scratch)
+                table.save_to_disk(str(tmp / split))
             quarantined.append(bad)
             print(f"featurize: {split} {len(table)} rows, {len(bad)} quarantined")
         write_quarantine(quarantined, qtmp)

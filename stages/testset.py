@@ -16,7 +16,7 @@ from pathlib import Path
 import datasets
 
 from swedish_transcriber import stage
-from swedish_transcriber.atomic import atomic_dir
+from swedish_transcriber.atomic import atomic_dir, scratch_dir
 from swedish_transcriber.data.features import FeatureSettings, load_processor
 from swedish_transcriber.data.testset_features import copy_featurized, featurize_testset
 from swedish_transcriber.data.testset_readers import read_testset
@@ -44,10 +44,14 @@ def run(name: Path, model_dir: Path, out_dir: Path) -> None:
     settings = section("features", FeatureSettings)
     model = section("model", ModelLanguage, subset=True)
     processor = load_processor(model_dir, model.language, model.task)
-    table = featurize_testset(key, test_set, rows, processor, settings)
-    with atomic_dir(out_dir) as tmp:
+    # map's rows stream to a scratch folder (not RAM); it goes once the set is saved.
+    with (
+        atomic_dir(out_dir) as tmp,
+        scratch_dir(out_dir) as scratch,
+    ):
+        table = featurize_testset(key, test_set, rows, processor, settings, scratch)
         table.save_to_disk(str(tmp))
-    seconds = sum(table["duration"])
+        seconds = sum(table["duration"])
     print(f"testset {key}: {len(table)} clips, {seconds:.1f} s of audio, from {test_set.path}")
 
 

@@ -122,3 +122,20 @@ def write_text(target: str | Path, text: str) -> None:
     """Atomically write a UTF-8 text file."""
     with atomic_file(target, "w", encoding="utf-8") as fh:
         fh.write(text)
+
+
+@contextlib.contextmanager
+def scratch_dir(target: str | Path) -> Iterator[Path]:
+    """A working folder beside ``target``, removed when the block ends, however it ends.
+
+    For intermediate files too large for memory (``datasets.map`` output at release scale).
+    It is named like ``target``'s temporaries, so one left by a killed process is removed by
+    the next writer of ``target`` (``remove_stale_temps``), as an unfinished output would be.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), dir=target.parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

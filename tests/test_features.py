@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -103,6 +105,27 @@ def test_parallel_matches_serial_and_long_labels_are_quarantined(manifest, proce
         assert one["pad_value"] == two["pad_value"]
     assert sorted(q1["path"]) == sorted(q2["path"]) == ["c.mp3", "long.mp3"]
     assert "over features.max_label_tokens (20)" in q1.set_index("path").loc["c.mp3", "reason"]
+
+
+@pytest.mark.parametrize("num_proc", [1, 2])
+def test_a_scratch_folder_streams_the_rows_to_disk_with_the_same_result(
+    manifest, processor_dir, tmp_path, num_proc
+):
+    """At release scale the map output must not live in RAM: with a scratch folder the table
+    is memory-mapped from Arrow files there, and equal to the in-memory one."""
+    processor = load_processor(processor_dir, "sv", "transcribe")
+    settings = repo_params("features", FeatureSettings, num_proc=num_proc, batch_size=1)
+    in_memory, q1 = featurize_split(manifest, processor, settings)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    on_disk, q2 = featurize_split(manifest, processor, settings, scratch)
+    assert not in_memory.cache_files
+    files = [Path(f["filename"]) for f in on_disk.cache_files]
+    assert files and all(f.parent == scratch for f in files)
+    assert on_disk["path"] == in_memory["path"] and list(q1["path"]) == list(q2["path"])
+    for one, two in zip(in_memory.with_format("numpy"), on_disk.with_format("numpy"), strict=True):
+        np.testing.assert_array_equal(one["input_features"], two["input_features"])
+        assert one["pad_value"] == two["pad_value"] and list(one["labels"]) == list(two["labels"])
 
 
 def test_empty_split_gives_empty_table(processor_dir):

@@ -242,9 +242,20 @@ def schema(n_mels: int, dtype: str) -> datasets.Features:
 
 
 def featurize_split(
-    manifest: pd.DataFrame, processor, settings: FeatureSettings
+    manifest: pd.DataFrame,
+    processor,
+    settings: FeatureSettings,
+    scratch_dir: Path | None = None,
 ) -> tuple[datasets.Dataset, pd.DataFrame]:
-    """Featurize one split; return the feature table and the quarantined rows."""
+    """Featurize one split; return the feature table and the quarantined rows.
+
+    ``scratch_dir``: where ``map`` writes its Arrow output. The source table is built in
+    memory, and ``datasets`` keeps the ``map`` of an in-memory table in memory too (in every
+    worker, and again in the main process), so a release-scale split would need its whole
+    feature table in RAM. With a scratch folder the rows stream to disk and the result is
+    memory-mapped; the caller keeps the folder until the table is saved. None (small sets,
+    tests) keeps everything in memory.
+    """
     featurizer = _Featurizer(processor, settings)
     features = schema(featurizer.n_mels, settings.dtype)
     if manifest.empty:
@@ -267,6 +278,7 @@ def featurize_split(
         remove_columns=source.column_names,
         features=features,
         desc=f"featurize {manifest['split'].iloc[0]}",
+        cache_file_name=None if scratch_dir is None else str(scratch_dir / "featurized.arrow"),
     )
     reasons = np.asarray(table["reason"], dtype=object)
     bad = reasons != ""

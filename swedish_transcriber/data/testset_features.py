@@ -23,13 +23,23 @@ from swedish_transcriber.whisper import SAMPLE_RATE
 
 
 def featurize_testset(
-    name: str, test_set: TestSet, rows: pd.DataFrame, processor, settings: FeatureSettings
+    name: str,
+    test_set: TestSet,
+    rows: pd.DataFrame,
+    processor,
+    settings: FeatureSettings,
+    scratch_dir: Path | None = None,
 ) -> datasets.Dataset:
-    """Featurize a set's rows (``testset_readers``); fail naming every clip that cannot be."""
+    """Featurize a set's rows (``testset_readers``); fail naming every clip that cannot be.
+
+    ``scratch_dir``: as for ``featurize_split`` (a large set streams to disk, not RAM).
+    """
     missing = [c for c in ROW_COLUMNS if c not in rows.columns]
     if missing:
         raise ValueError(f"test set {name!r}: rows lack column(s) {', '.join(missing)}")
-    table, quarantined = featurize_split(rows.reset_index(drop=True), processor, settings)
+    table, quarantined = featurize_split(
+        rows.reset_index(drop=True), processor, settings, scratch_dir
+    )
     if len(quarantined):
         raise TestSetError(
             name,
