@@ -72,6 +72,8 @@ def test_cv_small_gpu_is_the_recipe(tmp_path):
     assert params["model"]["source"] == "hf:openai/whisper-small"
     data = params["data"]
     assert (data["source"], data["max_clips"]) == ("mdc", 0)
+    assert data["raw_dir"].startswith("data/raw/mdc/") and data["raw_dir"].endswith("/sv-SE")
+    assert params["mdc"] == BASELINE["mdc"]  # the dataset id lives in params.yaml alone
     assert data["train_splits"] == ["train", "dev"] and data["eval_split"] == "test"
     assert train.trainable == ["encoder", "decoder"] and not train.freeze_embeddings
     assert not train.encoder_frozen and not train.uses_encoder_cache
