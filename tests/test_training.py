@@ -611,8 +611,10 @@ def test_a_trainer_step_with_the_gpu_knobs(tmp_path):
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     configure_model(model, params)
     args = training_arguments(params, tmp_path / "run", "fp32")
-    columns = ["input_features", "labels"]
-    data = feature_table(4, 0, "train").select_columns(columns).with_format("torch")
+    table = feature_table(4, 0, "train")
+    # The train stage's columns (pad_value where features are stored unpadded).
+    columns = [c for c in ("input_features", "pad_value", "labels") if c in table.column_names]
+    data = table.select_columns(columns).with_format("torch")
     trainer = WhisperTrainer(
         model=model,
         args=args,
