@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VENV := .venv/bin
 
-.PHONY: setup repro test test-fast lint bench bench-inference
+.PHONY: setup repro test test-fast lint bench bench-inference gpu-check
 
 setup:
 	@bash scripts/setup.sh
@@ -28,3 +28,8 @@ bench: setup
 
 bench-inference: setup
 	source $(VENV)/activate && python benchmarks/inference.py
+
+# On a GPU machine: the cv-small-gpu preset's knobs (bf16, SpecAugment, checkpointing) on the
+# embedded base model, 300 steps, killed and resumed (benchmarks/gpu_check.sh; DRY_RUN=1 on a CPU).
+gpu-check: setup
+	source $(VENV)/activate && bash benchmarks/gpu_check.sh

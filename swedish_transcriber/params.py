@@ -12,6 +12,7 @@ a nested mapping (``app.decode``); a bound it breaks is reported with its dotted
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -49,6 +50,16 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             if isinstance(key, typing.Hashable):
                 seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
+
+
+# YAML 1.2 floats without a dot (``1e-05``): what DVC's round-trip writer puts in params.yaml
+# for ``dvc exp run -S train.learning_rate=1e-5``. PyYAML reads YAML 1.1, where that is a
+# string, and the strict loader would then refuse the number DVC meant.
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:

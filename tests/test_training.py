@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from swedish_transcriber.model.train_params import TrainParams, resolve_precision
+from swedish_transcriber.model.train_params import DistillParams, TrainParams, resolve_precision
 from swedish_transcriber.model.training import KILL_AT_STEP_ENV
 from swedish_transcriber.stage import main
 from tests.dvc_stages import stage_args, stage_command
@@ -437,3 +437,240 @@ def test_position_embedding_gradient_is_deterministic_once_training_sets_up():
         torch.testing.assert_close(grads[0][:30], upstream.sum(0))  # and it is the right sum
     finally:
         torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
+# --------------------------------------------------------------------------------------------
+# The GPU knobs of the cv-small-gpu preset (conf/presets), each checked on a CPU
+
+
+def fake_cuda(monkeypatch, available: bool, capability: tuple[int, int] = (0, 0), hip=None):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
+    monkeypatch.setattr(torch.version, "hip", hip)
+
+
+@pytest.mark.parametrize(
+    ("available", "capability", "hip", "auto", "bf16_ok"),
+    [
+        (False, (0, 0), None, "fp32", False),  # a CPU
+        (True, (7, 5), None, "fp16", False),  # T4: bf16 only emulated
+        (True, (7, 0), None, "fp16", False),  # V100
+        (True, (8, 0), None, "bf16", True),  # A100
+        (True, (8, 6), None, "bf16", True),  # A10 / RTX 30xx
+        (True, (9, 0), None, "bf16", True),  # H100 / H200
+        (True, (9, 4), "6.2", "bf16", True),  # ROCm (its capability says nothing of bf16)
+    ],
+)
+def test_auto_precision_picks_bf16_where_the_gpu_computes_it(
+    monkeypatch, available, capability, hip, auto, bf16_ok
+):
+    from swedish_transcriber.model.train_params import cuda_support
+
+    fake_cuda(monkeypatch, available, capability, hip)
+    support = cuda_support()
+    assert support == (available, bf16_ok)
+    assert resolve_precision("auto", *support) == auto
+    assert resolve_precision("fp32", *support) == "fp32"
+    if bf16_ok:
+        assert resolve_precision("bf16", *support) == "bf16"
+    else:
+        with pytest.raises(ValueError, match="needs a CUDA GPU|bf16 support"):
+            resolve_precision("bf16", *support)
+    if available:
+        assert resolve_precision("fp16", *support) == "fp16"
+
+
+def test_the_trainer_gets_the_resolved_precision(tmp_path):
+    from swedish_transcriber.model.training import training_arguments
+
+    params = repo_params("train", TrainParams)
+    for precision, bf16, fp16 in (("fp32", False, False), ("bf16", True, False)):
+        args = training_arguments(params, tmp_path, precision)
+        assert (args.bf16, args.fp16) == (bf16, fp16)
+
+
+GPU_KNOBS = {  # cv-small-gpu's train knobs (conf/presets/cv-small-gpu.yaml) that shape a step
+    "trainable": ["encoder", "decoder"],
+    "freeze_embeddings": False,
+    "cache_encoder_outputs": False,
+    "gradient_checkpointing": True,
+    "mask_time_prob": 0.05,
+    "mask_feature_prob": 0.0,
+    "distill": {"weight": 0.0, "temperature": 2.0},
+}
+
+
+def test_the_gpu_knobs_are_the_presets():
+    from swedish_transcriber.presets import load
+
+    preset = load("cv-small-gpu", PARAMS_FILE.parent / "conf" / "presets")["train"]
+    for key, value in GPU_KNOBS.items():
+        expected = {**value, **preset[key]} if isinstance(value, dict) else preset[key]
+        assert value == expected, key
+
+
+def tiny_params(**changes) -> TrainParams:
+    return repo_params(
+        "train", TrainParams, **{**GPU_KNOBS, "distill": DistillParams(0.0, 2.0), **changes}
+    )
+
+
+def test_specaugment_masks_log_mel_frames_in_train_mode_only():
+    from swedish_transcriber.model.training import configure_model
+    from tests.tiny import tiny_whisper
+
+    model = tiny_whisper()
+    configure_model(model, tiny_params())
+    assert model.config.apply_spec_augment and model.config.mask_time_prob == 0.05
+    assert model.config.mask_feature_prob == 0.0
+    seen = []
+    model.model.encoder.register_forward_pre_hook(lambda _, args: seen.append(args[0].clone()))
+    features = torch.randn(4, 80, 3000) + 3.0  # no zero anywhere
+    labels = torch.tensor([[50258, 50300, 50359, 50363, 400, 50257]] * 4)
+    model.train()
+    model(input_features=features.clone(), labels=labels)
+    model.eval()
+    with torch.no_grad():
+        model(input_features=features.clone(), labels=labels)
+    masked_frames = (seen[0] == 0).all(dim=1)  # (batch, frames): a frame zero in every mel bin
+    assert not (seen[0] == 0).all(dim=2).any()  # no mel bin zeroed: mask_feature_prob 0
+    per_clip = masked_frames.sum(dim=1)
+    # 5% of 3000 frames in spans of 10 (spans may overlap): about 150 frames per clip.
+    assert ((per_clip >= 80) & (per_clip <= 150)).all(), per_clip
+    assert not torch.equal(masked_frames[0], masked_frames[1])  # each clip its own spans
+    assert torch.equal(seen[1], features)  # eval (and generate): nothing masked
+
+
+def test_specaugment_off_leaves_the_input_alone():
+    from swedish_transcriber.model.training import configure_model
+    from tests.tiny import tiny_whisper
+
+    model = tiny_whisper()
+    configure_model(model, tiny_params(mask_time_prob=0.0))
+    assert not model.config.apply_spec_augment
+    seen = []
+    model.model.encoder.register_forward_pre_hook(lambda _, args: seen.append(args[0].clone()))
+    features = torch.randn(2, 80, 3000) + 3.0
+    model.train()
+    model(input_features=features.clone(), labels=torch.tensor([[50258, 400, 50257]] * 2))
+    assert torch.equal(seen[0], features)
+
+
+@pytest.mark.parametrize("trainable", [["encoder", "decoder"], ["decoder"]])
+def test_gradient_checkpointing_gives_the_same_gradients(trainable):
+    """Non-reentrant checkpointing (as the Trainer turns it on) recomputes the layers in the
+    backward pass: the gradients are the plain ones, also with a frozen encoder (the case
+    where the reentrant variant would need the input's requires_grad trick)."""
+    from swedish_transcriber.model.training import configure_model
+    from tests.tiny import tiny_whisper
+
+    features = torch.randn(2, 80, 3000)
+    labels = torch.tensor([[50258, 50300, 50359, 50363, 400, 401, 50257]] * 2)
+    grads = []
+    for checkpointing in (False, True):
+        model = tiny_whisper()
+        configure_model(
+            model,
+            tiny_params(
+                trainable=trainable, mask_time_prob=0.0, gradient_checkpointing=checkpointing
+            ),
+        )
+        if checkpointing:
+            model.gradient_checkpointing_enable({"use_reentrant": False})
+            assert model.config.use_cache is False
+            assert model.generation_config.use_cache is not False  # generate keeps its cache
+        model.train()
+        model(input_features=features, labels=labels).loss.backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.requires_grad})
+    plain, checkpointed = grads
+    assert plain.keys() == checkpointed.keys()
+    assert all(checkpointed[n] is not None for n in plain), "a trained part got no gradient"
+    for name in plain:
+        torch.testing.assert_close(checkpointed[name], plain[name], rtol=1e-5, atol=1e-7)
+    assert any(n.startswith("model.encoder.") for n in plain) == ("encoder" in trainable)
+
+
+def test_a_trainer_step_with_the_gpu_knobs(tmp_path):
+    """The Trainer turns checkpointing on; a step with SpecAugment and the whole model
+    trained moves the encoder, the decoder and the (unfrozen) token embeddings."""
+    from swedish_transcriber.model.collator import SpeechSeq2SeqCollator
+    from swedish_transcriber.model.trainer import WhisperTrainer
+    from swedish_transcriber.model.training import configure_model, training_arguments
+    from tests.tiny import feature_table, tiny_whisper
+
+    params = tiny_params(
+        max_steps=2,
+        batch_size=2,
+        warmup_steps=0,
+        learning_rate=1e-2,
+        eval_steps=9,
+        save_steps=9,
+        logging_steps=1,
+    )
+    model = tiny_whisper()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    configure_model(model, params)
+    args = training_arguments(params, tmp_path / "run", "fp32")
+    table = feature_table(4, 0, "train")
+    # The train stage's columns (pad_value where features are stored unpadded).
+    columns = [c for c in ("input_features", "pad_value", "labels") if c in table.column_names]
+    data = table.select_columns(columns).with_format("torch")
+    trainer = WhisperTrainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        eval_dataset=data,  # not reached: the first evaluation would be at step 9
+        data_collator=SpeechSeq2SeqCollator(
+            pad_token_id=model.config.pad_token_id,
+            decoder_start_token_id=model.config.decoder_start_token_id,
+        ),
+    )
+    trainer.train()
+    assert model.is_gradient_checkpointing
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert losses and all(torch.isfinite(torch.tensor(losses)))
+    for name in (
+        "model.encoder.layers.0.fc1.weight",
+        "model.decoder.layers.0.fc1.weight",
+        "model.decoder.embed_tokens.weight",
+    ):
+        assert not torch.equal(before[name], model.get_parameter(name).detach()), name
+    assert torch.equal(
+        before["model.encoder.embed_positions.weight"],
+        model.get_parameter("model.encoder.embed_positions.weight").detach(),
+    )
+
+
+def test_evaluation_during_training_is_on_a_fixed_subset():
+    from swedish_transcriber.model.training import dev_subset
+    from tests.tiny import feature_table
+
+    table = feature_table(10, 0, "dev")
+    subset = dev_subset(table, 4, seed=1234)
+    assert len(subset) == 4
+    assert subset["path"] == dev_subset(table, 4, seed=1234)["path"]  # the same every eval
+    assert subset["path"] == sorted(subset["path"])
+    assert subset["path"] != dev_subset(table, 4, seed=1)["path"]
+    assert len(dev_subset(table, 0, 1234)) == len(dev_subset(table, 99, 1234)) == 10
+
+
+@pytest.mark.slow  # DDP: two training processes
+def test_torchrun_with_the_gpu_preset_knobs_and_a_resume(tiny_repo):
+    """DDP (gloo) with the whole model trained, checkpointing, SpecAugment, no encoder cache,
+    dataloader workers: no unused-parameter or checkpointing error in DDP's reducer, and a
+    kill after the step-2 checkpoint resumes to the end."""
+    launcher = f"{shlex.quote(sys.executable)} -m torch.distributed.run --nproc_per_node=2"
+    knobs = {**GPU_KNOBS, "dataloader_num_workers": 1, "eval_max_clips": 2}
+    set_params(tiny_repo, train={"launcher": launcher, "max_steps": 4, **knobs})
+    cmd = stage_command("train", tiny_repo)
+    first = run(cmd, tiny_repo, check=False, OMP_NUM_THREADS="1", **{KILL_AT_STEP_ENV: "3"})
+    assert first.returncode != 0
+    assert (tiny_repo / "checkpoints" / "trainer" / "checkpoint-2").is_dir()
+    proc = run(cmd, tiny_repo, OMP_NUM_THREADS="1")
+    assert "resuming from checkpoints/trainer/checkpoint-2" in proc.stdout + proc.stderr
+    assert "train: final dev metrics" in proc.stdout
+    assert read_json(tiny_repo / "models" / "trained" / "train_info.json")["steps"] == 4
+    assert not (tiny_repo / "checkpoints" / "encoder_cache").exists()
+    base, tuned = weights(tiny_repo / "models" / "base"), weights(tiny_repo / "models" / "trained")
+    for key in ("model.encoder.layers.0.fc1.weight", "model.decoder.embed_tokens.weight"):
+        assert not torch.equal(base[key], tuned[key]), key

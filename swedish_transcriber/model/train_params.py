@@ -196,6 +196,20 @@ class TrainParams:
         return "encoder_top" in self.trainable and self.cache_encoder_outputs
 
 
+def cuda_support() -> tuple[bool, bool]:
+    """``(a CUDA GPU is there, it computes bf16 natively)`` for :func:`resolve_precision`.
+
+    Native only: ``torch.cuda.is_bf16_supported()`` counts emulation by default, so it says
+    yes on a T4 or V100 (compute capability 7.x), where bf16 runs as slow float32 code and
+    ``auto`` should pick fp16. Ampere (8.0) and newer have bf16 tensor cores; ROCm GPUs too.
+    """
+    import torch
+
+    if not torch.cuda.is_available():
+        return False, False
+    return True, bool(torch.version.hip) or torch.cuda.get_device_capability() >= (8, 0)
+
+
 def resolve_precision(precision: str, cuda_available: bool, bf16_supported: bool) -> str:
     """``auto`` -> the fastest safe choice; a GPU-only choice without a GPU is an error.
 

@@ -16,6 +16,8 @@ it compares across methods.
 
 from __future__ import annotations
 
+from unittest import mock
+
 import torch
 from transformers import Seq2SeqTrainer
 
@@ -76,6 +78,24 @@ class WhisperTrainer(Seq2SeqTrainer):
             ignore_keys=ignore_keys,
             **gen_kwargs,
         )
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        """Resume of DDP on CPU processes (gloo): transformers maps the optimizer state to
+        ``args.device`` when ``world_size > 1``, which there is ``cpu:<rank>``, a location
+        ``torch.load`` cannot restore to ("don't know how to restore data location ...
+        cpu:0"); a killed CPU DDP run could not resume. Map it to plain ``cpu``."""
+        device = self.args.device
+        if checkpoint is None or self.args.world_size <= 1 or device.type != "cpu":
+            return super()._load_optimizer_and_scheduler(checkpoint)
+        load = torch.load
+
+        def load_on_cpu(*args, map_location=None, **kwargs):
+            if isinstance(map_location, torch.device) and map_location.type == "cpu":
+                map_location = "cpu"
+            return load(*args, map_location=map_location, **kwargs)
+
+        with mock.patch.object(torch, "load", load_on_cpu):
+            return super()._load_optimizer_and_scheduler(checkpoint)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:

@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -52,7 +53,7 @@ from swedish_transcriber.model.encoder_cache import (
 from swedish_transcriber.model.encoder_top import first_trained_layer
 from swedish_transcriber.model.live_logging import DVCLiveStepCallback
 from swedish_transcriber.model.lora import apply_lora, is_peft, load_adapter_checkpoint, merged
-from swedish_transcriber.model.train_params import TrainParams, resolve_precision
+from swedish_transcriber.model.train_params import TrainParams, cuda_support, resolve_precision
 from swedish_transcriber.model.trainable import apply_trainable, check_against_model
 from swedish_transcriber.model.trainer import WhisperTrainer
 
@@ -194,18 +195,44 @@ def use_deterministic_kernels() -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def train(params: TrainParams, language: str, task: str, paths: TrainPaths) -> dict[str, float]:
-    """Fine-tune ``paths.base_model`` on the featurized train split; return final dev metrics."""
+def configure_model(model, params: TrainParams) -> None:
+    """What ``train`` sets on the loaded model: trainable parts, SpecAugment, checkpointing.
+
+    SpecAugment is transformers' own (``WhisperModel._mask_input_features``): with
+    ``apply_spec_augment`` it zeroes ``mask_time_prob`` of the log-mel frames (spans of
+    ``mask_time_length``, 10) and ``mask_feature_prob`` of the mel bins, in train mode only,
+    before the encoder. Gradient checkpointing itself is switched on by the Trainer
+    (``gradient_checkpointing_enable``, non-reentrant: ``training_arguments``), which needs no
+    ``enable_input_require_grads`` for a frozen encoder (that is the reentrant variant's
+    need); the decoder's KV cache is useless while training and Whisper turns it off with a
+    warning per step, so it is off here. ``generate`` keeps its own (generation_config).
+    """
+    check_against_model(model, params)  # a part or LoRA target the model lacks
+    model.config.apply_spec_augment = params.mask_time_prob + params.mask_feature_prob > 0
+    model.config.mask_time_prob = params.mask_time_prob
+    model.config.mask_feature_prob = params.mask_feature_prob
+    apply_trainable(model, params)  # freeze_embeddings too (proj_out is tied to them)
+    if params.gradient_checkpointing:
+        model.config.use_cache = False
+
+
+def train(
+    params: TrainParams,
+    language: str,
+    task: str,
+    paths: TrainPaths,
+    extra_callbacks: Sequence = (),
+) -> dict[str, float]:
+    """Fine-tune ``paths.base_model`` on the featurized train split; return final dev metrics.
+
+    ``extra_callbacks``: more ``TrainerCallback``s (benchmarks/gpu_check.py times steps).
+    """
     from transformers import WhisperForConditionalGeneration, set_seed
 
     use_deterministic_kernels()
 
     # Checks first: each of these would otherwise fail minutes into the run.
-    precision = resolve_precision(
-        params.precision,
-        torch.cuda.is_available(),
-        torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
-    )
+    precision = resolve_precision(params.precision, *cuda_support())
     processor = load_processor(paths.base_model, language, task)
     train_table = load_split(paths.features, "train")
     dev_table = dev_subset(load_split(paths.features, "dev"), params.eval_max_clips, params.seed)
@@ -215,13 +242,7 @@ def train(params: TrainParams, language: str, task: str, paths: TrainPaths) -> d
     model = WhisperForConditionalGeneration.from_pretrained(
         paths.base_model, dropout=params.dropout
     )
-    check_against_model(model, params)  # a part or LoRA target the model lacks
-    model.config.apply_spec_augment = params.mask_time_prob + params.mask_feature_prob > 0
-    model.config.mask_time_prob = params.mask_time_prob
-    model.config.mask_feature_prob = params.mask_feature_prob
-    apply_trainable(model, params)  # freeze_embeddings too (proj_out is tied to them)
-    if params.gradient_checkpointing:
-        model.config.use_cache = False
+    configure_model(model, params)
     # Whisper's generate() ignores max_length (it keeps N_TEXT_CTX); max_new_tokens is what caps a
     # hallucinating model's dev transcripts. Restored before the checkpoint is written.
     saved_max_new_tokens = model.generation_config.max_new_tokens
@@ -278,7 +299,7 @@ def train(params: TrainParams, language: str, task: str, paths: TrainPaths) -> d
         model = apply_lora(model, params)
     teacher = load_teacher(paths.base_model, args.device) if params.distill.enabled else None
 
-    callbacks = [live]
+    callbacks = [live, *extra_callbacks]
     kill_at = os.environ.get(KILL_AT_STEP_ENV)
     if kill_at:
         callbacks.append(_kill_at_step_callback(int(kill_at)))
