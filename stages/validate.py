@@ -1,12 +1,14 @@
 """Stage ``validate``: the ingest manifest -> validated manifests, quarantine, report, Data Docs.
 
-``python -m stages.validate data/manifest data/validated data/quarantine/validate
-reports/validation.json reports/data_docs`` runs the Great Expectations suite with params
-``validate``. The report and Data Docs describe every run, so they are written first; the
-data outputs only when the fail rate is within ``validate.max_fail_rate``. Above it the stage
-exits 1 with the counts per expectation and writes no data (no half state). The report's
-``release`` key is ``release.json`` of ``in_dir`` (which splits fill the roles, the row counts
-of the release's optional files, which of them are absent).
+``python -m stages.validate data/manifest data/curation/decisions.tsv data/validated
+data/quarantine/validate reports/validation.json reports/data_docs`` applies a reviewer's
+decisions (clips excluded, labels fixed: the review page writes the file) and runs the Great
+Expectations suite with params ``validate``. The report and Data Docs describe every run, so
+they are written first; the data outputs only when the fail rate is within
+``validate.max_fail_rate``. Above it the stage exits 1 with the counts per expectation and
+writes no data (no half state). The report's ``release`` key is ``release.json`` of
+``in_dir`` (which splits fill the roles, the row counts of the release's optional files, which
+of them are absent); its ``curation`` key counts the decisions applied.
 """
 
 from __future__ import annotations
@@ -25,11 +27,18 @@ from swedish_transcriber.data.validation import (
 from swedish_transcriber.params import section
 
 
-def run(in_dir: Path, out_dir: Path, quarantine_dir: Path, report: Path, docs_dir: Path) -> None:
+def run(
+    in_dir: Path,
+    decisions: Path,
+    out_dir: Path,
+    quarantine_dir: Path,
+    report: Path,
+    docs_dir: Path,
+) -> None:
     """Validate ``in_dir`` and write the outputs (see the module docstring)."""
     params = section("validate", ValidationSettings)
     with atomic_dir(docs_dir) as docs_tmp:
-        result = validate_manifest_dir(in_dir, params, docs_tmp)
+        result = validate_manifest_dir(in_dir, params, docs_tmp, decisions)
     write_text(report, json.dumps(result.report, indent=2) + "\n")
     enforce_max_fail_rate(
         result,

@@ -16,6 +16,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from swedish_transcriber.data.curation import (
+    ORIGINAL_COLUMN,
+    Decision,
+    DecisionsError,
+    write_decisions,
+)
 from swedish_transcriber.data.manifest import (
     COLUMNS,
     RELEASE_COLUMNS,
@@ -319,7 +325,8 @@ def test_stage_writes_outputs(splits, tmp_path, monkeypatch):
     paths = parse_paths(stage.run, stage_args("validate"))
     for split in SPLITS:
         out = pd.read_parquet(tmp_path / paths["out_dir"] / f"{split}.parquet")
-        assert list(out.columns) == [*COLUMNS, *RELEASE_COLUMNS]
+        assert list(out.columns) == [*COLUMNS, *RELEASE_COLUMNS, ORIGINAL_COLUMN]
+        assert set(out[ORIGINAL_COLUMN]) <= {""}  # no decisions file: nothing fixed
     q = pd.read_parquet(tmp_path / paths["quarantine_dir"] / "quarantine.parquet")
     assert len(q) == 13
     assert (tmp_path / paths["quarantine_dir"] / "quarantine.tsv").is_file()
@@ -411,3 +418,72 @@ def test_stage_reports_the_release(splits, tmp_path, monkeypatch):
     paths = parse_paths(stage.run, stage_args("validate"))
     report = json.loads((tmp_path / paths["report"]).read_text("utf-8"))
     assert report["release"] == release and report["dev_total"] == 9
+
+
+# A reviewer's decisions (data/curation/decisions.tsv), applied by the stage before the suite.
+
+
+def _clean_rows(splits: dict[str, pd.DataFrame], result_passed: dict) -> tuple[str, str]:
+    """Two train clips that pass the suite untouched: one to exclude, one to fix."""
+    a, b = list(result_passed["train"]["path"][:2])
+    return a, b
+
+
+def test_stage_applies_review_decisions(splits, suite_run, tmp_path, monkeypatch):
+    """Excluded: quarantined with the reviewer's reason; fixed: relabelled, original kept."""
+    from stages import validate as stage
+
+    excluded, fixed = _clean_rows(splits, suite_run.passed)
+    stage_repo(tmp_path, splits)
+    decisions = tmp_path / "data/curation/decisions.tsv"
+    write_decisions(
+        decisions,
+        [
+            Decision(excluded, "exclude", reason="the speaker reads another sentence"),
+            Decision(fixed, "fix", sentence="Ett rättat exempel.", reason="skipped words"),
+        ],
+    )
+    monkeypatch.chdir(tmp_path)
+    main(stage.run, stage_args("validate"))
+    paths = parse_paths(stage.run, stage_args("validate"))
+    train = pd.read_parquet(tmp_path / paths["out_dir"] / "train.parquet").set_index("path")
+    assert excluded not in train.index
+    original = suite_run.passed["train"].set_index("path").loc[fixed, "sentence"]
+    assert train.loc[fixed, "sentence"] == "Ett rättat exempel."
+    assert train.loc[fixed, ORIGINAL_COLUMN] == original
+    assert len(train) == len(suite_run.passed["train"]) - 1
+    q = pd.read_parquet(tmp_path / paths["quarantine_dir"] / "quarantine.parquet")
+    by_review = q[q["path"] == excluded]
+    assert list(by_review["reason"]) == ["excluded by review: the speaker reads another sentence"]
+    assert list(by_review["stage"]) == ["curate"]
+    assert len(q) == 13 + 1  # the suite's 13, and the excluded clip
+    report = json.loads((tmp_path / paths["report"]).read_text("utf-8"))
+    assert (report["curation"]["excluded"], report["curation"]["fixed"]) == (1, 1)
+    assert report["failed"] == 13  # a reviewer's exclusion is not a failed expectation
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("{a}\tdelete\t\tbad\t2026-11-28T10:00:00Z", "line 2.*unknown action"),
+        ("{a}\tfix\tHej 😀\tskipped words\t2026-11-28T10:00:00Z", "line 2.*allowed_characters"),
+        ("gone.mp3\texclude\t\tbad\t2026-11-28T10:00:00Z", "line 2.*no manifest"),
+    ],
+)
+def test_a_bad_decisions_file_stops_the_stage_and_writes_nothing(
+    splits, suite_run, tmp_path, monkeypatch, line, expected
+):
+    from stages import validate as stage
+
+    a, _ = _clean_rows(splits, suite_run.passed)
+    stage_repo(tmp_path, splits)
+    decisions = tmp_path / "data/curation/decisions.tsv"
+    decisions.parent.mkdir(parents=True)
+    header = "path\taction\tsentence\treason\ttime\n"
+    decisions.write_text(header + line.format(a=a) + "\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    paths = parse_paths(stage.run, stage_args("validate"))
+    with pytest.raises(DecisionsError, match=f"decisions.tsv.*{expected}"):
+        stage.run(**paths)
+    for out in ("out_dir", "quarantine_dir"):
+        assert not (tmp_path / paths[out]).exists()

@@ -79,19 +79,41 @@ class SplitTable:
     malformed: pd.DataFrame
 
 
+def where_not_utf8(raw: bytes, exc: UnicodeDecodeError) -> str:
+    """Where and why ``raw`` is not UTF-8, for an error message: ``line N, byte C: ...``.
+
+    A text file a person edits (a release TSV, the review decisions) is fixed at a line, so
+    the message names the line and the byte in it rather than an offset into the file.
+    """
+    line = raw[: exc.start].count(b"\n") + 1
+    col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+    return f"line {line}, byte {col}: not valid UTF-8 ({exc.reason}, byte 0x{raw[exc.start]:02x})"
+
+
 def _check_utf8(path: Path) -> str:
     """Read a TSV as text, turning a decoding error into one that names the line."""
     raw = path.read_bytes()
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         raise ReleaseError(
-            f"{path}: line {line}, byte {col}: not valid UTF-8 ({exc.reason}, byte "
-            f"0x{raw[exc.start]:02x}). Common Voice TSVs are UTF-8; re-encode the file, e.g. "
-            f"iconv -f latin1 -t utf-8"
+            f"{path}: {where_not_utf8(raw, exc)}. Common Voice TSVs are UTF-8; re-encode the "
+            f"file, e.g. iconv -f latin1 -t utf-8"
         ) from exc
+
+
+def _header(path: Path, lines: list[str], required: tuple[str, ...]) -> list[str]:
+    """The header line's columns; an empty file or a missing required column is an error."""
+    if not lines or not lines[0].strip():
+        raise ReleaseError(f"{path}: empty file, expected a header line")
+    header = lines[0].split("\t")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise ReleaseError(
+            f"{path}: missing required column(s) {', '.join(missing)}; header is "
+            f"{', '.join(header)}"
+        )
+    return header
 
 
 def read_tsv(path: str | Path) -> SplitTable:
@@ -102,15 +124,7 @@ def read_tsv(path: str | Path) -> SplitTable:
     path = Path(path)
     text = _check_utf8(path)
     lines = text.splitlines()
-    if not lines or not lines[0].strip():
-        raise ReleaseError(f"{path}: empty file, expected a header line")
-    header = lines[0].split("\t")
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise ReleaseError(
-            f"{path}: missing required column(s) {', '.join(missing)}; header is "
-            f"{', '.join(header)}"
-        )
+    header = _header(path, lines, REQUIRED_COLUMNS)
     records: list[list[str]] = []
     line_numbers: list[int] = []
     malformed: list[dict[str, object]] = []
@@ -219,15 +233,7 @@ def _read_table(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[
     so a line that cannot be parsed is an error naming it rather than a silent skip.
     """
     lines = _check_utf8(path).splitlines()
-    if not lines or not lines[0].strip():
-        raise ReleaseError(f"{path}: empty file, expected a header line")
-    header = lines[0].split("\t")
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise ReleaseError(
-            f"{path}: missing required column(s) {', '.join(missing)}; header is "
-            f"{', '.join(header)}"
-        )
+    header = _header(path, lines, required)
     records = []
     reader = csv.reader(lines[1:], delimiter="\t", quoting=csv.QUOTE_NONE)
     for offset, fields in enumerate(reader):

@@ -19,12 +19,13 @@ import random
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import soundfile as sf
 
 from swedish_transcriber.audio import resample, write_audio
+from swedish_transcriber.data.label_noise import LabelNoiseParams, plant, write_planted
 from swedish_transcriber.data.manifest import SPLITS
 
 TSV_COLUMNS: tuple[str, ...] = (
@@ -80,6 +81,7 @@ class CorpusParams:
     sample_rate: int  # of the written MP3s (Common Voice's are 48 kHz)
     max_sentences: int  # 0 uses every sentence
     seed: int
+    label_noise: LabelNoiseParams  # known wrong labels planted in train (benchmarks only)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class Utterance:
     pitch: int
     up_votes: int
     down_votes: int
+    label: str = ""  # the written label when it is not the spoken sentence (label_noise)
 
 
 def read_sentences(path: str | Path) -> list[str]:
@@ -216,7 +219,7 @@ def _row(u: Utterance) -> dict[str, str]:
     return {
         "client_id": u.speaker.client_id,
         "path": u.path,
-        "sentence": u.sentence,
+        "sentence": u.label or u.sentence,
         "up_votes": str(u.up_votes),
         "down_votes": str(u.down_votes),
         "age": u.speaker.age,
@@ -243,8 +246,14 @@ def write_tsv(path: Path, utterances: list[Utterance]) -> None:
             writer.writerow(_row(u))
 
 
-def build_corpus(params: CorpusParams, out_dir: Path, workers: int = 4) -> dict[str, int]:
-    """Make the whole corpus in ``out_dir`` (which should be empty); return clips per split."""
+def build_corpus(
+    params: CorpusParams, out_dir: Path, workers: int = 4, planted_file: Path | None = None
+) -> dict[str, int]:
+    """Make the whole corpus in ``out_dir`` (which should be empty); return clips per split.
+
+    ``planted_file``: where the label errors planted in train (``corpus.label_noise``) are
+    listed, outside the corpus (the ranking must not see them); written even when none are.
+    """
     espeak = check_espeak()
     sentences = read_sentences(params.sentences_file)
     if len(sentences) < MIN_SENTENCES and params.max_sentences <= 0:
@@ -253,6 +262,8 @@ def build_corpus(params: CorpusParams, out_dir: Path, workers: int = 4) -> dict[
             f"least {MIN_SENTENCES}"
         )
     utterances = plan(params, sentences)
+    wrong, planted = plant([(u.path, u.sentence) for u in utterances["train"]], params.label_noise)
+    utterances["train"] = [replace(u, label=wrong.get(u.path, "")) for u in utterances["train"]]
     clips = out_dir / "clips"
     clips.mkdir(parents=True, exist_ok=True)
     everything = [u for s in SPLITS for u in utterances[s]]
@@ -265,5 +276,7 @@ def build_corpus(params: CorpusParams, out_dir: Path, workers: int = 4) -> dict[
             future.result()
     for split in SPLITS:
         write_tsv(out_dir / f"{split}.tsv", utterances[split])
-    write_tsv(out_dir / "validated.tsv", everything)
+    write_tsv(out_dir / "validated.tsv", [u for s in SPLITS for u in utterances[s]])
+    if planted_file is not None:
+        write_planted(planted_file, planted)
     return {s: len(utterances[s]) for s in SPLITS}

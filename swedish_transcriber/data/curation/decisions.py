@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from swedish_transcriber.atomic import atomic_file
+from swedish_transcriber.data.commonvoice import where_not_utf8
 
 ACTIONS: tuple[str, ...] = ("keep", "exclude", "fix")
 HEADER: tuple[str, ...] = ("path", "action", "sentence", "reason", "time")
@@ -131,12 +132,9 @@ def _decode(path: Path, raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         raise DecisionsError(
-            f"{path}: line {line}, byte {col}: not valid UTF-8 ({exc.reason}, byte "
-            f"0x{raw[exc.start]:02x}); the decisions file is UTF-8 (re-encode it, e.g. "
-            f"iconv -f latin1 -t utf-8)"
+            f"{path}: {where_not_utf8(raw, exc)}; the decisions file is UTF-8 (re-encode it, "
+            f"e.g. iconv -f latin1 -t utf-8)"
         ) from exc
 
 

@@ -133,6 +133,20 @@ class ValidationSettings:
                 f"character-class body ([^...] does not compile: {exc})"
             ) from None
 
+    def sentence_problem(self, sentence: str) -> str | None:
+        """Why a sentence typed by a reviewer (a fix) would fail the suite's text rules, or None.
+
+        The same rules as the expectations on ``sentence`` (not blank, only allowed
+        characters), checked before a fix is applied, so a bad fix is an error naming its line
+        in the decisions file rather than a quarantined clip.
+        """
+        if not sentence.strip():
+            return "the sentence is blank"
+        bad = sorted(set(re.findall(self.disallowed_regex, sentence)))
+        if bad:
+            return f"characters outside validate.allowed_characters: {', '.join(map(repr, bad))}"
+        return None
+
     @property
     def disallowed_regex(self) -> str:
         """A regex that matches any one character outside ``allowed_characters``.

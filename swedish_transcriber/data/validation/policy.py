@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from swedish_transcriber.data.curation import STAGE as CURATE_STAGE
+from swedish_transcriber.data.curation import apply_decisions, read_decisions
 from swedish_transcriber.data.manifest import (
     COLUMNS,
     RELEASE_COLUMNS,
@@ -49,7 +51,8 @@ class ValidationResult:
     ``quarantined``: every failed row with the manifest and release columns plus ``stage`` and
     ``reason``.
     ``report``: numbers for DVC metrics (``reports/validation.json``), flat except ``release``
-    (what the release holds, when the manifests came with ``release.json``).
+    (what the release holds, when the manifests came with ``release.json``) and ``curation``
+    (a reviewer's decisions applied, when a decisions file was given).
     ``docs_index``: the Data Docs ``index.html``, when a docs directory was given.
     """
 
@@ -242,8 +245,16 @@ def validate_manifest_dir(
     manifest_dir: str | Path,
     settings: ValidationSettings,
     docs_dir: str | Path | None = None,
+    decisions_file: str | Path | None = None,
 ) -> ValidationResult:
     """Validate the train, dev and test manifests of ``manifest_dir`` as the stage does.
+
+    ``decisions_file``: a reviewer's decisions (``data/curation/decisions.tsv``), applied to
+    the manifests before the suite runs (:mod:`swedish_transcriber.data.curation`): an
+    excluded clip is quarantined ("excluded by review: <reason>"), a fixed sentence replaces
+    the label (the original is kept in ``original_sentence``) and is then validated like any
+    other. A faulty file raises ``DecisionsError`` naming its line; nothing is applied. The
+    report gets ``curation``: the decisions' counts.
 
     When ``release.json`` says the dev role is the eval split, the dev manifest holds the test
     rows again: they are validated once (as test; a second copy would be quarantined as a
@@ -253,6 +264,11 @@ def validate_manifest_dir(
     """
     release = read_release(manifest_dir)
     splits = {split: read_split(manifest_dir, split) for split in SPLITS}
+    excluded, curation = None, None
+    if decisions_file is not None:
+        splits, excluded, curation = apply_decisions(
+            splits, read_decisions(decisions_file), decisions_file, settings.sentence_problem
+        )
     dev_is_eval = release is not None and release["dev_split"] == release["eval_split"]
     if dev_is_eval:
         dev, test = (set(splits[s]["path"].astype(str)) for s in ("dev", "test"))
@@ -272,4 +288,9 @@ def validate_manifest_dir(
             result.report[f"dev_{part}"] = result.report[f"test_{part}"]
     if release is not None:
         result.report["release"] = release
+    if curation is not None:
+        rows = conform_with_release(excluded.drop(columns=["stage", "reason"]))
+        excluded = quarantine_rows(rows, CURATE_STAGE, list(excluded["reason"]))
+        result.quarantined = pd.concat([excluded, result.quarantined], ignore_index=True)
+        result.report["curation"] = curation
     return result
