@@ -354,3 +354,23 @@ def test_a_missing_audio_file_is_a_warning_and_the_clip_can_still_be_decided(tmp
     assert [d.path for d in read_decisions(tmp_path / "data/curation/decisions.tsv")] == [
         "clip_a.mp3"
     ]
+
+
+def test_a_label_without_words_is_shown_without_a_diff(tmp_path, monkeypatch):
+    write_queue(tmp_path, [{**ROWS[0], "sentence": "…", "transcript": "hej"}])
+    at = run_page(tmp_path, monkeypatch)
+    assert shown(at) == "clip_a.mp3" and not at.error
+    assert [t.value for t in at.text] == ["…", "hej"]
+    assert not any("diff-" in m.value for m in at.markdown)
+    assert any("Zero-shot base model heard: hej" in c.value for c in at.caption)
+
+
+def test_the_app_offers_the_review_page_beside_the_main_one(tmp_path, monkeypatch):
+    """``streamlit run app/main.py`` finds the page through ``app/pages/``."""
+    write_queue(tmp_path)
+    monkeypatch.setenv(page.PARAMS_ENV, str(write_params(tmp_path)))
+    at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=60).run()
+    assert at.title[0].value == "Swedish Transcriber"
+    at.switch_page("pages/review.py").run()
+    assert at.title[0].value == "Review queue"
+    assert shown(at) == "clip_a.mp3"

@@ -41,13 +41,14 @@ def show_labels(clip: review.Clip) -> None:
     left.markdown("**Label** (what the clip is said to say)")
     left.text(clip.sentence or "(empty)")
     right.markdown("**Fine-tuned model heard**")
+    right.text(clip.transcript or "(nothing)")
     try:
         diff = word_diff(clip.sentence, clip.transcript)
-    except ValueError:  # a label with no words to align against
-        right.text(clip.transcript or "(nothing)")
+    except ValueError:  # a label with no words to align against: nothing to colour
+        pass
     else:
         right.markdown(page.diff_html(diff), unsafe_allow_html=True)
-        right.caption(f"WER against the label: {diff.wer:.0%}")
+        right.caption(f"Normalised, against the label: WER {diff.wer:.0%}")
     st.caption(f"Zero-shot base model heard: {clip.zero_shot_transcript or '(nothing)'}")
 
 
@@ -177,7 +178,7 @@ def main() -> None:
             on_click=decide,
             args=(decisions_file, clip, action, shown),
         )
-    st.caption(f"Decisions are written to {decisions_file}; the queue is {queue_file}.")
+    st.caption(f"Decisions are written to {settings.decisions}; the queue is {settings.queue}.")
 
 
 if __name__ == "__main__":
