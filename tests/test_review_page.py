@@ -91,10 +91,11 @@ def write_queue(root: Path, rows: list[dict] | None = None, audio: bool = True) 
     return path
 
 
-def write_params(root: Path) -> Path:
+def write_params(root: Path, enabled: bool = True) -> Path:
     """The repo's params with ``app.review`` pointing into ``root`` (relative paths)."""
     params = copy.deepcopy({"model": REPO_PARAMS["model"], "app": REPO_PARAMS["app"]})
     params["app"]["review"] = {
+        "enabled": enabled,
         "queue": "reports/review_queue.parquet",
         "decisions": "data/curation/decisions.tsv",
     }
@@ -214,7 +215,7 @@ def test_a_missing_audio_file_is_a_message(tmp_path):
 
 def test_the_review_params_are_checked(tmp_path):
     assert page.load_config(REPO / "params.yaml").app.review == review.ReviewParams(
-        "reports/review_queue.parquet", "data/curation/decisions.tsv"
+        True, "reports/review_queue.parquet", "data/curation/decisions.tsv"
     )
     params = write_params(tmp_path)
     data = yaml.safe_load(params.read_text(encoding="utf-8"))
@@ -245,8 +246,8 @@ def keep_main_module(monkeypatch):
     monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
 
 
-def run_page(root: Path, monkeypatch) -> AppTest:
-    monkeypatch.setenv(page.PARAMS_ENV, str(write_params(root)))
+def run_page(root: Path, monkeypatch, enabled: bool = True) -> AppTest:
+    monkeypatch.setenv(page.PARAMS_ENV, str(write_params(root, enabled)))
     return AppTest.from_file(PAGE, default_timeout=60).run()
 
 
@@ -323,6 +324,15 @@ def test_a_missing_queue_says_what_to_run(tmp_path, monkeypatch):
     assert not at.exception and not at.error
     assert "Run `dvc repro rank` first" in at.info[0].value
     assert "needs stage `train`" in at.info[0].value
+
+
+def test_a_page_others_can_reach_turns_review_off(tmp_path, monkeypatch):
+    """app.review.enabled: false: no clip is played and nothing can be recorded."""
+    write_queue(tmp_path)
+    at = run_page(tmp_path, monkeypatch, enabled=False)
+    assert not at.exception and not at.button and not at.subheader
+    assert "review page is off" in at.info[0].value
+    assert not (tmp_path / "data/curation/decisions.tsv").exists()
 
 
 def test_an_empty_queue_says_so(tmp_path, monkeypatch):

@@ -87,6 +87,12 @@ def main() -> None:
         st.error(f"The page's settings cannot be read: {exc}")
         st.stop()
     settings = config.app.review
+    if not settings.enabled:
+        st.info(
+            "The review page is off on this server (params app.review.enabled: false): it "
+            "would play the training clips and record decisions in the server's checkout."
+        )
+        st.stop()
     queue_file = review.resolve(settings.queue, config.root)
     decisions_file = review.resolve(settings.decisions, config.root)
 

@@ -57,6 +57,7 @@ class ReviewParams:
     Both relative to the repo root (the params file's directory) unless absolute.
     """
 
+    enabled: bool  # off for a page others can reach: it plays training clips and writes a file
     queue: str  # the rank stage's review queue (parquet)
     decisions: str  # the reviewer's decisions (TSV, git-tracked)
 
