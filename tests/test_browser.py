@@ -45,12 +45,15 @@ except ImportError:  # pragma: no cover - the dev extras install it
         allow_module_level=True,
     )
 
+from swedish_transcriber.data.curation import read_decisions  # noqa: E402
 from swedish_transcriber.data.demo_corpus import check_espeak  # noqa: E402
 from swedish_transcriber.serving import media, page  # noqa: E402
 from swedish_transcriber.serving.engines import load_engine  # noqa: E402
 from swedish_transcriber.serving.long_form import Transcript, transcribe_audio  # noqa: E402
 from swedish_transcriber.serving.subtitles import to_txt  # noqa: E402
 from swedish_transcriber.whisper import SAMPLE_RATE  # noqa: E402
+from tests.test_review_page import write_params as write_review_params  # noqa: E402
+from tests.test_review_page import write_queue  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -134,12 +137,10 @@ class Server:
     log: Path
 
 
-@pytest.fixture
-def served_page(tmp_path: Path, ct2_base: Path):
-    """``streamlit run app/main.py`` on a free localhost port, stopped after the test."""
-    params = write_params(tmp_path / "params.yaml", ct2_base)
+@contextlib.contextmanager
+def streamlit_server(params: Path, log_path: Path):
+    """``streamlit run app/main.py`` with ``params`` on a free localhost port, stopped after."""
     port = free_port()
-    log_path = tmp_path / "streamlit.log"
     env = {**os.environ, page.PARAMS_ENV: str(params), "PYTHONUNBUFFERED": "1"}
     command = [
         sys.executable,
@@ -196,6 +197,14 @@ def served_page(tmp_path: Path, ct2_base: Path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+@pytest.fixture
+def served_page(tmp_path: Path, ct2_base: Path):
+    """The page offering the CTranslate2 base model, stopped after the test."""
+    params = write_params(tmp_path / "params.yaml", ct2_base)
+    with streamlit_server(params, tmp_path / "streamlit.log") as server:
+        yield server
 
 
 def screenshot(tab, path: Path) -> None:
@@ -320,6 +329,111 @@ def test_page_transcribes_an_upload_in_chromium(tmp_path: Path, ct2_base: Path, 
             browser.close()
 
     assert shot.is_file() and shot.stat().st_size > 20_000, f"{shot}: no screenshot"
+    assert not errors, f"JavaScript errors on the page: {errors}"
+    log = server.log.read_text(errors="replace")
+    assert "Traceback" not in log, f"the server logged an error:\n{log}"
+
+
+# The review page (app/pages/review.py) ------------------------------------------------------
+
+# Chromium plays media only after a user gesture unless told otherwise; the click on the
+# player is one, but a headless run should not depend on how Playwright's click is counted.
+REVIEW_ARGS = [*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"]
+FIXED = "Det snöar i Göteborg"
+
+
+@pytest.fixture
+def served_review(tmp_path: Path):
+    """The app with a review queue of three small WAV clips in ``tmp_path`` (no model needed)."""
+    write_queue(tmp_path)
+    params = write_review_params(tmp_path)
+    with streamlit_server(params, tmp_path / "streamlit.log") as server:
+        yield server
+
+
+def idle(tab) -> None:
+    """Wait until the script's rerun is over (the status widget is gone)."""
+    sync_api.expect(tab.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=30_000)
+
+
+def play_clip(tab) -> float:
+    """Press play on the clip's player; return how far playback got (seconds)."""
+    player = tab.get_by_test_id("stAudio")
+    sync_api.expect(player).to_be_visible(timeout=30_000)
+    box = player.bounding_box()
+    assert box is not None, "the audio player has no size"
+    # The native controls' play button sits at the player's left end.
+    player.click(position={"x": 16, "y": box["height"] / 2})
+    tab.wait_for_function(
+        "() => { const a = document.querySelector('audio');"
+        " return a && !a.paused && a.currentTime > 0.2; }",
+        timeout=15_000,
+    )
+    return float(tab.evaluate("() => document.querySelector('audio').currentTime"))
+
+
+def review_clips(tab, server: Server) -> None:
+    """From the main page to the review page; play, exclude one clip, fix the next."""
+    expect = sync_api.expect
+    tab.goto(server.url, wait_until="domcontentloaded")
+    expect(tab.get_by_role("heading", name="Swedish Transcriber")).to_be_visible(timeout=30_000)
+    tab.get_by_test_id("stSidebarNav").get_by_role("link", name="review").click()
+    expect(tab.get_by_role("heading", name="Review queue")).to_be_visible(timeout=30_000)
+    expect(tab.get_by_text("0 of 3 clips decided, 3 left")).to_be_visible()
+    expect(tab.get_by_role("heading", name="clip_a.mp3")).to_be_visible()
+    assert play_clip(tab) > 0.2
+
+    reason = tab.get_by_label("Reason (optional, kept with the decision)")
+    reason.fill("only background noise")
+    reason.press("Tab")
+    idle(tab)
+    tab.get_by_role("button", name="Exclude", exact=True).click()
+    expect(tab.get_by_role("heading", name="clip_b.mp3")).to_be_visible(timeout=30_000)
+    expect(tab.get_by_text("1 of 3 clips decided, 2 left")).to_be_visible()
+
+    text = tab.get_by_label("Corrected sentence (for Fix)")
+    expect(text).to_have_value("Det regnar i Stockholm")
+    text.fill(FIXED)
+    text.press("Tab")
+    idle(tab)
+    tab.get_by_role("button", name="Fix the text", exact=True).click()
+    expect(tab.get_by_role("heading", name="clip_c.mp3")).to_be_visible(timeout=30_000)
+    expect(tab.get_by_text("2 of 3 clips decided, 1 left")).to_be_visible()
+
+
+def test_review_page_plays_excludes_and_fixes_in_chromium(tmp_path: Path, served_review):
+    assert CHROMIUM is not None, NO_CHROMIUM
+    server = served_review
+    shot = tmp_path / "review.png"
+    errors: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=REVIEW_ARGS
+        )
+        try:
+            tab = browser.new_page(viewport={"width": 1280, "height": 1000})
+            tab.on("pageerror", lambda exc: errors.append(str(exc)))
+            try:
+                review_clips(tab, server)
+            except (AssertionError, sync_api.Error) as exc:
+                try:
+                    screenshot(tab, shot)
+                    shown = tab.inner_text("body")
+                except sync_api.Error as why:
+                    shown = f"(the page cannot be read: {why})"
+                pytest.fail(
+                    f"{exc}\nScreenshot: {shot}\nJavaScript errors: {errors}\n\n"
+                    f"Page text:\n{shown}\n\nServer log:\n{server.log.read_text(errors='replace')}"
+                )
+            screenshot(tab, shot)
+        finally:
+            browser.close()
+
+    decisions = read_decisions(tmp_path / "data" / "curation" / "decisions.tsv")
+    assert [(d.path, d.action, d.sentence, d.reason) for d in decisions] == [
+        ("clip_a.mp3", "exclude", "", "only background noise"),
+        ("clip_b.mp3", "fix", FIXED, ""),
+    ]
     assert not errors, f"JavaScript errors on the page: {errors}"
     log = server.log.read_text(errors="replace")
     assert "Traceback" not in log, f"the server logged an error:\n{log}"

@@ -23,6 +23,7 @@ from swedish_transcriber.serving.long_form import ChunkPlan
 from swedish_transcriber.serving.measured import Measurements, default_index, load_measurements
 from swedish_transcriber.serving.media import MediaLimits
 from swedish_transcriber.serving.model_paths import ModelChoice, configured_model, typed_model
+from swedish_transcriber.serving.review import ReviewParams
 from swedish_transcriber.whisper import DecodeOptions
 
 REPO = Path(__file__).resolve().parents[2]  # the repo root: swedish_transcriber/serving/page.py
@@ -46,6 +47,7 @@ class AppParams:
     allow_private_urls: bool  # fetch loopback/private addresses (only tests turn this on)
     url_socket_timeout: float  # seconds a silent server is waited for
     url_download_timeout: float  # seconds one URL fetch may take
+    review: ReviewParams  # the review page (app/pages/review.py): its queue and decisions file
 
     def __post_init__(self) -> None:
         if self.url_socket_timeout <= 0 or self.url_download_timeout <= 0:

@@ -1,0 +1,191 @@
+"""Swedish Transcriber: the review page, the second page of ``streamlit run app/main.py``.
+
+Steps through the rank stage's review queue (params ``app.review.queue``), most suspicious
+clip first: listen, compare the label with the model's transcript, then keep the clip,
+exclude it or fix its text. Each decision is one row of the decisions file (params
+``app.review.decisions``, git-tracked). The logic is ``swedish_transcriber.serving.review``;
+this script only draws it. Streamlit finds it through the ``pages/`` folder beside
+``app/main.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a plain checkout too
+
+from swedish_transcriber.data.curation import (  # noqa: E402
+    DecisionsError,
+    read_decisions,
+    record_decision,
+)
+from swedish_transcriber.evaluation.word_diff import word_diff  # noqa: E402
+from swedish_transcriber.serving import page, review  # noqa: E402
+
+CURRENT = "review_current"  # session state: the path of the clip on screen
+MESSAGE = "review_message"  # session state: (kind, text) of the last action, shown once
+
+
+@st.cache_data(show_spinner=False, max_entries=2)
+def queue(path: str, root: str, _modified: int) -> list[review.Clip]:
+    """The queue, read again only when the file changes (``_modified``: its mtime in ns)."""
+    return review.load_queue(path, Path(root))
+
+
+def show_labels(clip: review.Clip) -> None:
+    """The label beside the model's transcript, the transcript's differing words coloured."""
+    left, right = st.columns(2)
+    left.markdown("**Label** (what the clip is said to say)")
+    left.text(clip.sentence or "(empty)")
+    right.markdown("**Fine-tuned model heard**")
+    right.text(clip.transcript or "(nothing)")
+    try:
+        diff = word_diff(clip.sentence, clip.transcript)
+    except ValueError:  # a label with no words to align against: nothing to colour
+        pass
+    else:
+        right.markdown(page.diff_html(diff), unsafe_allow_html=True)
+        right.caption(f"Normalised, against the label: WER {diff.wer:.0%}")
+    st.caption(f"Zero-shot base model heard: {clip.zero_shot_transcript or '(nothing)'}")
+
+
+def decide(decisions_file: Path, clip: review.Clip, action: str, shown: list[review.Clip]) -> None:
+    """Button callback: record the decision, then move on to the next clip."""
+    fixed = st.session_state.get(f"fix_text::{clip.path}", "")
+    reason = st.session_state.get(f"reason::{clip.path}", "")
+    try:
+        decision = review.make_decision(clip, action, fixed, reason)
+        record_decision(decisions_file, decision)
+    except DecisionsError as exc:
+        st.session_state[MESSAGE] = ("error", str(exc))
+        return
+    except OSError as exc:
+        st.session_state[MESSAGE] = ("error", f"{decisions_file}: cannot be written ({exc})")
+        return
+    done = {"keep": "Kept", "exclude": "Excluded", "fix": "Fixed"}[action]
+    st.session_state[MESSAGE] = ("success", f"{done} clip {clip.path} (rank {clip.rank}).")
+    st.session_state[CURRENT] = review.after_decision(shown, clip)
+
+
+def go_to(path: str) -> None:
+    st.session_state[CURRENT] = path
+
+
+def main() -> None:
+    st.set_page_config(page_title="Review queue · Swedish Transcriber", page_icon="🎙️")
+    st.title("Review queue")
+    st.caption(
+        "Clips whose label may be wrong, most suspicious first. Listen, compare the label "
+        "with what the model heard, and keep, exclude or fix each clip."
+    )
+    try:
+        config = page.load_config()
+    except (ValueError, FileNotFoundError) as exc:
+        st.error(f"The page's settings cannot be read: {exc}")
+        st.stop()
+    settings = config.app.review
+    if not settings.enabled:
+        st.info(
+            "The review page is off on this server (params app.review.enabled: false): it "
+            "would play the training clips and record decisions in the server's checkout."
+        )
+        st.stop()
+    queue_file = review.resolve(settings.queue, config.root)
+    decisions_file = review.resolve(settings.decisions, config.root)
+
+    try:
+        modified = queue_file.stat().st_mtime_ns if queue_file.exists() else 0
+        clips = queue(str(queue_file), str(config.root), modified)
+    except review.NoQueue as exc:
+        st.info(str(exc))
+        st.stop()
+    except review.QueueError as exc:
+        st.error(str(exc))
+        st.stop()
+    if not clips:
+        st.info(f"The review queue ({queue_file}) is empty: no clip to review.")
+        st.stop()
+    try:
+        decided = review.by_clip(read_decisions(decisions_file))
+    except DecisionsError as exc:
+        st.error(f"The decisions file cannot be read, so nothing can be recorded:\n\n{exc}")
+        st.stop()
+
+    counts = review.progress(clips, decided)
+    st.progress(counts.decided / counts.total, text=counts.line())
+    show_decided = st.toggle("Show clips already decided", key="show_decided")
+    shown = review.visible(clips, decided, show_decided)
+    clip = review.current(shown, clips, st.session_state.get(CURRENT))
+    message = st.session_state.pop(MESSAGE, None)
+    if message:
+        (st.success if message[0] == "success" else st.error)(message[1])
+    if clip is None:
+        st.success("Every clip in the queue is decided. Turn on the toggle to look at them again.")
+        st.stop()
+    st.session_state[CURRENT] = clip.path
+    paths = [c.path for c in shown]
+
+    position = paths.index(clip.path)
+    back, where, forward = st.columns([1, 3, 1])
+    back.button(
+        "◀ Previous",
+        key="previous",
+        disabled=position == 0,
+        on_click=go_to,
+        args=(review.neighbour(shown, clip, -1).path,),
+    )
+    where.markdown(f"Clip {position + 1} of {len(shown)} shown · **rank {clip.rank}**")
+    forward.button(
+        "Next ▶",
+        key="next",
+        disabled=position == len(shown) - 1,
+        on_click=go_to,
+        args=(review.neighbour(shown, clip, 1).path,),
+    )
+
+    st.subheader(clip.path)
+    rank, suspicion, split = st.columns(3)
+    rank.metric("Rank", clip.rank)
+    suspicion.metric("Suspicion", f"{clip.suspicion:.3f}")
+    split.metric("Split", clip.split)
+    if line := review.score_line(clip):
+        st.caption(line)
+    if problem := review.audio_problem(clip):
+        st.warning(problem)
+    else:
+        try:
+            st.audio(clip.audio_file.read_bytes(), format=review.audio_format(clip))
+        except OSError as exc:
+            st.warning(f"The audio of clip {clip.path} cannot be read: {exc}")
+    show_labels(clip)
+
+    earlier = decided.get(clip.path)
+    if earlier is not None:
+        st.info(review.describe(earlier))
+    st.text_area(
+        "Corrected sentence (for Fix)",
+        value=earlier.sentence if earlier and earlier.action == "fix" else clip.sentence,
+        key=f"fix_text::{clip.path}",
+    )
+    st.text_input("Reason (optional, kept with the decision)", key=f"reason::{clip.path}")
+    keep, exclude, fix = st.columns(3)
+    for column, action, label in (
+        (keep, "keep", "Keep"),
+        (exclude, "exclude", "Exclude"),
+        (fix, "fix", "Fix the text"),
+    ):
+        column.button(
+            label,
+            key=action,
+            type="primary" if action == "keep" else "secondary",
+            on_click=decide,
+            args=(decisions_file, clip, action, shown),
+        )
+    st.caption(f"Decisions are written to {settings.decisions}; the queue is {settings.queue}.")
+
+
+if __name__ == "__main__":
+    main()

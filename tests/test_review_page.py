@@ -1,0 +1,386 @@
+"""The review page: its logic (serving/review.py) and the page itself under AppTest."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import soundfile as sf
+import yaml
+from streamlit.testing.v1 import AppTest
+
+from swedish_transcriber.data.curation import (
+    Decision,
+    DecisionsError,
+    read_decisions,
+    record_decision,
+    write_decisions,
+)
+from swedish_transcriber.params import ParamsError, section
+from swedish_transcriber.serving import page, review
+from tests.conftest import REPO, tone
+
+PAGE = str(REPO / "app" / "pages" / "review.py")
+REPO_PARAMS = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+
+# Three clips, most suspicious first; the audio paths are relative to the params' directory.
+ROWS = [
+    {
+        "path": "clip_a.mp3",
+        "split": "train",
+        "sentence": "Hej jag heter Anna",
+        "transcript": "Hej jag heter Hanna",
+        "suspicion": 0.91,
+    },
+    {
+        "path": "clip_b.mp3",
+        "split": "dev",
+        "sentence": "Det regnar i Stockholm",
+        "transcript": "Det snöar i Göteborg",
+        "suspicion": 0.75,
+    },
+    {
+        "path": "clip_c.mp3",
+        "split": "train",
+        "sentence": "God morgon",
+        "transcript": "God morgon",
+        "suspicion": 0.10,
+    },
+]
+
+
+def write_queue(root: Path, rows: list[dict] | None = None, audio: bool = True) -> Path:
+    """A review queue as the rank stage writes it (every column), with small WAV clips."""
+    rows = ROWS if rows is None else rows
+    records = []
+    for rank, row in enumerate(rows, start=1):
+        audio_file = Path("clips") / (Path(row["path"]).stem + ".wav")
+        if audio:
+            (root / "clips").mkdir(parents=True, exist_ok=True)
+            sf.write(root / audio_file, tone(1.0, 16_000, seed=rank), 16_000, subtype="PCM_16")
+        records.append(
+            {
+                "rank": rank,
+                "path": row["path"],
+                "split": row["split"],
+                "audio_file": str(audio_file),
+                "sentence": row["sentence"],
+                "transcript": row["transcript"],
+                "zero_shot_transcript": row["transcript"].lower(),
+                "suspicion": row["suspicion"],
+                "ft_loss": 2.5 * row["suspicion"],
+                "ft_loss_max": 5.0 * row["suspicion"],
+                "ft_wer": row["suspicion"] / 2,
+                "ft_cer": row["suspicion"] / 4,
+                "zs_wer": row["suspicion"] / 3,
+                "duration": 1.0,
+                "chars_per_second": 18.0,
+                "silence_ratio": 0.1,
+                "clipping_ratio": 0.0,
+                "score_ft_loss": row["suspicion"],
+                "score_ft_wer": row["suspicion"] / 2,
+            }
+        )
+    path = root / "reports" / "review_queue.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = [*review.REQUIRED_COLUMNS, *review.COMPONENTS, "score_ft_loss", "score_ft_wer"]
+    pd.DataFrame.from_records(records, columns=columns).to_parquet(path, index=False)
+    return path
+
+
+def write_params(root: Path, enabled: bool = True) -> Path:
+    """The repo's params with ``app.review`` pointing into ``root`` (relative paths)."""
+    params = copy.deepcopy({"model": REPO_PARAMS["model"], "app": REPO_PARAMS["app"]})
+    params["app"]["review"] = {
+        "enabled": enabled,
+        "queue": "reports/review_queue.parquet",
+        "decisions": "data/curation/decisions.tsv",
+    }
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def clips(tmp_path) -> list[review.Clip]:
+    return review.load_queue(write_queue(tmp_path), tmp_path)
+
+
+# The logic --------------------------------------------------------------------------------
+
+
+def test_the_queue_loads_in_rank_order_with_audio_resolved_against_the_root(tmp_path):
+    path = write_queue(tmp_path)
+    # Shuffled rows: the page still goes by rank.
+    table = pd.read_parquet(path).iloc[[2, 0, 1]]
+    table.to_parquet(path, index=False)
+    clips = review.load_queue(path, tmp_path)
+    assert [c.rank for c in clips] == [1, 2, 3]
+    assert [c.path for c in clips] == ["clip_a.mp3", "clip_b.mp3", "clip_c.mp3"]
+    first = clips[0]
+    assert first.audio_file == tmp_path / "clips" / "clip_a.wav" and first.audio_file.is_file()
+    assert first.sentence == "Hej jag heter Anna" and first.transcript == "Hej jag heter Hanna"
+    assert dict(first.components)["ft_loss"] == pytest.approx(2.275)
+    assert dict(first.scores) == {"ft_loss": pytest.approx(0.91), "ft_wer": pytest.approx(0.455)}
+    line = review.score_line(first)
+    assert "ft_loss 2.27 (0.91)" in line and "ft_wer 0.455 (0.46)" in line
+    assert "clipping_ratio 0" in line
+
+
+def test_a_missing_queue_says_to_run_the_rank_stage(tmp_path):
+    with pytest.raises(review.NoQueue, match=r"dvc repro rank.*stage `train`"):
+        review.load_queue(tmp_path / "reports" / "review_queue.parquet", tmp_path)
+
+
+def test_a_queue_without_a_required_column_or_unreadable_is_named(tmp_path):
+    path = write_queue(tmp_path)
+    pd.read_parquet(path).drop(columns=["transcript", "suspicion"]).to_parquet(path)
+    with pytest.raises(review.QueueError, match=r"review_queue.parquet.*transcript, suspicion"):
+        review.load_queue(path, tmp_path)
+    path.write_bytes(b"not parquet")
+    with pytest.raises(review.QueueError, match=r"review_queue.parquet: .*cannot be read"):
+        review.load_queue(path, tmp_path)
+
+
+def test_a_clip_listed_twice_names_both_rows(tmp_path):
+    rows = [ROWS[0], ROWS[1], {**ROWS[2], "path": ROWS[0]["path"]}]
+    path = write_queue(tmp_path, rows)
+    with pytest.raises(review.QueueError, match=r"rows 1 and 3 are both clip 'clip_a.mp3'"):
+        review.load_queue(path, tmp_path)
+
+
+def test_missing_transcripts_read_as_empty(tmp_path):
+    path = write_queue(tmp_path)
+    table = pd.read_parquet(path)
+    table["transcript"] = [None, "x", "y"]
+    table.to_parquet(path, index=False)
+    assert review.load_queue(path, tmp_path)[0].transcript == ""
+
+
+def test_decided_clips_are_skipped_unless_shown_and_progress_counts_this_queue(clips):
+    decided = review.by_clip(
+        [Decision("clip_b.mp3", "exclude", reason="noise"), Decision("other.mp3", "keep")]
+    )
+    assert [c.path for c in review.visible(clips, decided, False)] == ["clip_a.mp3", "clip_c.mp3"]
+    assert len(review.visible(clips, decided, True)) == 3
+    counts = review.progress(clips, decided)  # other.mp3 is not in this queue
+    assert (counts.decided, counts.left) == (1, 2)
+    assert counts.line() == "1 of 3 clips decided, 2 left"
+
+
+def test_the_current_clip_moves_on_after_a_decision(clips):
+    a, b, c = clips
+    assert review.current(clips, clips, None) is a
+    assert review.current(clips, clips, b.path) is b
+    # b was decided and is no longer shown: the next shown clip after it, not the top.
+    assert review.current([a, c], clips, b.path) is c
+    # The last clip decided: the one before it.
+    assert review.current([a, b], clips, c.path) is b
+    assert review.current([], clips, a.path) is None
+    assert review.current(clips, clips, "gone.mp3") is a  # a clip of an older queue
+    # After deciding, the next clip in the list the decision was made in; at its end, stay.
+    assert review.after_decision(clips, a) == b.path
+    assert review.after_decision(clips, c) == c.path
+    assert review.neighbour(clips, b, -1) is a and review.neighbour(clips, b, 1) is c
+    assert review.neighbour(clips, a, -1) is a and review.neighbour(clips, c, 1) is c
+
+
+def test_the_form_becomes_a_decision(clips):
+    clip = clips[0]
+    keep = review.make_decision(clip, "keep", clip.sentence, "")
+    assert (keep.path, keep.action, keep.sentence) == ("clip_a.mp3", "keep", "")
+    exclude = review.make_decision(clip, "exclude", clip.sentence, "  only\nnoise ")
+    assert (exclude.action, exclude.sentence, exclude.reason) == ("exclude", "", "only noise")
+    fix = review.make_decision(clip, "fix", "Hej jag heter\nHanna", "name")
+    assert (fix.action, fix.sentence, fix.reason) == ("fix", "Hej jag heter Hanna", "name")
+    with pytest.raises(DecisionsError, match="press Keep"):
+        review.make_decision(clip, "fix", " Hej jag  heter Anna ", "")
+    with pytest.raises(DecisionsError, match="it is empty"):
+        review.make_decision(clip, "fix", "  ", "")
+    with pytest.raises(DecisionsError, match="unknown action"):
+        review.make_decision(clip, "delete", "", "")
+    assert "excluded (only noise)" in review.describe(exclude)
+    assert "fixed to “Hej jag heter Hanna”" in review.describe(fix)
+
+
+def test_a_missing_audio_file_is_a_message(tmp_path):
+    clips = review.load_queue(write_queue(tmp_path, audio=False), tmp_path)
+    problem = review.audio_problem(clips[0])
+    assert problem is not None and "clip_a.mp3" in problem and "clip_a.wav" in problem
+    assert review.audio_format(clips[0]) in ("audio/wav", "audio/x-wav")
+
+
+def test_the_review_params_are_checked(tmp_path):
+    assert page.load_config(REPO / "params.yaml").app.review == review.ReviewParams(
+        True, "reports/review_queue.parquet", "data/curation/decisions.tsv"
+    )
+    params = write_params(tmp_path)
+    data = yaml.safe_load(params.read_text(encoding="utf-8"))
+    data["app"]["review"]["queue"] = " "
+    params.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(ParamsError, match="review.queue must be a file path"):
+        page.load_config(params)
+    del data["app"]["review"]["decisions"]
+    params.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(ParamsError, match="missing required key 'decisions'"):
+        section("app", page.AppParams, params)
+
+
+def test_the_repos_decisions_file_is_the_empty_one_the_library_writes(tmp_path):
+    """Committed as the header alone; the library reads it and writes the same bytes."""
+    tracked = REPO / "data" / "curation" / "decisions.tsv"
+    assert read_decisions(tracked) == []
+    write_decisions(tmp_path / "d.tsv", [])
+    assert tracked.read_bytes() == (tmp_path / "d.tsv").read_bytes()
+
+
+# The page under AppTest ---------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def keep_main_module(monkeypatch):
+    """AppTest leaves the page script in ``sys.modules["__main__"]``; put pytest's back."""
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
+
+
+def run_page(root: Path, monkeypatch, enabled: bool = True) -> AppTest:
+    monkeypatch.setenv(page.PARAMS_ENV, str(write_params(root, enabled)))
+    return AppTest.from_file(PAGE, default_timeout=60).run()
+
+
+def shown(at: AppTest) -> str:
+    assert not at.exception, [e.value for e in at.exception]
+    return at.subheader[0].value
+
+
+def test_the_page_excludes_one_clip_and_fixes_another(tmp_path, monkeypatch):
+    write_queue(tmp_path)
+    at = run_page(tmp_path, monkeypatch)
+    assert shown(at) == "clip_a.mp3" and not at.error
+    assert "0 of 3 clips decided, 3 left" in at.get("progress")[0].proto.text
+    assert len(at.get("audio")) == 1
+    diff = "".join(m.value for m in at.markdown)
+    assert 'class="diff-substitute"' in diff and "hanna" in diff  # the differing word
+    assert [m.value for m in at.metric] == ["1", "0.910", "train"]
+
+    at.text_input(key="reason::clip_a.mp3").input("only background noise")
+    at.button(key="exclude").click().run()
+    assert shown(at) == "clip_b.mp3"  # on to the next clip
+    assert at.success[0].value.startswith("Excluded clip clip_a.mp3")
+    assert "1 of 3 clips decided, 2 left" in at.get("progress")[0].proto.text
+
+    assert at.text_area(key="fix_text::clip_b.mp3").value == "Det regnar i Stockholm"
+    at.text_area(key="fix_text::clip_b.mp3").input("Det snöar i Göteborg")
+    at.text_input(key="reason::clip_b.mp3").input("wrong sentence")
+    at.button(key="fix").click().run()
+    assert shown(at) == "clip_c.mp3"
+
+    decisions = read_decisions(tmp_path / "data" / "curation" / "decisions.tsv")
+    got = [(d.path, d.action, d.sentence, d.reason) for d in decisions]
+    assert got == [
+        ("clip_a.mp3", "exclude", "", "only background noise"),
+        ("clip_b.mp3", "fix", "Det snöar i Göteborg", "wrong sentence"),
+    ]
+
+    # Previous from clip_c skips the decided clips; the toggle shows them with their decision.
+    assert at.button(key="previous").disabled
+    at.toggle(key="show_decided").set_value(True).run()
+    assert shown(at) == "clip_c.mp3"
+    at.button(key="previous").click().run()
+    assert shown(at) == "clip_b.mp3"
+    assert "fixed to “Det snöar i Göteborg”" in at.info[0].value
+    assert at.text_area(key="fix_text::clip_b.mp3").value == "Det snöar i Göteborg"
+    at.button(key="keep").click().run()  # a new decision replaces the fix
+    assert [
+        (d.path, d.action) for d in read_decisions(tmp_path / "data/curation/decisions.tsv")
+    ] == [
+        ("clip_a.mp3", "exclude"),
+        ("clip_b.mp3", "keep"),
+    ]
+
+
+def test_an_unchanged_fix_is_refused_on_the_page(tmp_path, monkeypatch):
+    write_queue(tmp_path)
+    at = run_page(tmp_path, monkeypatch)
+    at.button(key="fix").click().run()
+    assert shown(at) == "clip_a.mp3"
+    assert "press Keep" in at.error[0].value
+    assert not (tmp_path / "data" / "curation" / "decisions.tsv").exists()
+
+
+def test_the_last_decision_says_the_queue_is_done(tmp_path, monkeypatch):
+    write_queue(tmp_path, ROWS[:1])
+    at = run_page(tmp_path, monkeypatch)
+    at.button(key="keep").click().run()
+    assert not at.exception
+    assert "Every clip in the queue is decided" in at.success[-1].value
+
+
+def test_a_missing_queue_says_what_to_run(tmp_path, monkeypatch):
+    at = run_page(tmp_path, monkeypatch)
+    assert not at.exception and not at.error
+    assert "Run `dvc repro rank` first" in at.info[0].value
+    assert "needs stage `train`" in at.info[0].value
+
+
+def test_a_page_others_can_reach_turns_review_off(tmp_path, monkeypatch):
+    """app.review.enabled: false: no clip is played and nothing can be recorded."""
+    write_queue(tmp_path)
+    at = run_page(tmp_path, monkeypatch, enabled=False)
+    assert not at.exception and not at.button and not at.subheader
+    assert "review page is off" in at.info[0].value
+    assert not (tmp_path / "data/curation/decisions.tsv").exists()
+
+
+def test_an_empty_queue_says_so(tmp_path, monkeypatch):
+    write_queue(tmp_path, [])
+    at = run_page(tmp_path, monkeypatch)
+    assert not at.exception and not at.error
+    assert "is empty" in at.info[0].value
+
+
+def test_a_broken_decisions_file_shows_the_file_and_line(tmp_path, monkeypatch):
+    write_queue(tmp_path)
+    decisions = tmp_path / "data" / "curation" / "decisions.tsv"
+    record_decision(decisions, Decision("clip_c.mp3", "keep"))
+    with decisions.open("a", encoding="utf-8") as fh:
+        fh.write("clip_a.mp3\tdelete\t\t\t2026-11-28T15:30:00Z\n")
+    at = run_page(tmp_path, monkeypatch)
+    assert not at.exception
+    message = at.error[0].value
+    assert "decisions.tsv: line 3: unknown action 'delete'" in message
+    assert not at.button  # nothing can be recorded
+
+
+def test_a_missing_audio_file_is_a_warning_and_the_clip_can_still_be_decided(tmp_path, monkeypatch):
+    write_queue(tmp_path, audio=False)
+    at = run_page(tmp_path, monkeypatch)
+    assert not at.get("audio")
+    assert "audio of clip clip_a.mp3 is missing" in at.warning[0].value
+    at.button(key="exclude").click().run()
+    assert [d.path for d in read_decisions(tmp_path / "data/curation/decisions.tsv")] == [
+        "clip_a.mp3"
+    ]
+
+
+def test_a_label_without_words_is_shown_without_a_diff(tmp_path, monkeypatch):
+    write_queue(tmp_path, [{**ROWS[0], "sentence": "…", "transcript": "hej"}])
+    at = run_page(tmp_path, monkeypatch)
+    assert shown(at) == "clip_a.mp3" and not at.error
+    assert [t.value for t in at.text] == ["…", "hej"]
+    assert not any("diff-" in m.value for m in at.markdown)
+    assert any("Zero-shot base model heard: hej" in c.value for c in at.caption)
+
+
+def test_the_app_offers_the_review_page_beside_the_main_one(tmp_path, monkeypatch):
+    """``streamlit run app/main.py`` finds the page through ``app/pages/``."""
+    write_queue(tmp_path)
+    monkeypatch.setenv(page.PARAMS_ENV, str(write_params(tmp_path)))
+    at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=60).run()
+    assert at.title[0].value == "Swedish Transcriber"
+    at.switch_page("pages/review.py").run()
+    assert at.title[0].value == "Review queue"
+    assert shown(at) == "clip_a.mp3"
