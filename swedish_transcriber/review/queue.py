@@ -233,6 +233,11 @@ def measure(
         measured = pd.DataFrame([results[int(r)] for r in clips["row"]], index=clips.index)
         frames.append(pd.concat([clips, measured], axis=1))
     clips = pd.concat(frames, ignore_index=True).drop(columns="row")
+    log(
+        f"rank: encoder outputs: {counts['stored']} clips from the train stage's store, "
+        f"{counts['encoded_base']} encoded by the base model, {counts['encoded_finetuned']} "
+        f"by the fine-tuned model"
+    )
     summary = {
         "clips": {s: int(len(c)) for s, (_, c) in splits.items()},
         "skipped_copies": {s: int(len(t) - len(c)) for s, (t, c) in splits.items()},
