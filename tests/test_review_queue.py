@@ -180,9 +180,11 @@ def test_ft_loss_is_the_models_own_loss_of_each_clip(inputs, measured):
 def test_stored_encoder_outputs_are_reused(inputs, measured, tmp_path, count_encoder_rows):
     plain, _ = measured
     fill_cache(inputs, tmp_path / "checkpoints")
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
     count_encoder_rows.update(rows=0, calls=0)
     stored = dataclasses.replace(inputs, checkpoints=tmp_path / "checkpoints")
     clips, summary = measure(stored, PARAMS, "sv", "transcribe", quiet)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before  # only read
     # Every original train clip and the stored dev subset come from the store; only the dev
     # clips the train stage did not evaluate on are encoded.
     assert summary["encoder_outputs"] == {
