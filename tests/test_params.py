@@ -21,6 +21,7 @@ from swedish_transcriber.model.merge import MergeParams
 from swedish_transcriber.model.source import ModelParams
 from swedish_transcriber.model.train_params import TrainParams
 from swedish_transcriber.params import ParamsError, load_params, section
+from swedish_transcriber.review.params import CurationParams
 from swedish_transcriber.serving.engines import EngineSettings
 from swedish_transcriber.serving.long_form import ChunkPlan
 from swedish_transcriber.serving.media import MediaLimits
@@ -127,6 +128,7 @@ SECTIONS = {
     "train": TrainParams,
     "merge": MergeParams,
     "evaluate": EvaluateParams,
+    "curation": CurationParams,
     "export": ExportParams,
     "app": AppParams,
 }

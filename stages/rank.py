@@ -1,0 +1,46 @@
+"""Stage ``rank``: the review queue, every original train and dev clip ranked by suspicion.
+
+``python -m stages.rank models/base models/finetuned data/features data/validated checkpoints
+reports/review_queue.parquet reports/review_queue.csv reports/review_queue.json``.
+For each clip: the fine-tuned model's teacher-forced loss and greedy transcript, the
+zero-shot model's transcript, their WER/CER against the label, reading speed and loudness
+measures, each turned into a percentile score and weighted into ``suspicion`` (params
+``curation.rank``). The most suspicious clips (a label read differently, a truncated
+recording, a clip under the wrong sentence) come first, for the review page. ``checkpoints``
+is only read: the train stage's stored encoder outputs are reused where they fit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from swedish_transcriber import stage
+from swedish_transcriber.model.source import ModelLanguage
+from swedish_transcriber.params import section
+from swedish_transcriber.review.params import RankParams
+from swedish_transcriber.review.queue import RankInputs, rank
+
+
+def run(
+    base_model: Path,
+    finetuned: Path,
+    features: Path,
+    validated: Path,
+    checkpoints: Path,
+    queue_parquet: Path,
+    queue_csv: Path,
+    summary: Path,
+) -> None:
+    """Read params, measure and rank the clips, write the queue; print its top."""
+    params = section("curation.rank", RankParams)
+    model = section("model", ModelLanguage, subset=True)
+    inputs = RankInputs(base_model, finetuned, features, validated, checkpoints)
+    queue = rank(inputs, params, model.language, model.task, (queue_parquet, queue_csv, summary))
+    print(f"rank: {len(queue)} clips -> {queue_parquet}, {queue_csv}; the most suspicious:")
+    for row in queue.head(5).itertuples():
+        said = f"{row.sentence!r} -> {row.transcript!r}"
+        print(f"  {row.rank}. {row.split}/{row.path} ({row.suspicion:.3f}): {said}")
+
+
+if __name__ == "__main__":
+    stage.main(run)

@@ -1,0 +1,90 @@
+"""Params section ``curation``: how the review queue is ranked (``curation.rank``).
+
+The rank stage lists only ``curation.rank`` in dvc.yaml, so a knob elsewhere in the section
+(``auto_exclude_top_fraction``, read where decisions are applied) does not re-run ranking.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from swedish_transcriber.whisper import DecodeOptions
+
+# Each component and which of its values are suspicious: "high" (a large loss or WER),
+# "low" (a quiet recording), "both" (reading speed: a truncated clip speaks impossibly fast,
+# a clip filed under a too-short sentence impossibly slowly).
+DIRECTIONS: dict[str, str] = {
+    "ft_loss": "high",
+    "ft_loss_max": "high",
+    "ft_wer": "high",
+    "ft_cer": "high",
+    "zs_wer": "high",
+    "duration": "both",
+    "chars_per_second": "both",
+    "silence_ratio": "high",
+    "clipping_ratio": "high",
+    "peak": "low",
+    "rms": "low",
+}
+COMPONENTS: tuple[str, ...] = tuple(DIRECTIONS)
+
+
+@dataclass(frozen=True)
+class RankParams:
+    """Params section ``curation.rank``."""
+
+    # Component -> weight (>= 0) in the suspicion score; every component named here gets a
+    # score_<component> column in the queue, also with weight 0 (shown, not counted).
+    weights: dict[str, float]
+    batch_size: int  # clips per model call
+    max_new_tokens: int  # new tokens per greedy transcript at most
+    # A clip of d seconds gets at most ceil(d * max_tokens_per_second) + max_tokens_slack new
+    # tokens (swedish_transcriber.decoding.token_cap); null: max_new_tokens only.
+    max_tokens_per_second: float | None
+    max_tokens_slack: int
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.weights) - set(COMPONENTS))
+        if unknown:
+            raise ValueError(
+                f"weights: unknown component(s) {', '.join(unknown)}; "
+                f"known: {', '.join(COMPONENTS)}"
+            )
+        bad = {k: w for k, w in self.weights.items() if not math.isfinite(w) or w < 0}
+        if bad:
+            raise ValueError(f"weights must be finite and >= 0, got {bad}")
+        if sum(self.weights.values()) <= 0:
+            raise ValueError("weights: at least one component needs a weight > 0")
+        self.decode_options()  # batch_size, caps: DecodeOptions' own bounds
+
+    def decode_options(self) -> DecodeOptions:
+        """Greedy, no fallback or thresholds (the model's best guess), capped by duration."""
+        return DecodeOptions(
+            batch_size=self.batch_size,
+            num_beams=1,
+            max_new_tokens=self.max_new_tokens,
+            temperatures=(0.0,),
+            compression_ratio_threshold=None,
+            logprob_threshold=None,
+            no_speech_threshold=None,
+            max_tokens_per_second=self.max_tokens_per_second,
+            max_tokens_slack=self.max_tokens_slack,
+            seed=0,
+        )
+
+
+@dataclass(frozen=True)
+class CurationParams:
+    """Params section ``curation``."""
+
+    # Share of the review queue's top (most suspicious, not yet reviewed) clips excluded
+    # automatically where the decisions are applied; 0 = none (data/curation/apply.py).
+    auto_exclude_top_fraction: float
+    rank: RankParams
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.auto_exclude_top_fraction <= 1.0:
+            raise ValueError(
+                f"auto_exclude_top_fraction must be in [0, 1], got {self.auto_exclude_top_fraction}"
+            )

@@ -1,0 +1,280 @@
+"""The review queue: every original train and dev clip, measured by both models, ranked.
+
+For each clip in ``data/features/{train,dev}`` whose ``path`` is in the validated manifest of
+its split (augmented copies are not: a person reviews a recording, not its copies) this
+records the fine-tuned model's teacher-forced loss (mean and worst token), its greedy
+transcript and WER/CER against the label (normalised: :mod:`~swedish_transcriber.evaluation.
+normalizer`), the zero-shot model's greedy WER, the clip's duration and reading speed and the
+validate stage's loudness measures; :mod:`.suspicion` ranks them.
+
+The encoder runs at most once per clip and model: the base encoder's outputs come from the
+train stage's store where they fit (:mod:`.stored_states`), else they are computed here;
+the fine-tuned model reuses them when its encoder is the base's (the default recipe trains
+only cross-attention; the merge stage's interpolation then changes encoder weights by float32
+rounding alone), else its own encoder runs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from swedish_transcriber.atomic import atomic_file, write_text
+from swedish_transcriber.data.features import PAD_COLUMN, load_split, pad_features
+from swedish_transcriber.data.manifest import read_split
+from swedish_transcriber.decoding import token_cap
+from swedish_transcriber.evaluation.normalizer import normalize
+from swedish_transcriber.evaluation.scoring import cer, wer
+from swedish_transcriber.evaluation.transcription import load_model
+from swedish_transcriber.review import stored_states
+from swedish_transcriber.review.model_passes import greedy_transcripts, token_losses
+from swedish_transcriber.review.params import RankParams
+from swedish_transcriber.review.suspicion import rank_clips
+
+SPLITS: tuple[str, ...] = ("train", "dev")
+MANIFEST_COLUMNS: tuple[str, ...] = (
+    "path",
+    "audio_file",
+    "duration",
+    "silence_ratio",
+    "clipping_ratio",
+    "peak",
+    "rms",
+)
+RAW_COLUMNS: tuple[str, ...] = (
+    "ft_loss",
+    "ft_loss_max",
+    "ft_wer",
+    "ft_cer",
+    "zs_wer",
+    "duration",
+    "chars_per_second",
+    "silence_ratio",
+    "clipping_ratio",
+    "peak",
+    "rms",
+)
+TEXT_COLUMNS: tuple[str, ...] = (
+    "rank",
+    "path",
+    "split",
+    "audio_file",
+    "sentence",
+    "transcript",
+    "zero_shot_transcript",
+    "suspicion",
+)
+# Encoder weights equal up to this are one encoder: the merge stage's float32 interpolation
+# of two equal tensors, (1 - a) * x + a * x, is x within 2 ulp (1.2e-7 relative), while a
+# trained encoder differs by a learning-rate step (1e-5 and more).
+SAME_ENCODER_RTOL = 1e-6
+SAME_ENCODER_ATOL = 1e-8
+
+
+def queue_columns(weights: dict[str, float]) -> list[str]:
+    """The queue's columns, in order (the review page reads them by name)."""
+    return [*TEXT_COLUMNS, *RAW_COLUMNS, *(f"score_{c}" for c in weights)]
+
+
+@dataclass(frozen=True)
+class RankInputs:
+    """What the rank stage reads (dvc.yaml's deps; ``checkpoints`` is a memo, not a dep)."""
+
+    base_model: Path  # models/base
+    finetuned: Path  # models/finetuned
+    features: Path  # data/features (train, dev)
+    validated: Path  # data/validated (the manifests: which clips are originals, measures)
+    checkpoints: Path  # the train stage's folder: stored encoder outputs, when they fit
+
+
+def check_inputs(inputs: RankInputs) -> None:
+    """Every input there, or one error naming the missing path and the stage that writes it."""
+    wanted = [
+        (inputs.base_model / "config.json", "the base model", "dvc repro base_model"),
+        (inputs.finetuned / "config.json", "the fine-tuned model", "dvc repro merge"),
+        *(
+            (inputs.features / s / "dataset_info.json", f"the {s} features", "dvc repro featurize")
+            for s in SPLITS
+        ),
+        *(
+            (inputs.validated / f"{s}.parquet", f"the validated {s} manifest", "dvc repro validate")
+            for s in SPLITS
+        ),
+    ]
+    for path, what, command in wanted:
+        if not path.is_file():
+            extra = " (it trains first: dvc repro train)" if "merge" in command else ""
+            raise FileNotFoundError(f"{path}: {what} is missing; run `{command}`{extra}")
+
+
+def original_clips(features: Path, validated: Path, split: str):
+    """The feature table of ``split`` and one row per original clip (``row``: its table row)."""
+    table = load_split(features, split)
+    manifest = read_split(validated, split)
+    missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
+    if missing:
+        raise ValueError(
+            f"{validated}/{split}.parquet lacks column(s) {', '.join(missing)} (made by an "
+            f"older validate stage? run `dvc repro validate`)"
+        )
+    manifest = manifest[list(MANIFEST_COLUMNS)].copy()
+    manifest["path"] = manifest["path"].astype(str)
+    twice = manifest["path"][manifest["path"].duplicated()]
+    if len(twice):
+        raise ValueError(f"{validated}/{split}.parquet lists clip {twice.iloc[0]!r} twice")
+    ours = pd.DataFrame({"path": [str(p) for p in table["path"]], "sentence": table["sentence"]})
+    ours["row"] = range(len(ours))
+    clips = ours.merge(manifest, on="path", how="inner", validate="one_to_one")
+    clips.insert(1, "split", split)
+    for column in ("duration", "silence_ratio", "clipping_ratio", "peak", "rms"):
+        clips[column] = clips[column].astype(float)
+    clips["chars_per_second"] = clips["sentence"].str.len() / clips["duration"]
+    return table, clips.sort_values("row", kind="mergesort").reset_index(drop=True)
+
+
+def same_encoder(a, b) -> bool:
+    """Whether two Whisper models have one encoder (equal weights, up to float32 rounding)."""
+    first, second = a.get_encoder().state_dict(), b.get_encoder().state_dict()
+    return first.keys() == second.keys() and all(
+        first[k].shape == second[k].shape
+        and torch.allclose(
+            first[k].float(), second[k].float(), rtol=SAME_ENCODER_RTOL, atol=SAME_ENCODER_ATOL
+        )
+        for k in first
+    )
+
+
+@torch.no_grad()
+def encode(model, table, rows: list[int]) -> torch.Tensor:
+    """The encoder outputs of feature-table ``rows`` (float32, on the model's device)."""
+    batch = table.select(rows).select_columns(["input_features", PAD_COLUMN]).with_format("numpy")
+    windows = pad_features(batch["input_features"], batch[PAD_COLUMN])
+    features = torch.from_numpy(windows).to(model.device, dtype=model.dtype)
+    return model.get_encoder()(features).last_hidden_state.float()
+
+
+def error_rates(reference: str, hypothesis: str) -> tuple[float, float]:
+    """WER and CER of one clip, normalised (as written when the label normalises to nothing)."""
+    ref, hyp = normalize(reference), normalize(hypothesis)
+    if not ref:
+        ref, hyp = reference, hypothesis
+    return wer([ref], [hyp]), cer([ref], [hyp])
+
+
+def measure(
+    inputs: RankInputs,
+    params: RankParams,
+    language: str,
+    task: str,
+    log: Callable[[str], None] = print,
+) -> tuple[pd.DataFrame, dict]:
+    """Every original train and dev clip with its raw components and transcripts; a summary."""
+    check_inputs(inputs)
+    started = time.perf_counter()
+    finetuned, processor = load_model(inputs.finetuned, language, task)
+    base, base_processor = load_model(inputs.base_model, language, task)
+    shared = same_encoder(base, finetuned)
+    log(
+        "rank: the fine-tuned encoder is the base's: its outputs are shared"
+        if shared
+        else "rank: the fine-tuned encoder differs from the base's: it runs on every clip"
+    )
+    splits = {s: original_clips(inputs.features, inputs.validated, s) for s in SPLITS}
+    labels = {s: [list(x) for x in table["labels"]] for s, (table, _) in splits.items()}
+    stored = stored_states.find(
+        inputs.checkpoints, inputs.base_model, inputs.features, inputs.finetuned, labels
+    )
+    options = params.decode_options()
+    counts = {"stored": 0, "encoded_base": 0, "encoded_finetuned": 0}
+    frames = []
+    for split, (table, clips) in splits.items():
+        log(f"rank: {split}: {len(clips)} original clips of {len(table)}; {stored[split].note}")
+        order = clips.sort_values(["duration", "row"], kind="mergesort")
+        results: dict[int, dict] = {}
+        for start in range(0, len(order), params.batch_size):
+            batch = order.iloc[start : start + params.batch_size]
+            rows = [int(r) for r in batch["row"]]
+            have = stored[split].get(rows)
+            fresh = [r for r in rows if r not in have]
+            if fresh:
+                have.update(zip(fresh, encode(base, table, fresh).cpu(), strict=True))
+            counts["stored"] += len(rows) - len(fresh)
+            counts["encoded_base"] += len(fresh)
+            base_hidden = torch.stack([have[r] for r in rows]).to(base.device)
+            ft_hidden = base_hidden if shared else encode(finetuned, table, rows)
+            counts["encoded_finetuned"] += 0 if shared else len(rows)
+            losses, peaks = token_losses(finetuned, ft_hidden, [labels[split][r] for r in rows])
+            caps = [token_cap(float(d), options) for d in batch["duration"]]
+            ft_text = greedy_transcripts(
+                finetuned, processor.tokenizer, ft_hidden, caps, language, task
+            )
+            zs_text = greedy_transcripts(
+                base, base_processor.tokenizer, base_hidden, caps, language, task
+            )
+            for i, row in enumerate(rows):
+                sentence = str(batch["sentence"].iloc[i])
+                ft_wer, ft_cer = error_rates(sentence, ft_text[i])
+                results[row] = {
+                    "transcript": ft_text[i],
+                    "zero_shot_transcript": zs_text[i],
+                    "ft_loss": float(losses[i]),
+                    "ft_loss_max": float(peaks[i]),
+                    "ft_wer": ft_wer,
+                    "ft_cer": ft_cer,
+                    "zs_wer": error_rates(sentence, zs_text[i])[0],
+                }
+            log(f"rank: {split}: {min(start + params.batch_size, len(order))}/{len(order)} clips")
+        measured = pd.DataFrame([results[int(r)] for r in clips["row"]], index=clips.index)
+        frames.append(pd.concat([clips, measured], axis=1))
+    clips = pd.concat(frames, ignore_index=True).drop(columns="row")
+    log(
+        f"rank: encoder outputs: {counts['stored']} clips from the train stage's store, "
+        f"{counts['encoded_base']} encoded by the base model, {counts['encoded_finetuned']} "
+        f"by the fine-tuned model"
+    )
+    summary = {
+        "clips": {s: int(len(c)) for s, (_, c) in splits.items()},
+        "skipped_copies": {s: int(len(t) - len(c)) for s, (t, c) in splits.items()},
+        "encoder_outputs": counts,
+        "finetuned_encoder_is_base": shared,
+        "stored_outputs": {s: stored[s].note for s in SPLITS},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    return clips, summary
+
+
+def build_queue(clips: pd.DataFrame, params: RankParams) -> pd.DataFrame:
+    """The ranked queue with exactly :func:`queue_columns`."""
+    ranked = rank_clips(clips, params.weights)
+    return ranked[queue_columns(params.weights)]
+
+
+def write_queue(queue: pd.DataFrame, parquet: Path, csv: Path, summary_file: Path, summary: dict):
+    """The queue as Parquet and CSV, and the summary JSON, each written atomically."""
+    with atomic_file(parquet, "wb") as fh:
+        queue.to_parquet(fh, index=False)
+    with atomic_file(csv, "w", encoding="utf-8", newline="") as fh:
+        queue.to_csv(fh, index=False)
+    write_text(summary_file, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+
+
+def rank(
+    inputs: RankInputs,
+    params: RankParams,
+    language: str,
+    task: str,
+    outputs: tuple[Path, Path, Path],
+    log: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Measure, rank and write the queue (Parquet, CSV, summary JSON); return it."""
+    clips, summary = measure(inputs, params, language, task, log)
+    queue = build_queue(clips, params)
+    summary["weights"] = dict(params.weights)
+    write_queue(queue, *outputs, summary)
+    return queue
