@@ -342,9 +342,9 @@ def test_rank_params_are_strict(tmp_path):
     rank = "{weights: {ft_loss: 1.0}, batch_size: 2, max_new_tokens: 8, "
     rank += "max_tokens_per_second: 12.0, max_tokens_slack: 4}"
     path = tmp_path / "params.yaml"
-    path.write_text(f"curation:\n  auto_exclude_top_fraction: 0.0\n  rank: {rank}\n")
+    path.write_text(f"curation:\n  rank: {rank}\n")
     assert section("curation.rank", RankParams, path).weights == {"ft_loss": 1.0}
-    assert section("curation", CurationParams, path).auto_exclude_top_fraction == 0.0
+    assert section("curation", CurationParams, path).rank.batch_size == 2
     for weights, message in (
         ("{ft_los: 1.0}", "unknown component.*ft_los"),
         ("{ft_loss: -1.0}", "finite and >= 0"),
@@ -354,7 +354,7 @@ def test_rank_params_are_strict(tmp_path):
         with pytest.raises(ParamsError, match=message):
             section("curation.rank", RankParams, path)
     repo = section("curation", CurationParams, PARAMS_FILE)
-    assert set(repo.rank.weights) <= set(COMPONENTS) and repo.auto_exclude_top_fraction == 0.0
+    assert set(repo.rank.weights) <= set(COMPONENTS)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Params section ``curation``: how the review queue is ranked (``curation.rank``).
 
-The rank stage lists only ``curation.rank`` in dvc.yaml, so a knob elsewhere in the section
-(``auto_exclude_top_fraction``, read where decisions are applied) does not re-run ranking.
+The rank stage lists only ``curation.rank`` in dvc.yaml, so a knob added elsewhere in the
+section (the automatic exclusion of the queue's top, not built yet) will not re-run ranking.
 """
 
 from __future__ import annotations
@@ -78,13 +78,4 @@ class RankParams:
 class CurationParams:
     """Params section ``curation``."""
 
-    # Share of the review queue's top (most suspicious, not yet reviewed) clips excluded
-    # automatically where the decisions are applied; 0 = none (data/curation/apply.py).
-    auto_exclude_top_fraction: float
     rank: RankParams
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.auto_exclude_top_fraction <= 1.0:
-            raise ValueError(
-                f"auto_exclude_top_fraction must be in [0, 1], got {self.auto_exclude_top_fraction}"
-            )
