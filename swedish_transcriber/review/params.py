@@ -28,6 +28,18 @@ DIRECTIONS: dict[str, str] = {
     "rms": "low",
 }
 COMPONENTS: tuple[str, ...] = tuple(DIRECTIONS)
+# The review queue's text columns, in order; then COMPONENTS (raw), then score_<component>.
+# Here, not in .queue, so the review page reads the layout without importing torch.
+TEXT_COLUMNS: tuple[str, ...] = (
+    "rank",
+    "path",
+    "split",
+    "audio_file",
+    "sentence",
+    "transcript",
+    "zero_shot_transcript",
+    "suspicion",
+)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from swedish_transcriber.evaluation.scoring import cer, wer
 from swedish_transcriber.evaluation.transcription import load_model
 from swedish_transcriber.review import stored_states
 from swedish_transcriber.review.model_passes import greedy_transcripts, token_losses
-from swedish_transcriber.review.params import RankParams
+from swedish_transcriber.review.params import COMPONENTS, TEXT_COLUMNS, RankParams
 from swedish_transcriber.review.suspicion import rank_clips
 
 SPLITS: tuple[str, ...] = ("train", "dev")
@@ -47,29 +47,7 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "peak",
     "rms",
 )
-RAW_COLUMNS: tuple[str, ...] = (
-    "ft_loss",
-    "ft_loss_max",
-    "ft_wer",
-    "ft_cer",
-    "zs_wer",
-    "duration",
-    "chars_per_second",
-    "silence_ratio",
-    "clipping_ratio",
-    "peak",
-    "rms",
-)
-TEXT_COLUMNS: tuple[str, ...] = (
-    "rank",
-    "path",
-    "split",
-    "audio_file",
-    "sentence",
-    "transcript",
-    "zero_shot_transcript",
-    "suspicion",
-)
+RAW_COLUMNS = COMPONENTS  # every component, raw, in the queue (weighted or not)
 # Encoder weights equal up to this are one encoder: the merge stage's float32 interpolation
 # of two equal tensors, (1 - a) * x + a * x, is x within 2 ulp (1.2e-7 relative), while a
 # trained encoder differs by a learning-rate step (1e-5 and more).

@@ -21,31 +21,11 @@ from pathlib import Path
 import pandas as pd
 
 from swedish_transcriber.data.curation import Decision, DecisionsError, InvalidDecision
+from swedish_transcriber.review.params import COMPONENTS, TEXT_COLUMNS
 
-# The columns the page cannot do without; the rank stage writes these and more.
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "rank",
-    "path",
-    "split",
-    "audio_file",
-    "sentence",
-    "transcript",
-    "zero_shot_transcript",
-    "suspicion",
-)
-# Raw signals behind the suspicion, shown when the queue has them (each with its
-# ``score_<name>`` in [0, 1] when there is one).
-COMPONENTS: tuple[str, ...] = (
-    "ft_loss",
-    "ft_loss_max",
-    "ft_wer",
-    "ft_cer",
-    "zs_wer",
-    "duration",
-    "chars_per_second",
-    "silence_ratio",
-    "clipping_ratio",
-)
+# The columns the page cannot do without (the rank stage writes these and more), and the raw
+# signals behind the suspicion, shown when the queue has them (each with its score_<name>).
+REQUIRED_COLUMNS = TEXT_COLUMNS
 SCORE_PREFIX = "score_"
 RUN_FIRST = "dvc repro rank"  # what writes the queue (it needs a trained model: stage train)
 
