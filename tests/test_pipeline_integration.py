@@ -31,6 +31,7 @@ TRACKED = (
     "swedish_transcriber",
     ".dvc/config",
     ".dvc/.gitignore",
+    "data/curation/decisions.tsv",  # a dependency of validate (the reviewer's decisions)
 )
 
 

@@ -23,11 +23,29 @@ from swedish_transcriber.serving.long_form import ChunkPlan
 from swedish_transcriber.serving.measured import Measurements, default_index, load_measurements
 from swedish_transcriber.serving.media import MediaLimits
 from swedish_transcriber.serving.model_paths import ModelChoice, configured_model, typed_model
-from swedish_transcriber.serving.review import ReviewParams
 from swedish_transcriber.whisper import DecodeOptions
 
 REPO = Path(__file__).resolve().parents[2]  # the repo root: swedish_transcriber/serving/page.py
 PARAMS_ENV = "SWEDISH_TRANSCRIBER_PARAMS"
+
+
+@dataclass(frozen=True)
+class ReviewParams:
+    """Params ``app.review``: where the review page finds its queue and keeps its decisions.
+
+    Here, not in :mod:`.review`, so the main page reads its params without pandas.
+
+    Both relative to the repo root (the params file's directory) unless absolute.
+    """
+
+    enabled: bool  # off for a page others can reach: it plays training clips and writes a file
+    queue: str  # the rank stage's review queue (parquet)
+    decisions: str  # the reviewer's decisions (TSV, git-tracked)
+
+    def __post_init__(self) -> None:
+        for name in ("queue", "decisions"):
+            if not getattr(self, name).strip():
+                raise ValueError(f"review.{name} must be a file path, got an empty string")
 
 
 @dataclass(frozen=True)

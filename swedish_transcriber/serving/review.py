@@ -22,29 +22,13 @@ import pandas as pd
 
 from swedish_transcriber.data.curation import Decision, DecisionsError, InvalidDecision
 from swedish_transcriber.review.params import COMPONENTS, TEXT_COLUMNS
+from swedish_transcriber.serving.page import ReviewParams  # noqa: F401 (the page reads it here)
 
 # The columns the page cannot do without (the rank stage writes these and more), and the raw
 # signals behind the suspicion, shown when the queue has them (each with its score_<name>).
 REQUIRED_COLUMNS = TEXT_COLUMNS
 SCORE_PREFIX = "score_"
 RUN_FIRST = "dvc repro rank"  # what writes the queue (it needs a trained model: stage train)
-
-
-@dataclass(frozen=True)
-class ReviewParams:
-    """Params ``app.review``: where the page finds its queue and keeps its decisions.
-
-    Both relative to the repo root (the params file's directory) unless absolute.
-    """
-
-    enabled: bool  # off for a page others can reach: it plays training clips and writes a file
-    queue: str  # the rank stage's review queue (parquet)
-    decisions: str  # the reviewer's decisions (TSV, git-tracked)
-
-    def __post_init__(self) -> None:
-        for name in ("queue", "decisions"):
-            if not getattr(self, name).strip():
-                raise ValueError(f"review.{name} must be a file path, got an empty string")
 
 
 class QueueError(ValueError):
