@@ -390,8 +390,11 @@ def review_clips(tab, server: Server) -> None:
     tab.get_by_role("button", name="Exclude", exact=True).click()
     expect(tab.get_by_role("heading", name="clip_b.mp3")).to_be_visible(timeout=30_000)
     expect(tab.get_by_text("1 of 3 clips decided, 2 left")).to_be_visible()
-
+    idle(tab)
     text = tab.get_by_label("Corrected sentence (for Fix)")
+    # The previous clip's field (keyed by its clip) stays on screen, stale, until the rerun
+    # ends: wait until only clip_b's is left.
+    expect(text).to_have_count(1, timeout=30_000)
     expect(text).to_have_value("Det regnar i Stockholm")
     text.fill(FIXED)
     text.press("Tab")
