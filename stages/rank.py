@@ -1,7 +1,9 @@
 """Stage ``rank``: the review queue, every original train and dev clip ranked by suspicion.
 
-``python -m stages.rank models/base models/finetuned data/features data/validated checkpoints
+``python -m stages.rank models/base models/trained data/features data/validated checkpoints
 reports/review_queue.parquet reports/review_queue.csv reports/review_queue.json``.
+The fine-tuned model is the train stage's (trained on every clip the queue ranks, before the
+merge and before the retrain stage leaves the queue's top out).
 For each clip: the fine-tuned model's teacher-forced loss and greedy transcript, the
 zero-shot model's transcript, their WER/CER against the label, reading speed and loudness
 measures, each turned into a percentile score and weighted into ``suspicion`` (params

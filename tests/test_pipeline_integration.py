@@ -187,7 +187,10 @@ def test_dag_shows_the_whole_graph(pipeline):
         ("validate", "featurize"),
         ("base_model", "train"),
         ("featurize", "train"),
-        ("train", "merge"),
+        ("train", "rank"),
+        ("rank", "retrain"),
+        ("train", "retrain"),
+        ("retrain", "merge"),
         ("base_model", "merge"),
         ("merge", "transcribe@finetuned"),
         ("base_model", "transcribe@zero_shot"),
@@ -262,6 +265,55 @@ def test_two_experiments_differ_in_dvc_metrics_diff(pipeline):
         (pipeline / "report" / "plots" / "synthetic_vs_real_wer.vega.json").read_text()
     )
     assert {r["rev"] for r in tradeoff["data"]["values"]} == {"HEAD", "workspace"}
+
+
+def test_review_decisions_and_auto_exclusion_in_one_experiment(pipeline):
+    """A round of review (one clip excluded, one relabelled, written by the page's writer) and
+    the automatic mode, in one `dvc exp run`: quarantine, relabel, a second training without
+    the queue's top, and the effect in `dvc metrics diff`."""
+    import pandas as pd
+
+    from swedish_transcriber.data.curation import Decision, record_decision
+
+    subprocess.run(["git", "checkout", "--", "params.yaml"], cwd=pipeline, check=True)
+    train = pd.read_parquet(pipeline / "data/validated/train.parquet")
+    gone, fixed = str(train.path.iloc[0]), str(train.path.iloc[1])
+    old_sentence = str(train.sentence.iloc[1])
+    decisions = pipeline / "data/curation/decisions.tsv"
+    record_decision(decisions, Decision(path=gone, action="exclude", reason="a door slams"))
+    record_decision(
+        decisions, Decision(path=fixed, action="fix", sentence="Hej och välkommen.", reason="ord")
+    )
+    proc = dvc(
+        "exp", "run", "-n", "curated", "-S", "curation.auto_exclude_top_fraction=0.25", cwd=pipeline
+    )
+    out = proc.stdout + proc.stderr
+    assert "Running stage 'validate'" in out and "Running stage 'retrain'" in out
+
+    quarantine = pd.read_parquet(pipeline / "data/quarantine/validate/quarantine.parquet")
+    row = quarantine[quarantine.path == gone]
+    assert list(row.reason) == ["excluded by review: a door slams"]
+    relabelled = pd.read_parquet(pipeline / "data/validated/train.parquet").set_index("path")
+    assert gone not in relabelled.index
+    assert relabelled.loc[fixed, "sentence"] == "Hej och välkommen."
+    assert relabelled.loc[fixed, "original_sentence"] == old_sentence
+
+    queue = pd.read_parquet(pipeline / "reports/review_queue.parquet")
+    assert gone not in set(queue.path)  # the queue ranks what validate let through
+    auto = pd.read_csv(pipeline / "reports/auto_excluded.csv")
+    originals = int((queue.split == "train").sum())
+    assert 0 < len(auto) <= -(-originals // 4) and fixed not in set(auto.path)
+    info = json.loads((pipeline / "models/curated/train_info.json").read_text(encoding="utf-8"))
+    assert info["excluded_clips"] == sorted(auto.path)
+
+    diff = metric_diff(pipeline)  # HEAD vs the workspace (the experiment's results)
+    curation = diff["reports/validation.json"]
+    assert curation["curation.excluded"]["new"] == 1 and curation["curation.fixed"]["new"] == 1
+    # Test WER of the model trained without those clips, beside HEAD's (equal or not: 3 clips).
+    every = json.loads(dvc("metrics", "diff", "--all", "--json", cwd=pipeline).stdout)
+    assert "demo_test.finetuned.wer_norm" in every["metrics/eval.json"]
+    exp_diff = dvc("exp", "diff", "HEAD", "curated", "--md", cwd=pipeline).stdout
+    assert "auto_exclude_top_fraction" in exp_diff
 
 
 def test_pull_request_workflow_is_valid_and_uses_the_tested_commands():

@@ -342,7 +342,7 @@ def test_rank_params_are_strict(tmp_path):
     rank = "{weights: {ft_loss: 1.0}, batch_size: 2, max_new_tokens: 8, "
     rank += "max_tokens_per_second: 12.0, max_tokens_slack: 4}"
     path = tmp_path / "params.yaml"
-    path.write_text(f"curation:\n  rank: {rank}\n")
+    path.write_text(f"curation:\n  rank: {rank}\n  auto_exclude_top_fraction: 0.1\n")
     assert section("curation.rank", RankParams, path).weights == {"ft_loss": 1.0}
     assert section("curation", CurationParams, path).rank.batch_size == 2
     for weights, message in (
@@ -367,7 +367,7 @@ def rank_repo(repo_copy, inputs) -> Path:
     repo = repo_copy()
     for source, rel in (
         (inputs.base_model, "models/base"),
-        (inputs.finetuned, "models/finetuned"),
+        (inputs.finetuned, "models/trained"),
         (inputs.features, "data/features"),
         (inputs.validated, "data/validated"),
     ):
@@ -421,7 +421,7 @@ def test_stage_writes_the_queue_with_the_exact_columns(rank_repo, monkeypatch, c
 @pytest.mark.parametrize(
     ("missing", "message"),
     [
-        ("models/finetuned/config.json", "the fine-tuned model is missing; run `dvc repro merge`"),
+        ("models/trained/config.json", "the fine-tuned model is missing; run `dvc repro train`"),
         ("models/base/config.json", "the base model is missing; run `dvc repro base_model`"),
         ("data/features/dev", "the dev features is missing; run `dvc repro featurize`"),
         ("data/validated/train.parquet", "the validated train manifest is missing; run `dvc repro"),

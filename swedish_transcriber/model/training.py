@@ -71,6 +71,29 @@ class TrainPaths:
     output: Path  # models/trained
     checkpoints: Path  # resume points and the encoder cache
     live: Path  # DVCLive's metrics and plots
+    # Train clips left out (original paths; their augmented copies go with them): the
+    # retrain stage's auto-excluded top of the review queue. Empty: every train row trains.
+    exclude: frozenset[str] = frozenset()
+    # Another run's encoder cache folder (the train stage's, read by the retrain stage): used
+    # when its fingerprint fits these inputs, so a retrain does not encode every clip again.
+    shared_encoder_cache: Path | None = None
+
+
+def origin(path: str) -> str:
+    """The original clip of a train row: ``x.mp3`` for itself and for ``x.aug2.flac``."""
+    name = Path(path).name
+    stem, dot, rest = name.partition(".aug")
+    if dot and rest.removesuffix(".flac").isdigit():
+        return stem
+    return Path(name).stem
+
+
+def kept_rows(table: datasets.Dataset, exclude: frozenset[str]) -> list[int]:
+    """Rows of a train table whose original clip is not in ``exclude`` (every row if empty)."""
+    if not exclude:
+        return list(range(len(table)))
+    stems = {Path(p).stem for p in exclude}
+    return [i for i, p in enumerate(table["path"]) if origin(str(p)) not in stems]
 
 
 def dev_subset(table: datasets.Dataset, max_clips: int, seed: int) -> datasets.Dataset:
@@ -250,7 +273,13 @@ def train(
 
     model_digest = tree_digest(sorted(paths.base_model.glob("*")))
     data_digest = tree_digest([paths.features / "train", paths.features / "dev"])
-    run_fingerprint = fingerprint(params, language, task, model_digest, data_digest)
+    keep = kept_rows(train_table, paths.exclude)
+    if not keep:
+        raise ValueError(f"{paths.features}/train: every row is excluded; nothing to train on")
+    digests = [model_digest, data_digest]
+    if paths.exclude:  # a run without exclusions keeps the fingerprint it always had
+        digests.append(text_digest("\n".join(sorted(paths.exclude))))
+    run_fingerprint = fingerprint(params, language, task, *digests)
     with args.main_process_first(desc="prepare checkpoints and encoder cache"):
         resume_from = None
         live = DVCLiveStepCallback(paths.live)
@@ -261,11 +290,15 @@ def train(
             device = args.device
             model.to(device)
             cache_key = text_digest(model_digest + data_digest)
-            below, cache_dir = None, paths.checkpoints / "encoder_cache"
+            below, sub = None, Path()
             if params.uses_lower_encoder_cache:  # the states entering the first trained layer
                 below = first_trained_layer(model.config, params.encoder_top_layers)
                 cache_key = text_digest(f"{cache_key} below_layer {below}")
-                cache_dir = cache_dir / f"below_layer_{below}"
+                sub = Path(f"below_layer_{below}")
+            cache_dir = paths.checkpoints / "encoder_cache" / sub
+            shared = paths.shared_encoder_cache
+            if shared is not None and read_fingerprint(shared / sub / "train") == cache_key:
+                cache_dir = shared / sub  # the train stage's, built from these very inputs
             train_data = build_encoder_cache(
                 model,
                 train_table,
@@ -288,6 +321,9 @@ def train(
             columns = ["input_features", "pad_value", "labels"]  # the collator pads
             train_data = train_table.select_columns(columns)
             eval_data = dev_table.select_columns(columns)
+        if len(keep) < len(train_table):  # the cache holds every row; train on the kept ones
+            train_data = train_data.select(keep)
+            print(f"train: {len(train_table) - len(keep)} of {len(train_table)} rows excluded")
     if args.process_index != 0:
         from transformers.trainer_utils import get_last_checkpoint
 
@@ -334,7 +370,8 @@ def train(
     model.generation_config.max_new_tokens = saved_max_new_tokens
     model.config.dropout = 0.0  # the published config: no dropout left on at inference
     if trainer.is_world_process_zero():
-        _write_model(trainer, processor, paths.output, params)
+        excluded = sorted(paths.exclude) if paths.exclude else None
+        _write_model(trainer, processor, paths.output, params, excluded)
     return final
 
 
@@ -380,7 +417,9 @@ def _final_eval(trainer) -> dict[str, float]:
     return out
 
 
-def _write_model(trainer, processor, out_dir: Path, params: TrainParams) -> None:
+def _write_model(
+    trainer, processor, out_dir: Path, params: TrainParams, excluded: list[str] | None = None
+) -> None:
     """The fine-tuned checkpoint, processor and generation config, all or nothing.
 
     LoRA adapters are merged into the weights first: the result is a plain checkpoint.
@@ -391,4 +430,6 @@ def _write_model(trainer, processor, out_dir: Path, params: TrainParams) -> None
         model.save_pretrained(tmp, safe_serialization=True)  # with generation_config.json
         processor.save_pretrained(tmp)
         info = {"train": asdict(params), "steps": trainer.state.global_step}
+        if excluded is not None:  # the retrain stage's: which train clips were left out
+            info["excluded_clips"] = excluded
         (tmp / "train_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")

@@ -1,7 +1,8 @@
-"""Params section ``curation``: how the review queue is ranked (``curation.rank``).
+"""Params section ``curation``: how the review queue is ranked (``curation.rank``) and how
+much of its top the retrain stage leaves out unreviewed (``auto_exclude_top_fraction``).
 
-The rank stage lists only ``curation.rank`` in dvc.yaml, so a knob added elsewhere in the
-section (the automatic exclusion of the queue's top, not built yet) will not re-run ranking.
+The rank stage lists only ``curation.rank`` in dvc.yaml and the retrain stage only
+``curation.auto_exclude_top_fraction``, so a new fraction re-trains without re-ranking.
 """
 
 from __future__ import annotations
@@ -91,3 +92,13 @@ class CurationParams:
     """Params section ``curation``."""
 
     rank: RankParams
+    # The share of the train clips, from the top of the review queue, that the retrain stage
+    # leaves out without review (human decisions win). 0: the train stage's model as it is.
+    auto_exclude_top_fraction: float
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.auto_exclude_top_fraction < 1:
+            raise ValueError(
+                "curation.auto_exclude_top_fraction must be in [0, 1), got "
+                f"{self.auto_exclude_top_fraction}"
+            )

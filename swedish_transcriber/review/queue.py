@@ -65,7 +65,7 @@ class RankInputs:
     """What the rank stage reads (dvc.yaml's deps; ``checkpoints`` is a memo, not a dep)."""
 
     base_model: Path  # models/base
-    finetuned: Path  # models/finetuned
+    finetuned: Path  # models/trained: fine-tuned on every train clip, the queue's included
     features: Path  # data/features (train, dev)
     validated: Path  # data/validated (the manifests: which clips are originals, measures)
     checkpoints: Path  # the train stage's folder: stored encoder outputs, when they fit
@@ -75,7 +75,7 @@ def check_inputs(inputs: RankInputs) -> None:
     """Every input there, or one error naming the missing path and the stage that writes it."""
     wanted = [
         (inputs.base_model / "config.json", "the base model", "dvc repro base_model"),
-        (inputs.finetuned / "config.json", "the fine-tuned model", "dvc repro merge"),
+        (inputs.finetuned / "config.json", "the fine-tuned model", "dvc repro train"),
         *(
             (inputs.features / s / "dataset_info.json", f"the {s} features", "dvc repro featurize")
             for s in SPLITS
@@ -87,8 +87,7 @@ def check_inputs(inputs: RankInputs) -> None:
     ]
     for path, what, command in wanted:
         if not path.is_file():
-            extra = " (it trains first: dvc repro train)" if "merge" in command else ""
-            raise FileNotFoundError(f"{path}: {what} is missing; run `{command}`{extra}")
+            raise FileNotFoundError(f"{path}: {what} is missing; run `{command}`")
 
 
 def original_clips(features: Path, validated: Path, split: str):

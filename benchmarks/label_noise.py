@@ -1,0 +1,246 @@
+"""Does the review queue find real label errors, and does dropping its top pay? (issue #12)
+
+Usage (repo root, .venv active, espeak-ng installed as for `dvc repro`):
+
+    python benchmarks/label_noise.py [--noise 0.05] [--top 0.10] \
+        [--workdir benchmarks/out/label_noise] [--out benchmarks/results/label_noise.json] \
+        [--set merge.alpha=1.0 ...]
+
+Copies this checkout's git-tracked files (the working tree, dvc.lock included) into a DVC
+repo under the workdir that shares this checkout's DVC cache (so stages whose inputs did not
+change come back from the run-cache instead of running again), and runs the real pipeline
+with `dvc repro` three times, changing only params:
+
+1. ``clean``: the repo's params (``--set`` ones applied to every run);
+2. ``noisy``: ``corpus.label_noise.fraction = --noise``: that share of the train clips get a
+   wrong label (swapped with another clip's, words dropped, truncated), listed in
+   data/label_noise/planted.tsv, which no stage reads;
+3. ``noisy_auto``: as 2 plus ``curation.auto_exclude_top_fraction = --top``: the retrain
+   stage trains again without the top of the review queue.
+
+Reported: precision and recall of the planted clips among the auto-excluded ones (the top
+``--top`` of the train clips in the queue; target recall >= 0.8), the same for each queue
+component alone, planted clips that validate had already quarantined, and test WER_norm of
+the fine-tuned model in each run (target: exclusion recovers at least half of what the
+noise cost, ``(noisy - noisy_auto) / (noisy - clean) >= 0.5``). PASS/MISS per target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+
+from benchmarks.inference_lib.machine import machine_busy_seconds, versions, write_report  # noqa: E402
+from swedish_transcriber.review.params import DIRECTIONS  # noqa: E402
+from swedish_transcriber.review.suspicion import component_score  # noqa: E402
+
+RECALL_TARGET = 0.8
+RECOVERY_TARGET = 0.5
+MODELS = ("finetuned", "ct2", "zero_shot")
+
+
+def make_repo(dest: Path, cache: Path) -> Path:
+    """This checkout's tracked files at ``dest``, a DVC repo using ``cache`` (no git)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, check=True, capture_output=True)
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        src = REPO / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    local = f'[core]\n    no_scm = true\n[cache]\n    dir = "{cache.resolve()}"\n'
+    (dest / ".dvc" / "config.local").write_text(local, encoding="utf-8")
+    return dest
+
+
+def set_params(repo: Path, changes: dict[str, object]) -> None:
+    """Write dotted-key ``changes`` into the repo's params.yaml (its comments are not kept)."""
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for key, value in changes.items():
+        *parents, leaf = key.split(".")
+        node = params
+        for part in parents:
+            node = node[part]
+        if leaf not in node:
+            raise KeyError(f"params.yaml has no {key}")
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def repro(repo: Path, log: Path) -> dict[str, object]:
+    """`dvc repro` in ``repo`` (output to ``log``): seconds, stages that ran, CPU not ours."""
+    busy, started = machine_busy_seconds(), time.perf_counter()
+    with log.open("w", encoding="utf-8") as out:
+        proc = subprocess.run(
+            [sys.executable, "-m", "dvc", "repro"], cwd=repo, stdout=out, stderr=subprocess.STDOUT
+        )
+    seconds = time.perf_counter() - started
+    text = log.read_text(encoding="utf-8", errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"dvc repro failed in {repo}; see {log}:\n{text[-3000:]}")
+    ran = [line.split("'")[1] for line in text.splitlines() if line.startswith("Running stage '")]
+    restored = [
+        line.split("'")[1] for line in text.splitlines() if "is cached - skipping run" in line
+    ]
+    busy_after = machine_busy_seconds()
+    return {
+        "seconds": round(seconds, 1),
+        "stages_run": ran,
+        "stages_from_run_cache": restored,
+        "machine_busy_cpu_s": None if busy is None else round(busy_after - busy, 1),
+    }
+
+
+def test_wer(repo: Path) -> dict[str, float]:
+    """WER_norm of each model on the demo test set (metrics/eval.json)."""
+    scores = json.loads((repo / "metrics" / "eval.json").read_text(encoding="utf-8"))["demo_test"]
+    return {m: scores[m]["wer_norm"] for m in MODELS if m in scores}
+
+
+def found(top: set[str], planted: set[str]) -> dict[str, float | int]:
+    hits = len(top & planted)
+    return {
+        "top": len(top),
+        "planted_in_queue": len(planted),
+        "hits": hits,
+        "precision": round(hits / len(top), 4) if top else 0.0,
+        "recall": round(hits / len(planted), 4) if planted else 0.0,
+    }
+
+
+def queue_findings(repo: Path, top_fraction: float) -> dict[str, object]:
+    """Planted clips in the top of the noisy run's queue, overall, per kind, per component."""
+    planted = pd.read_csv(repo / "data/label_noise/planted.tsv", sep="\t", dtype=str)
+    queue = pd.read_parquet(repo / "reports/review_queue.parquet")
+    train = queue[queue["split"] == "train"].reset_index(drop=True)
+    k = math.ceil(round(top_fraction * len(train), 9))
+    in_queue = set(planted["path"]) & set(train["path"])
+    quarantine = pd.read_parquet(repo / "data/quarantine/validate/quarantine.parquet")
+    caught = planted[planted["path"].isin(set(quarantine["path"].astype(str)))]
+    top = set(train["path"].head(k))
+    per_kind = {
+        kind: found(top, set(rows["path"]) & in_queue) for kind, rows in planted.groupby("kind")
+    }
+    per_component = {}
+    for component, direction in DIRECTIONS.items():
+        if component not in train.columns:
+            continue
+        score = component_score(train[component].astype(float), direction)
+        order = train.assign(score=score).sort_values("score", ascending=False, kind="mergesort")
+        per_component[component] = found(set(order["path"].head(k)), in_queue)
+    ranks = train.set_index("path")["rank"]
+    return {
+        "planted": len(planted),
+        "planted_by_kind": planted["kind"].value_counts().sort_index().to_dict(),
+        "quarantined_by_validate": {
+            "count": len(caught),
+            "by_kind": caught["kind"].value_counts().sort_index().to_dict(),
+        },
+        "train_clips_in_queue": len(train),
+        "top_fraction": top_fraction,
+        "suspicion": found(top, in_queue),
+        "by_kind": per_kind,
+        "by_component_alone": per_component,
+        "planted_queue_ranks": sorted(int(ranks[p]) for p in in_queue),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--noise", type=float, default=0.05, help="corpus.label_noise.fraction")
+    parser.add_argument("--top", type=float, default=0.10, help="auto_exclude_top_fraction")
+    parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks/out/label_noise")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/label_noise.json")
+    parser.add_argument("--cache", type=Path, default=REPO / ".dvc/cache", help="DVC cache dir")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a param for every run (YAML value), e.g. merge.alpha=1.0",
+    )
+    args = parser.parse_args()
+    common = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
+    repo = make_repo(args.workdir / "repo", args.cache)
+    runs = {
+        "clean": {},
+        "noisy": {"corpus.label_noise.fraction": args.noise},
+        "noisy_auto": {
+            "corpus.label_noise.fraction": args.noise,
+            "curation.auto_exclude_top_fraction": args.top,
+        },
+    }
+    results: dict[str, dict] = {}
+    findings = None
+    for name, changes in runs.items():
+        base = {"corpus.label_noise.fraction": 0.0, "curation.auto_exclude_top_fraction": 0.0}
+        set_params(repo, {**base, **common, **changes})
+        print(f"{name}: dvc repro with {changes or 'the repo params'} ...", flush=True)
+        info = repro(repo, args.workdir / f"{name}.log")
+        results[name] = {"params": {**common, **changes}, **info, "test_wer_norm": test_wer(repo)}
+        print(f"  {info['seconds']} s; test WER_norm {results[name]['test_wer_norm']}", flush=True)
+        if name == "noisy":
+            findings = queue_findings(repo, args.top)
+            s = findings["suspicion"]
+            print(f"  queue top {args.top:g}: recall {s['recall']}, precision {s['precision']}")
+        if name == "noisy_auto":
+            excluded = pd.read_csv(repo / "reports/auto_excluded.csv")
+            planted = set(pd.read_csv(repo / "data/label_noise/planted.tsv", sep="\t")["path"])
+            results[name]["auto_excluded"] = found(set(excluded["path"]), planted)
+
+    wer = {n: r["test_wer_norm"]["finetuned"] for n, r in results.items()}
+    cost = wer["noisy"] - wer["clean"]
+    recovered = (wer["noisy"] - wer["noisy_auto"]) / cost if cost > 0 else None
+    recall = findings["suspicion"]["recall"]
+    report = {
+        "benchmark": "label_noise",
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip(),
+        "working_tree_clean": not subprocess.run(
+            ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip(),
+        "command": " ".join(["python", "benchmarks/label_noise.py", *sys.argv[1:]]),
+        "versions": versions(),
+        "noise_fraction": args.noise,
+        "queue": findings,
+        "runs": results,
+        "finetuned_test_wer_norm": wer,
+        "noise_cost": round(cost, 6),
+        "recovered_share": None if recovered is None else round(recovered, 4),
+        "targets": {
+            f"recall in top {args.top:g} >= {RECALL_TARGET}": (
+                "PASS" if recall >= RECALL_TARGET else "MISS"
+            ),
+            f"exclusion recovers >= {RECOVERY_TARGET} of the noise's WER cost": (
+                "n/a (the noise cost nothing)"
+                if recovered is None
+                else "PASS"
+                if recovered >= RECOVERY_TARGET
+                else "MISS"
+            ),
+        },
+    }
+    for target, verdict in report["targets"].items():
+        print(f"{verdict}: {target}")
+    write_report(args.out, report)
+
+
+if __name__ == "__main__":
+    main()
