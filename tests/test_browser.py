@@ -404,7 +404,32 @@ def review_clips(tab, server: Server) -> None:
     expect(tab.get_by_text("2 of 3 clips decided, 1 left")).to_be_visible()
 
 
-def test_review_page_plays_excludes_and_fixes_in_chromium(tmp_path: Path, served_review):
+def validate_with_decisions(decisions: Path, repo: Path, monkeypatch) -> tuple:
+    """Run the validate stage (dvc.yaml's command) on manifests holding the review clips, with
+    ``decisions`` as data/curation/decisions.tsv: (validated train, quarantine)."""
+    import pandas as pd
+
+    from stages import validate as stage
+    from swedish_transcriber.stage import main
+    from tests.dvc_stages import stage_args
+    from tests.test_validation import manifest, row, stage_repo
+
+    clips = ["clip_a.mp3", "clip_b.mp3", "clip_c.mp3"]
+    splits = {s: manifest([row(s, n) for n in range(3)]) for s in ("dev", "test")}
+    splits["train"] = manifest([row("train", n, path=p) for n, p in enumerate(clips)])
+    repo.mkdir()
+    stage_repo(repo, splits)
+    (repo / "data" / "curation").mkdir(parents=True)
+    shutil.copy2(decisions, repo / "data" / "curation" / "decisions.tsv")
+    monkeypatch.chdir(repo)
+    main(stage.run, stage_args("validate"))
+    train = pd.read_parquet(repo / "data" / "validated" / "train.parquet").set_index("path")
+    return train, pd.read_parquet(repo / "data" / "quarantine" / "validate" / "quarantine.parquet")
+
+
+def test_review_page_plays_excludes_and_fixes_in_chromium(
+    tmp_path: Path, served_review, monkeypatch
+):
     assert CHROMIUM is not None, NO_CHROMIUM
     server = served_review
     shot = tmp_path / "review.png"
@@ -440,3 +465,12 @@ def test_review_page_plays_excludes_and_fixes_in_chromium(tmp_path: Path, served
     assert not errors, f"JavaScript errors on the page: {errors}"
     log = server.log.read_text(errors="replace")
     assert "Traceback" not in log, f"the server logged an error:\n{log}"
+
+    # The next `dvc repro` (its validate stage) quarantines one clip and relabels the other.
+    decided = tmp_path / "data" / "curation" / "decisions.tsv"
+    train, quarantine = validate_with_decisions(decided, tmp_path / "repo", monkeypatch)
+    assert list(train.index) == ["clip_b.mp3", "clip_c.mp3"]
+    assert train.loc["clip_b.mp3", "sentence"] == FIXED
+    assert train.loc["clip_b.mp3", "original_sentence"] == train.loc["clip_c.mp3", "sentence"]
+    excluded = quarantine[quarantine["path"] == "clip_a.mp3"]
+    assert list(excluded["reason"]) == ["excluded by review: only background noise"]
