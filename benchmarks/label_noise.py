@@ -4,7 +4,7 @@ Usage (repo root, .venv active, espeak-ng installed as for `dvc repro`):
 
     python benchmarks/label_noise.py [--noise 0.05] [--top 0.10] \
         [--workdir benchmarks/out/label_noise] [--out benchmarks/results/label_noise.json] \
-        [--set merge.alpha=1.0 ...]
+        [--set merge.alpha=1.0 ...] [--resume]
 
 Copies this checkout's git-tracked files (the working tree, dvc.lock included) into a DVC
 repo under the workdir that shares this checkout's DVC cache (so stages whose inputs did not
@@ -23,6 +23,8 @@ Reported: precision and recall of the planted clips among the auto-excluded ones
 component alone, planted clips that validate had already quarantined, and test WER_norm of
 the fine-tuned model in each run (target: exclusion recovers at least half of what the
 noise cost, ``(noisy - noisy_auto) / (noisy - clean) >= 0.5``). PASS/MISS per target.
+Each finished run is kept as <workdir>/<run>.json; ``--resume`` reuses those and the repo,
+so a run that failed (a full disk, a kill) goes on from where `dvc repro` stopped.
 """
 
 from __future__ import annotations
@@ -93,16 +95,20 @@ def repro(repo: Path, log: Path) -> dict[str, object]:
     text = log.read_text(encoding="utf-8", errors="replace")
     if proc.returncode != 0:
         raise RuntimeError(f"dvc repro failed in {repo}; see {log}:\n{text[-3000:]}")
-    ran = [line.split("'")[1] for line in text.splitlines() if line.startswith("Running stage '")]
-    restored = [
-        line.split("'")[1] for line in text.splitlines() if "is cached - skipping run" in line
-    ]
     busy_after = machine_busy_seconds()
     return {
         "seconds": round(seconds, 1),
-        "stages_run": ran,
-        "stages_from_run_cache": restored,
+        **stages_of(text),
         "machine_busy_cpu_s": None if busy is None else round(busy_after - busy, 1),
+    }
+
+
+def stages_of(log_text: str) -> dict[str, list[str]]:
+    """The stages a `dvc repro` log says it ran, and those it restored from the run-cache."""
+    lines = log_text.splitlines()
+    return {
+        "stages_run": [ln.split("'")[1] for ln in lines if ln.startswith("Running stage '")],
+        "stages_from_run_cache": [ln.split("'")[1] for ln in lines if "is cached - skip" in ln],
     }
 
 
@@ -168,6 +174,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/label_noise.json")
     parser.add_argument("--cache", type=Path, default=REPO / ".dvc/cache", help="DVC cache dir")
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the workdir's repo and the runs already finished there (<run>.json)",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -176,7 +187,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     common = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
-    repo = make_repo(args.workdir / "repo", args.cache)
+    if args.resume and (args.workdir / "repo").is_dir():
+        repo = args.workdir / "repo"  # `dvc repro` there goes on from what is done
+    else:
+        repo = make_repo(args.workdir / "repo", args.cache)
     runs = {
         "clean": {},
         "noisy": {"corpus.label_noise.fraction": args.noise},
@@ -188,11 +202,20 @@ def main() -> None:
     results: dict[str, dict] = {}
     findings = None
     for name, changes in runs.items():
+        done = args.workdir / f"{name}.json"
+        params = {**common, **changes}
+        if args.resume and done.is_file():
+            saved = json.loads(done.read_text(encoding="utf-8"))
+            if saved["params"] == params:
+                print(f"{name}: finished before ({done})")
+                results[name] = saved
+                findings = saved.pop("queue", findings)
+                continue
         base = {"corpus.label_noise.fraction": 0.0, "curation.auto_exclude_top_fraction": 0.0}
-        set_params(repo, {**base, **common, **changes})
+        set_params(repo, {**base, **params})
         print(f"{name}: dvc repro with {changes or 'the repo params'} ...", flush=True)
         info = repro(repo, args.workdir / f"{name}.log")
-        results[name] = {"params": {**common, **changes}, **info, "test_wer_norm": test_wer(repo)}
+        results[name] = {"params": params, **info, "test_wer_norm": test_wer(repo)}
         print(f"  {info['seconds']} s; test WER_norm {results[name]['test_wer_norm']}", flush=True)
         if name == "noisy":
             findings = queue_findings(repo, args.top)
@@ -202,6 +225,8 @@ def main() -> None:
             excluded = pd.read_csv(repo / "reports/auto_excluded.csv")
             planted = set(pd.read_csv(repo / "data/label_noise/planted.tsv", sep="\t")["path"])
             results[name]["auto_excluded"] = found(set(excluded["path"]), planted)
+        saved = {**results[name], **({"queue": findings} if name == "noisy" else {})}
+        done.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
 
     wer = {n: r["test_wer_norm"]["finetuned"] for n, r in results.items()}
     cost = wer["noisy"] - wer["clean"]
