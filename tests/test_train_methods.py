@@ -439,8 +439,11 @@ def test_merge_alpha_reruns_only_the_merge_stage(tiny_repo):
     dvc = [sys.executable, "-m", "dvc"]
     set_params(tiny_repo, train={**PLAIN, "max_steps": 2, "eval_steps": 2, "save_steps": 2})
     set_params(tiny_repo, merge={"alpha": 1.0})
-    for stage in ("train", "merge"):
-        run([*dvc, "repro", "--single-item", stage], tiny_repo)
+    run([*dvc, "repro", "--single-item", "train"], tiny_repo)
+    # What the retrain stage does at curation.auto_exclude_top_fraction 0 (its queue, from the
+    # rank stage, is not built here): models/trained passed on as models/curated.
+    shutil.copytree(tiny_repo / "models/trained", tiny_repo / "models/curated")
+    run([*dvc, "repro", "--single-item", "merge"], tiny_repo)
     assert read_json(tiny_repo / "models/finetuned/merge_info.json")["alpha"] == 1.0
     subprocess.run(["git", "add", "-A"], cwd=tiny_repo, check=True)
     set_params(tiny_repo, merge={"alpha": 0.5})
