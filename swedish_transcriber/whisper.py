@@ -11,7 +11,10 @@ a decoding run, in the spirit of openai/whisper's ``decoding.DecodingOptions``: 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 SAMPLE_RATE = 16_000  # Hz: what the feature extractor expects
 CHUNK_LENGTH = 30  # seconds: the encoder's input window
@@ -28,6 +31,16 @@ N_TEXT_CTX = 448  # decoder positions (``max_target_positions``): prompt and tra
 # openai/whisper's default ``sample_len``: new tokens at most per window. CTranslate2's
 # Whisper stops after ``max_length // 2`` new tokens, so this is also its ceiling.
 SAMPLE_LEN = N_TEXT_CTX // 2  # 224
+FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100 log-mel frames
+# ``context: clip`` rounds a clip's context up to whole seconds: a batch of clips with one
+# rounded context shares a shape (length buckets), and a clip's encoder output depends on
+# the clip alone, never on which clips it was batched with.
+CONTEXT_STEP_FRAMES = FRAMES_PER_SECOND
+CONTEXTS = ("padded", "clip")
+# Where a model records the context it was trained for: a key of a transformers model's
+# config.json, and of a CTranslate2 export's decode_options.json. A model without it (the
+# base model, a hub model) was trained on padded windows.
+CONTEXT_KEY = "encoder_context"
 
 
 @dataclass(frozen=True)
@@ -106,3 +119,79 @@ class DecodeOptions:
             max_tokens_slack=0,
             seed=0,
         )
+
+
+@dataclass(frozen=True)
+class EncoderContext:
+    """How much of Whisper's 30 s window the encoder sees (params ``whisper``).
+
+    ``padded``: every clip is padded to 30 s (3000 frames), as Whisper was trained. ``clip``:
+    a clip's own frames, padded only to ``min_context_seconds`` and rounded up to whole
+    seconds; the encoder's cost and the decoder's cross-attention then grow with the clip.
+    Whisper untrained on short contexts loops below about 10 s (docs/context.md), so the
+    minimum is a measured param, not a constant.
+    """
+
+    context: str  # padded | clip
+    min_context_seconds: float  # clip: the shortest context (0 .. 30)
+
+    def __post_init__(self) -> None:
+        if self.context not in CONTEXTS:
+            raise ValueError(f"context must be one of {', '.join(CONTEXTS)}, got {self.context!r}")
+        if not 0.0 <= self.min_context_seconds <= CHUNK_LENGTH:
+            raise ValueError(
+                f"min_context_seconds must be in [0, {CHUNK_LENGTH}] (Whisper's window), got "
+                f"{self.min_context_seconds}"
+            )
+
+    @classmethod
+    def padded(cls) -> EncoderContext:
+        """Whisper's own: every window 30 s."""
+        return cls(context="padded", min_context_seconds=float(CHUNK_LENGTH))
+
+    @property
+    def is_clip(self) -> bool:
+        return self.context == "clip"
+
+    def frames(self, n_frames: int) -> int:
+        """Log-mel frames the encoder sees for a clip of ``n_frames`` own frames (even)."""
+        if not self.is_clip:
+            return N_FRAMES
+        wanted = max(int(n_frames), round(self.min_context_seconds * FRAMES_PER_SECOND), 1)
+        stepped = math.ceil(wanted / CONTEXT_STEP_FRAMES) * CONTEXT_STEP_FRAMES
+        return min(N_FRAMES, stepped)
+
+    def frames_for_samples(self, n_samples: int) -> int:
+        """:meth:`frames` of a clip of ``n_samples`` 16 kHz samples."""
+        return self.frames(math.ceil(int(n_samples) / HOP_LENGTH))
+
+    def record(self) -> dict:
+        """What a model directory stores under :data:`CONTEXT_KEY`."""
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: object, where: str | Path) -> EncoderContext:
+        """The context a model recorded; a clear error naming the file if it is malformed."""
+        if not isinstance(record, dict) or set(record) != {"context", "min_context_seconds"}:
+            raise ValueError(f"{where}: {CONTEXT_KEY} must hold context and min_context_seconds")
+        try:
+            return cls(str(record["context"]), float(record["min_context_seconds"]))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: {CONTEXT_KEY}: {exc}") from None
+
+
+def model_context(model_dir: str | Path) -> EncoderContext:
+    """The context a model directory was trained for (padded when it records none).
+
+    A transformers checkpoint records it in ``config.json``, a CTranslate2 export in
+    ``decode_options.json``; engines, the transcribe stages and the page serve each model
+    with its own.
+    """
+    model_dir = Path(model_dir)
+    for name in ("decode_options.json", "config.json"):
+        path = model_dir / name
+        if path.is_file():
+            record = json.loads(path.read_text(encoding="utf-8")).get(CONTEXT_KEY)
+            if record is not None:
+                return EncoderContext.from_record(record, path)
+    return EncoderContext.padded()
