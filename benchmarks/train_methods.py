@@ -61,7 +61,10 @@ METHODS: dict[str, dict] = {
         "trainable": ["decoder"],
         "lora": {"rank": 8, "alpha": 16.0, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
     },
-    "distill_w1": {"trainable": ["decoder"], "distill": {"weight": 1.0, "temperature": 2.0}},
+    "distill_w1": {
+        "trainable": ["decoder"],
+        "distill": {"weight": 1.0, "temperature": 2.0, "teacher_context": "padded"},
+    },
     "decoder_uncached": {"trainable": ["decoder"], "cache_encoder_outputs": False},
 }
 DEFAULT_METHODS = [m for m in METHODS if m != "decoder_uncached"]

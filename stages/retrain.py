@@ -27,6 +27,7 @@ from swedish_transcriber.model.training import TrainPaths, train
 from swedish_transcriber.params import section
 from swedish_transcriber.review.auto import excluded_train_clips, read_queue, write_excluded
 from swedish_transcriber.review.params import CurationParams
+from swedish_transcriber.whisper import EncoderContext
 
 
 def copy_tree(source: Path, target: Path) -> None:
@@ -57,6 +58,7 @@ def run(
     fraction = section("curation", CurationParams).auto_exclude_top_fraction
     params = section("train", TrainParams)
     model = section("model", ModelLanguage, subset=True)
+    context = section("whisper", EncoderContext)
     train_paths = load_split(features, "train")["path"]
     human = read_decisions(decisions) if decisions.is_file() else []
     excluded = excluded_train_clips(read_queue(queue), train_paths, fraction, human)
@@ -85,7 +87,7 @@ def run(
         exclude=frozenset(excluded["path"]),
         shared_encoder_cache=checkpoints / "encoder_cache",
     )
-    final = train(params, model.language, model.task, paths)
+    final = train(params, model.language, model.task, paths, context=context)
     print("retrain: final dev metrics " + ", ".join(f"{k}={v}" for k, v in sorted(final.items())))
 
 

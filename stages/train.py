@@ -16,14 +16,16 @@ from swedish_transcriber.model.source import ModelLanguage
 from swedish_transcriber.model.train_params import TrainParams
 from swedish_transcriber.model.training import TrainPaths, train
 from swedish_transcriber.params import section
+from swedish_transcriber.whisper import EncoderContext
 
 
 def run(base_model: Path, features: Path, output: Path, checkpoints: Path, live: Path) -> None:
     """Read params, train, print the final dev metrics."""
     params = section("train", TrainParams)
     model = section("model", ModelLanguage, subset=True)
+    context = section("whisper", EncoderContext)
     paths = TrainPaths(base_model, features, output, checkpoints, live)
-    final = train(params, model.language, model.task, paths)
+    final = train(params, model.language, model.task, paths, context=context)
     print("train: final dev metrics " + ", ".join(f"{k}={v}" for k, v in sorted(final.items())))
 
 

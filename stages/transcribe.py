@@ -8,7 +8,9 @@ the unchanged base model. Decoding is params ``evaluate.decode``.
 
 The model directory may be a transformers checkpoint or a CTranslate2 export (``models/ct2``,
 the page's fast engine): both decode the same stored log-mel features, so their WERs differ
-only by the model, not by how each computed its input.
+only by the model, not by how each computed its input. Each model is served with the encoder
+context it records (``whisper.model_context``: a model trained with ``whisper.context: clip``
+sees each clip's own frames; the base model, the 30 s window), as the page serves it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from swedish_transcriber.data.features import PAD_COLUMN, load_split, pad_featur
 from swedish_transcriber.evaluation.report import transcripts_frame
 from swedish_transcriber.evaluation.transcription import (
     EvaluateParams,
+    context_batches,
     load_model,
+    stored_frames_of,
     subset,
     transcribe_table,
 )
@@ -38,7 +42,7 @@ from swedish_transcriber.serving.engines import (
     EngineSettings,
     model_kind,
 )
-from swedish_transcriber.whisper import DecodeOptions
+from swedish_transcriber.whisper import DecodeOptions, model_context
 
 Transcriber = Callable[[datasets.Dataset], list[str]]
 
@@ -66,16 +70,20 @@ def ct2_transcriber(
         threads=os.cpu_count() or 1, ct2_compute_type=ct2_compute_type(model_dir)
     )
     engine = CTranslate2Engine(model_dir, language, options, settings)
+    context = model_context(model_dir)
 
     def transcribe(table: datasets.Dataset) -> list[str]:
         rows = table.select_columns(["input_features", PAD_COLUMN, "duration"])
         rows = rows.with_format("numpy")
-        hypotheses: list[str] = []
-        for start in range(0, len(rows), options.batch_size):
-            batch = rows[start : start + options.batch_size]
-            features = pad_features(batch["input_features"], batch[PAD_COLUMN])
-            hypotheses += engine.transcribe_features(features, batch["duration"].tolist())
-            print(f"transcribe: {min(start + options.batch_size, len(rows))}/{len(rows)} clips")
+        hypotheses = [""] * len(rows)
+        batches = context_batches(stored_frames_of(table), context, options.batch_size)
+        for done, (frames, batch_rows) in enumerate(batches, start=1):
+            batch = rows[batch_rows]
+            features = pad_features(batch["input_features"], batch[PAD_COLUMN], frames)
+            texts = engine.transcribe_features(features, batch["duration"].tolist())
+            for row, text in zip(batch_rows, texts, strict=True):
+                hypotheses[row] = text
+            print(f"transcribe: batch {done}/{len(batches)}")
         return hypotheses
 
     return transcribe
@@ -89,8 +97,9 @@ def transformers_transcriber(
 
     logging.set_verbosity_error()  # generate()'s notices about Whisper's own defaults
     model, processor = load_model(model_dir, language.language, language.task)
+    context = model_context(model_dir)
     return lambda table: transcribe_table(
-        model, processor, table, options, language.language, language.task
+        model, processor, table, options, language.language, language.task, context
     )
 
 

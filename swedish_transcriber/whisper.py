@@ -195,3 +195,6 @@ def model_context(model_dir: str | Path) -> EncoderContext:
             if record is not None:
                 return EncoderContext.from_record(record, path)
     return EncoderContext.padded()
+
+
+PADDED = EncoderContext.padded()  # Whisper's own context, the default of every engine

@@ -33,7 +33,7 @@ from swedish_transcriber.model.export import export_ct2
 from swedish_transcriber.model.source import ModelLanguage
 from swedish_transcriber.serving.ct2_engine import CTranslate2Engine
 from swedish_transcriber.serving.engines import EngineSettings, TransformersEngine, load_engine
-from swedish_transcriber.whisper import SAMPLE_RATE, DecodeOptions
+from swedish_transcriber.whisper import SAMPLE_RATE, DecodeOptions, EncoderContext
 from tests.conftest import tone
 from tests.repo_params import PARAMS_FILE, repo_params
 from tests.tiny import feature_table, save_tiny_base, tiny_processor
@@ -297,6 +297,8 @@ def test_transcribe_table_caps_by_the_duration_column(looping):
     capped = dataclasses.replace(
         GUARDED, temperatures=(0.0,), batch_size=2, max_tokens_per_second=2.0, max_tokens_slack=1
     )
-    texts = transcribe_table(model, processor, table, capped, "sv", "transcribe")
+    texts = transcribe_table(
+        model, processor, table, capped, "sv", "transcribe", EncoderContext.padded()
+    )
     assert [len(t) for t in texts] == [token_cap(d, capped) for d in table["duration"]]
     assert texts == ["j" * 4, "j" * 6, "j" * 8]  # ceil(2 d) + 1

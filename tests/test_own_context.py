@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from swedish_transcriber.model.own_context import OwnContextEncoder, own_context
+from swedish_transcriber.own_context import OwnContextEncoder, own_context
 from swedish_transcriber.params import ParamsError, section
 from swedish_transcriber.whisper import (
     CONTEXT_KEY,

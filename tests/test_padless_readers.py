@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from swedish_transcriber.whisper import N_FRAMES, DecodeOptions
+from swedish_transcriber.whisper import N_FRAMES, DecodeOptions, EncoderContext
 from tests.tiny import feature_table, tiny_whisper
 
 
@@ -64,7 +64,10 @@ def test_transcribe_table_decodes_the_padded_windows(monkeypatch):
     table = feature_table(3, seed=0, split="test")
     options = DecodeOptions.plain(batch_size=2, num_beams=1, max_new_tokens=10)
     assert (
-        transcription.transcribe_table(None, None, table, options, "sv", "transcribe") == ["x"] * 3
+        transcription.transcribe_table(
+            None, None, table, options, "sv", "transcribe", EncoderContext.padded()
+        )
+        == ["x"] * 3
     )
     assert [len(d) for _, d in seen] == [2, 1]
     got = np.concatenate([f for f, _ in seen])
@@ -98,3 +101,33 @@ def test_transcribe_stage_feeds_ct2_the_padded_windows(monkeypatch):
     got = np.concatenate(seen)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, windows(table))
+
+
+def test_transcribe_table_buckets_clip_contexts_and_keeps_row_order(monkeypatch):
+    from swedish_transcriber.evaluation import transcription
+
+    seen = []
+
+    def fake(model, processor, features, language, task, options, durations):
+        seen.append(np.asarray(features).shape)
+        return [f"{d:.3f}" for d in durations]
+
+    monkeypatch.setattr(transcription, "transcribe_features", fake)
+    table = feature_table(5, seed=1, split="test")
+    context = EncoderContext("clip", 0.0)
+    frames = transcription.stored_frames_of(table)
+    options = DecodeOptions.plain(batch_size=8, num_beams=1, max_new_tokens=10)
+    texts = transcription.transcribe_table(None, None, table, options, "sv", "transcribe", context)
+    assert texts == [f"{d:.3f}" for d in table["duration"]]  # table order, whatever the batches
+    # One batch per context length, each as long as its clips' rounded context.
+    assert sorted(shape[2] for shape in seen) == sorted({context.frames(n) for n in frames})
+    assert all(shape[2] < N_FRAMES for shape in seen)
+
+
+def test_context_batches_padded_are_plain_consecutive_batches():
+    from swedish_transcriber.evaluation.transcription import context_batches
+
+    got = context_batches([10, 3000, 5, 700, 1], EncoderContext.padded(), 2)
+    assert got == [(N_FRAMES, [0, 1]), (N_FRAMES, [2, 3]), (N_FRAMES, [4])]
+    clip = context_batches([10, 3000, 5, 700, 1], EncoderContext("clip", 0.0), 2)
+    assert clip == [(100, [0, 2]), (100, [4]), (700, [3]), (3000, [1])]

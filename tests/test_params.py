@@ -32,6 +32,7 @@ from swedish_transcriber.whisper import (
     N_SAMPLES,
     SAMPLE_LEN,
     DecodeOptions,
+    EncoderContext,
 )
 from tests.repo_params import PARAMS_FILE
 
@@ -131,6 +132,7 @@ SECTIONS = {
     "curation": CurationParams,
     "export": ExportParams,
     "app": AppParams,
+    "whisper": EncoderContext,
 }
 
 

@@ -74,9 +74,9 @@ def test_bad_lora_and_distill_values_are_refused():
     with pytest.raises(ValueError, match="lora.target_modules"):
         lora(targets=())
     with pytest.raises(ValueError, match="distill.temperature"):
-        DistillParams(weight=1.0, temperature=0.0)
+        DistillParams(weight=1.0, temperature=0.0, teacher_context="padded")
     with pytest.raises(ValueError, match="distill.weight"):
-        DistillParams(weight=-0.5, temperature=2.0)
+        DistillParams(weight=-0.5, temperature=2.0, teacher_context="padded")
     with pytest.raises(ValueError, match="encoder_top_layers"):
         params(trainable=["encoder_top"], encoder_top_layers=0)
 
@@ -336,7 +336,10 @@ def test_unknown_trainable_part_is_a_stage_error(tiny_repo, capsys, monkeypatch)
 
 # Each run states its method; the rest is plain decoder training (not the repo's default
 # recipe), so a test sees the effect of exactly the knob it sets.
-PLAIN = {"trainable": ["decoder"], "distill": {"weight": 0.0, "temperature": 2.0}}
+PLAIN = {
+    "trainable": ["decoder"],
+    "distill": {"weight": 0.0, "temperature": 2.0, "teacher_context": "padded"},
+}
 
 
 def train_steps(repo: Path, steps: int = 2, **train) -> tuple[dict, dict]:
@@ -383,7 +386,9 @@ def test_cross_attention_only_changes_cross_attention(tiny_repo):
 def test_distillation_logs_its_parts_and_changes_training(tiny_repo):
     set_params(tiny_repo, train={"learning_rate": 3e-2})
     _, plain = train_steps(tiny_repo, steps=3)
-    _, distilled = train_steps(tiny_repo, steps=3, distill={"weight": 5.0, "temperature": 2.0})
+    _, distilled = train_steps(
+        tiny_repo, steps=3, distill={"weight": 5.0, "temperature": 2.0, "teacher_context": "padded"}
+    )
     summary = read_json(tiny_repo / "dvclive" / "metrics.json")["train"]
     assert summary["distill_kl"] > 0
     assert summary["loss"] > summary["distill_ce"]  # CE + weight * T^2 * KL

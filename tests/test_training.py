@@ -28,7 +28,7 @@ TINY_TRAIN = {
     # The train stage's mechanics on plain decoder training, not the repo's default recipe
     # (cross-attention with distillation; tests/test_train_methods.py covers the methods).
     "trainable": ["decoder"],
-    "distill": {"weight": 0.0, "temperature": 2.0},
+    "distill": {"weight": 0.0, "temperature": 2.0, "teacher_context": "padded"},
     "max_steps": 6,
     "batch_size": 4,
     "logging_steps": 1,
@@ -496,7 +496,7 @@ GPU_KNOBS = {  # cv-small-gpu's train knobs (conf/presets/cv-small-gpu.yaml) tha
     "gradient_checkpointing": True,
     "mask_time_prob": 0.05,
     "mask_feature_prob": 0.0,
-    "distill": {"weight": 0.0, "temperature": 2.0},
+    "distill": {"weight": 0.0, "temperature": 2.0, "teacher_context": "padded"},
 }
 
 
@@ -511,7 +511,9 @@ def test_the_gpu_knobs_are_the_presets():
 
 def tiny_params(**changes) -> TrainParams:
     return repo_params(
-        "train", TrainParams, **{**GPU_KNOBS, "distill": DistillParams(0.0, 2.0), **changes}
+        "train",
+        TrainParams,
+        **{**GPU_KNOBS, "distill": DistillParams(0.0, 2.0, "padded"), **changes},
     )
 
 

@@ -21,7 +21,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from swedish_transcriber.data.features import PAD_COLUMN, load_processor, pad_features
 from swedish_transcriber.data.testsets import TestSet, check_names
 from swedish_transcriber.decoding import Attempt, transcripts
-from swedish_transcriber.whisper import DecodeOptions
+from swedish_transcriber.whisper import DecodeOptions, EncoderContext
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,8 @@ def load_model(model_dir: str | Path, language: str, task: str):
     """A Whisper checkpoint and its processor, ready for generation on the best device."""
     from transformers import WhisperForConditionalGeneration
 
+    from swedish_transcriber.own_context import own_context
+
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(
@@ -63,6 +65,7 @@ def load_model(model_dir: str | Path, language: str, task: str):
     processor = load_processor(model_dir, language, task)
     # safetensors only: pickled weights (pytorch_model.bin) can run code when loaded.
     model = WhisperForConditionalGeneration.from_pretrained(model_dir, use_safetensors=True)
+    own_context(model)  # any context: a 30 s window takes transformers' own code
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval(), processor
 
@@ -202,27 +205,62 @@ def transcribe_features(
     return transcripts(durations, decode, options)
 
 
+def context_batches(
+    n_frames: Sequence[int], context: EncoderContext, batch_size: int
+) -> list[tuple[int, list[int]]]:
+    """Rows in batches of one context length: ``(frames, rows)``, rows in table order.
+
+    Padded: every row has the 30 s window, so these are plain consecutive batches. Clip:
+    rows are bucketed by their context (whole seconds), so no clip is padded beyond its own
+    context and a clip's transcript does not depend on the clips beside it.
+    """
+    groups: dict[int, list[int]] = {}
+    for row, n in enumerate(n_frames):
+        groups.setdefault(context.frames(int(n)), []).append(row)
+    return [
+        (frames, rows[start : start + batch_size])
+        for frames, rows in sorted(groups.items())
+        for start in range(0, len(rows), batch_size)
+    ]
+
+
+def stored_frames_of(table: datasets.Dataset) -> list[int]:
+    """Each row's own log-mel frames (the stored ``input_features``' first dimension)."""
+    frames = table.select_columns(["input_features"]).with_format("numpy")
+    return [len(f) for f in frames["input_features"]]
+
+
 def transcribe_table(
-    model, processor, table: datasets.Dataset, options: DecodeOptions, language: str, task: str
+    model,
+    processor,
+    table: datasets.Dataset,
+    options: DecodeOptions,
+    language: str,
+    task: str,
+    context: EncoderContext,
 ) -> list[str]:
     """Transcripts of every row of a feature table, in order, ``options.batch_size`` at a time.
 
     The table's ``duration`` column (seconds) sets each clip's token cap; the stored frames
-    are padded to Whisper's window by ``features.pad_features``.
+    are padded to the rows' ``context`` (:func:`context_batches`) by
+    ``features.pad_features``.
     """
-    hypotheses: list[str] = []
+    hypotheses: list[str] = [""] * len(table)
     rows = table.select_columns(["input_features", PAD_COLUMN, "duration"]).with_format("numpy")
-    size = options.batch_size
-    for start in range(0, len(rows), size):
-        batch = rows[start : start + size]
-        hypotheses += transcribe_features(
+    done = 0
+    for frames, batch_rows in context_batches(stored_frames_of(table), context, options.batch_size):
+        batch = rows[batch_rows]
+        texts = transcribe_features(
             model,
             processor,
-            pad_features(batch["input_features"], batch[PAD_COLUMN]),
+            pad_features(batch["input_features"], batch[PAD_COLUMN], frames),
             language,
             task,
             options,
             [float(d) for d in batch["duration"]],
         )
-        print(f"transcribe: {min(start + size, len(rows))}/{len(rows)} clips")
+        for row, text in zip(batch_rows, texts, strict=True):
+            hypotheses[row] = text
+        done += len(batch_rows)
+        print(f"transcribe: {done}/{len(rows)} clips")
     return hypotheses

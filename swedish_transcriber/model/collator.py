@@ -13,6 +13,12 @@ Rows may carry stored encoder outputs (``encoder_hidden_states``, see
 ``encoder_outputs`` and the model skips its (frozen) encoder. Rows with the stored states
 below the trained top encoder layers (``encoder_lower_states``) are stacked under that key;
 the trainer runs the top layers on them (:mod:`swedish_transcriber.model.encoder_top`).
+
+Under ``whisper.context: clip`` a batch's log-mel frames are padded only to the batch's
+context (:class:`~swedish_transcriber.whisper.EncoderContext`; batches share one,
+:mod:`.length_buckets`). A distillation teacher that sees the 30 s window (``train.distill.
+teacher_context: padded``) gets its own input beside the student's: the padded frames
+(``teacher_input_features``) or its stored encoder outputs (``teacher_encoder_outputs``).
 """
 
 from __future__ import annotations
@@ -25,10 +31,27 @@ import torch
 from transformers.modeling_outputs import BaseModelOutput
 
 from swedish_transcriber.data.features import PAD_COLUMN, pad_features
+from swedish_transcriber.whisper import N_FRAMES, PADDED, EncoderContext
 
 IGNORE_INDEX = -100
 # Stored encoder states a row may carry instead of log-mel features (encoder_cache's columns).
 CACHED_KEYS = ("encoder_hidden_states", "encoder_lower_states")
+TEACHER_COLUMN = "teacher_hidden_states"  # the teacher's stored outputs on the 30 s window
+TEACHER_FEATURES = "teacher_input_features"  # batch key: the teacher's padded log-mel input
+TEACHER_OUTPUTS = "teacher_encoder_outputs"  # batch key: the teacher's stored outputs
+TEACHER_KEYS = (TEACHER_FEATURES, TEACHER_OUTPUTS)
+
+
+def stack_states(states: Sequence[Any], key: str) -> torch.Tensor:
+    """Stored encoder states of one batch as float32; one clear error if lengths differ."""
+    tensors = [torch.as_tensor(s).to(torch.float32) for s in states]
+    lengths = sorted({t.shape[0] for t in tensors})
+    if len(lengths) > 1:
+        raise ValueError(
+            f"{key}: stored states of {lengths} positions in one batch; batches must share "
+            f"one encoder context (model.length_buckets)"
+        )
+    return torch.stack(tensors)
 
 
 @dataclass
@@ -37,17 +60,31 @@ class SpeechSeq2SeqCollator:
 
     pad_token_id: int
     decoder_start_token_id: int
+    context: EncoderContext = PADDED
+    # The teacher sees the 30 s window while the student sees ``context`` (log-mel rows only;
+    # rows of stored states carry the teacher's own in TEACHER_COLUMN).
+    teacher_padded: bool = False
 
     def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if not rows:
             raise ValueError("cannot collate an empty batch")
         key = next(k for k in (*CACHED_KEYS, "input_features") if k in rows[0])
+        extra: dict[str, Any] = {}
         if key == "input_features":
-            stacked = torch.from_numpy(
-                pad_features([r[key] for r in rows], [r[PAD_COLUMN] for r in rows])
-            )
+            frames = [r[key] for r in rows]
+            pads = [r[PAD_COLUMN] for r in rows]
+            width = max(self.context.frames(len(f)) for f in frames)
+            stacked = torch.from_numpy(pad_features(frames, pads, width))
+            if self.teacher_padded:
+                extra[TEACHER_FEATURES] = (
+                    stacked if width == N_FRAMES else torch.from_numpy(pad_features(frames, pads))
+                )
         else:
-            stacked = torch.stack([torch.as_tensor(r[key]).to(torch.float32) for r in rows])
+            stacked = stack_states([r[key] for r in rows], key)
+        if TEACHER_COLUMN in rows[0]:
+            extra[TEACHER_OUTPUTS] = BaseModelOutput(
+                last_hidden_state=stack_states([r[TEACHER_COLUMN] for r in rows], TEACHER_COLUMN)
+            )
         labels = [torch.as_tensor(r["labels"], dtype=torch.long) for r in rows]
         if all(len(seq) and seq[0] == self.decoder_start_token_id for seq in labels):
             labels = [seq[1:] for seq in labels]
@@ -57,5 +94,9 @@ class SpeechSeq2SeqCollator:
             padded[i, : len(seq)] = seq
         if key == "encoder_hidden_states":
             # A ModelOutput, not a tuple: Whisper's generate() reads its shape this way.
-            return {"encoder_outputs": BaseModelOutput(last_hidden_state=stacked), "labels": padded}
-        return {key: stacked, "labels": padded}
+            return {
+                "encoder_outputs": BaseModelOutput(last_hidden_state=stacked),
+                "labels": padded,
+                **extra,
+            }
+        return {key: stacked, "labels": padded, **extra}

@@ -16,6 +16,12 @@ hidden states entering the first trained layer (``below_layer``; column
 :data:`LOWER_COLUMN`): the output of the frozen convolutions, positions and lower layers.
 These are the residual stream before any layer norm, so they are larger than the final
 output but still well inside float16's range.
+
+Under ``whisper.context: clip`` each clip is encoded at its own context
+(:class:`~swedish_transcriber.whisper.EncoderContext`), so rows hold states of different
+lengths; a clip's states depend on the clip alone. With ``teacher_padded`` the table also
+holds the encoder's final outputs on the 30 s window (:data:`TEACHER_COLUMN`), which the
+distillation teacher reads.
 """
 
 from __future__ import annotations
@@ -27,11 +33,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import datasets
+import numpy as np
 import torch
 
 from swedish_transcriber.atomic import atomic_dir
 from swedish_transcriber.data.features import PAD_COLUMN, pad_features
 from swedish_transcriber.digest import update_from_file
+from swedish_transcriber.model.collator import TEACHER_COLUMN
+from swedish_transcriber.whisper import PADDED, EncoderContext
 
 FINGERPRINT_FILE = "fingerprint.json"
 COLUMN = "encoder_hidden_states"
@@ -64,19 +73,39 @@ def write_fingerprint(folder: Path, fingerprint: str, **info: object) -> None:
     (folder / FINGERPRINT_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
-@torch.no_grad()
-def _encode(batch: dict, model, device: torch.device, below_layer: int | None) -> dict:
-    windows = pad_features(batch["input_features"], batch[PAD_COLUMN])
-    features = torch.from_numpy(windows).to(device=device, dtype=model.dtype)
+def _run(model, features: torch.Tensor, below_layer: int | None) -> torch.Tensor:
     if below_layer is None:
-        hidden = model.get_encoder()(features).last_hidden_state
-        column = COLUMN
-    else:
-        # hidden_states[i] is what enters layer i (positions already added before layer 0).
-        out = model.get_encoder()(features, output_hidden_states=True)
-        hidden = out.hidden_states[below_layer]
-        column = LOWER_COLUMN
-    return {column: hidden.to(torch.float16).cpu().numpy(), "labels": batch["labels"]}
+        return model.get_encoder()(features).last_hidden_state
+    # hidden_states[i] is what enters layer i (positions already added before layer 0).
+    return model.get_encoder()(features, output_hidden_states=True).hidden_states[below_layer]
+
+
+@torch.no_grad()
+def _encode(
+    batch: dict,
+    model,
+    device: torch.device,
+    below_layer: int | None,
+    context: EncoderContext,
+    teacher_padded: bool,
+) -> dict:
+    column = COLUMN if below_layer is None else LOWER_COLUMN
+    frames, pads = batch["input_features"], batch[PAD_COLUMN]
+    widths = [context.frames(len(f)) for f in frames]
+    out: list = [None] * len(frames)
+    for width in sorted(set(widths)):  # one encoder call per context length in the batch
+        rows = [i for i, w in enumerate(widths) if w == width]
+        windows = pad_features([frames[i] for i in rows], [pads[i] for i in rows], width)
+        features = torch.from_numpy(windows).to(device=device, dtype=model.dtype)
+        hidden = _run(model, features, below_layer).to(torch.float16).cpu().numpy()
+        for i, states in zip(rows, hidden, strict=True):
+            out[i] = states
+    result = {column: out if context.is_clip else np.stack(out), "labels": batch["labels"]}
+    if teacher_padded:
+        features = torch.from_numpy(pad_features(frames, pads)).to(device=device, dtype=model.dtype)
+        teacher = model.get_encoder()(features).last_hidden_state
+        result[TEACHER_COLUMN] = teacher.to(torch.float16).cpu().numpy()
+    return result
 
 
 def build(
@@ -87,11 +116,14 @@ def build(
     batch_size: int,
     device: torch.device,
     below_layer: int | None = None,
+    context: EncoderContext = PADDED,
+    teacher_padded: bool = False,
 ) -> datasets.Dataset:
     """Encoder outputs and labels for ``table``, reused from ``out_dir`` when up to date.
 
-    ``below_layer``: store the hidden states entering that encoder layer instead (the
-    fingerprint must then say which layer).
+    ``below_layer``: store the hidden states entering that encoder layer instead; ``context``:
+    the student's encoder context; ``teacher_padded``: also store the outputs on the 30 s
+    window. The fingerprint must say all three.
     """
     if read_fingerprint(out_dir) == fingerprint:
         return datasets.load_from_disk(str(out_dir / "table"))
@@ -99,14 +131,15 @@ def build(
         shutil.rmtree(out_dir)
     frames = int(model.config.max_source_positions)
     width = int(model.config.d_model)
-    schema = datasets.Features(
-        {
-            (COLUMN if below_layer is None else LOWER_COLUMN): datasets.Array2D(
-                shape=(frames, width), dtype="float16"
-            ),
-            "labels": datasets.Sequence(datasets.Value("int32")),
-        }
-    )
+    columns = {
+        (COLUMN if below_layer is None else LOWER_COLUMN): datasets.Array2D(
+            shape=(None if context.is_clip else frames, width), dtype="float16"
+        ),
+        "labels": datasets.Sequence(datasets.Value("int32")),
+    }
+    if teacher_padded:
+        columns[TEACHER_COLUMN] = datasets.Array2D(shape=(frames, width), dtype="float16")
+    schema = datasets.Features(columns)
     was_training = model.training
     model.eval()
     source = table.select_columns(["input_features", PAD_COLUMN, "labels"]).with_format("numpy")
@@ -114,7 +147,13 @@ def build(
         _encode,
         batched=True,
         batch_size=batch_size,
-        fn_kwargs={"model": model, "device": device, "below_layer": below_layer},
+        fn_kwargs={
+            "model": model,
+            "device": device,
+            "below_layer": below_layer,
+            "context": context,
+            "teacher_padded": teacher_padded,
+        },
         remove_columns=["input_features", PAD_COLUMN, "labels"],
         features=schema,
         keep_in_memory=True,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from swedish_transcriber.whisper import DecodeOptions
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+TEACHER_CONTEXTS = ("padded", "student")
 # What ``train.trainable`` may list (swedish_transcriber.model.trainable says what each one is).
 TRAINABLE_PARTS = ("encoder", "encoder_top", "decoder", "cross_attention")
 # A part that contains another: listing both would say the same thing twice, or hide a typo.
@@ -61,8 +62,16 @@ class DistillParams:
 
     weight: float  # 0 = off; loss = CE + weight * T^2 * KL(base || fine-tuned)
     temperature: float  # T: softens both distributions before the KL
+    # What the teacher's encoder sees under ``whisper.context: clip``: ``padded``, the 30 s
+    # window it was trained on (context distillation), or ``student``, the student's input.
+    teacher_context: str
 
     def __post_init__(self) -> None:
+        if self.teacher_context not in TEACHER_CONTEXTS:
+            raise ValueError(
+                f"distill.teacher_context must be one of {', '.join(TEACHER_CONTEXTS)}, got "
+                f"{self.teacher_context!r}"
+            )
         if self.weight < 0:
             raise ValueError(f"distill.weight must be >= 0 (0 = off), got {self.weight}")
         if self.temperature <= 0:

@@ -12,6 +12,11 @@ Two methods need the training step itself:
 
 The dev loss stays the plain cross-entropy (``prediction_step`` calls the model itself), so
 it compares across methods.
+
+Under ``whisper.context: clip`` the data loaders yield batches of one context length
+(:mod:`swedish_transcriber.model.length_buckets`; ``train_lengths`` / ``eval_lengths``: each
+row's context in frames), and a teacher trained on the 30 s window may read its own input
+(the collator's ``TEACHER_KEYS``): context distillation.
 """
 
 from __future__ import annotations
@@ -19,10 +24,30 @@ from __future__ import annotations
 from unittest import mock
 
 import torch
+from torch.utils.data import DataLoader
 from transformers import Seq2SeqTrainer
 
+from swedish_transcriber.model.collator import TEACHER_FEATURES, TEACHER_KEYS, TEACHER_OUTPUTS
 from swedish_transcriber.model.distill import distillation_kl
 from swedish_transcriber.model.encoder_top import with_encoder_outputs
+from swedish_transcriber.model.length_buckets import LengthBuckets
+
+
+def without_teacher(inputs: dict) -> dict:
+    """The student's (and the dev evaluation's) part of a batch."""
+    return {k: v for k, v in inputs.items() if k not in TEACHER_KEYS}
+
+
+def teacher_part(inputs: dict) -> dict:
+    """The teacher's inputs: its own padded input where the batch has one."""
+    plain = without_teacher(inputs)
+    if TEACHER_OUTPUTS in inputs:
+        dropped = ("input_features", "encoder_outputs", "encoder_lower_states")
+        rest = {k: v for k, v in plain.items() if k not in dropped}
+        return {**rest, "encoder_outputs": inputs[TEACHER_OUTPUTS]}
+    if TEACHER_FEATURES in inputs:
+        return {**plain, "input_features": inputs[TEACHER_FEATURES]}
+    return plain
 
 
 class WhisperTrainer(Seq2SeqTrainer):
@@ -35,16 +60,47 @@ class WhisperTrainer(Seq2SeqTrainer):
         teacher=None,
         distill_weight: float = 0.0,
         distill_temperature: float = 1.0,
+        train_lengths: list[int] | None = None,
+        eval_lengths: list[int] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.train_lengths, self.eval_lengths = train_lengths, eval_lengths
         self.top_layers = top_layers
         self.teacher = teacher
         self.distill_weight = distill_weight
         self.distill_temperature = distill_temperature
         self._parts: dict[str, list[float]] = {"distill_ce": [], "distill_kl": []}
 
+    def _bucketed(self, dataset, buckets: LengthBuckets, description: str) -> DataLoader:
+        dataset = self._remove_unused_columns(dataset, description=description)
+        loader = DataLoader(
+            dataset,
+            batch_sampler=buckets,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory,
+        )
+        return self.accelerator.prepare(loader)
+
+    def get_train_dataloader(self) -> DataLoader:
+        if self.train_lengths is None:
+            return super().get_train_dataloader()
+        buckets = LengthBuckets(
+            self.train_lengths, self._train_batch_size, self.args.seed, shuffle=True
+        )
+        return self._bucketed(self.train_dataset, buckets, "training")
+
+    def get_eval_dataloader(self, eval_dataset=None) -> DataLoader:
+        if self.eval_lengths is None or eval_dataset is not None:
+            return super().get_eval_dataloader(eval_dataset)
+        buckets = LengthBuckets(
+            self.eval_lengths, self.args.eval_batch_size, self.args.seed, shuffle=False
+        )
+        return self._bucketed(self.eval_dataset, buckets, "evaluation")
+
     def _student_inputs(self, model, inputs: dict) -> dict:
+        inputs = without_teacher(inputs)
         if not self.top_layers:
             return inputs
         with torch.set_grad_enabled(torch.is_grad_enabled() and model.training):
@@ -59,7 +115,12 @@ class WhisperTrainer(Seq2SeqTrainer):
             )  # fmt: skip
         outputs = model(**student_inputs)
         with torch.no_grad():
-            teacher_inputs = with_encoder_outputs(self.teacher, inputs, self.top_layers)
+            own = teacher_part(inputs)
+            teacher_inputs = (
+                own
+                if "encoder_outputs" in own and TEACHER_OUTPUTS in inputs
+                else with_encoder_outputs(self.teacher, own, self.top_layers)
+            )
             teacher_logits = self.teacher(**teacher_inputs).logits
         ce = outputs.loss
         kl = distillation_kl(

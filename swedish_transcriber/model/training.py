@@ -15,6 +15,10 @@ What this adds to a plain Trainer script, and why:
 * LoRA adapters (:mod:`swedish_transcriber.model.lora`) are merged into the weights before
   writing, and distillation towards the base model (:mod:`swedish_transcriber.model.distill`)
   adds a KL term to the loss (:mod:`swedish_transcriber.model.trainer`);
+* ``whisper.context: clip`` trains on each clip's own context
+  (:class:`~swedish_transcriber.whisper.EncoderContext`) in batches of one context length
+  (:mod:`swedish_transcriber.model.length_buckets`); the model records the context in its
+  config, so the transcribe stages and the page serve it that way;
 * DVCLive logs train loss, dev loss and dev WER against the optimizer step
   (:mod:`swedish_transcriber.model.live_logging`);
 * the result is a plain transformers checkpoint with its processor and Swedish generation
@@ -53,9 +57,11 @@ from swedish_transcriber.model.encoder_cache import (
 from swedish_transcriber.model.encoder_top import first_trained_layer
 from swedish_transcriber.model.live_logging import DVCLiveStepCallback
 from swedish_transcriber.model.lora import apply_lora, is_peft, load_adapter_checkpoint, merged
+from swedish_transcriber.own_context import own_context
 from swedish_transcriber.model.train_params import TrainParams, cuda_support, resolve_precision
 from swedish_transcriber.model.trainable import apply_trainable, check_against_model
 from swedish_transcriber.model.trainer import WhisperTrainer
+from swedish_transcriber.whisper import CONTEXT_KEY, PADDED, EncoderContext
 
 # Environment variable for fault-injection tests: SIGKILL this process right after the
 # optimizer step with this number (a real kill: no cleanup code runs).
@@ -130,10 +136,30 @@ def compute_metrics_fn(tokenizer, pad_token_id: int):
     return compute
 
 
-def fingerprint(params: TrainParams, language: str, task: str, *digests: str) -> str:
-    """What decides a training run's result (eval-only knobs included: they shape the logs)."""
+def fingerprint(
+    params: TrainParams,
+    language: str,
+    task: str,
+    *digests: str,
+    context: EncoderContext = PADDED,
+) -> str:
+    """What decides a training run's result (eval-only knobs included: they shape the logs).
+
+    A padded run keeps the fingerprint it had before the context knob existed.
+    """
     record = {"train": asdict(params), "language": language, "task": task, "inputs": digests}
+    if context.is_clip:
+        record["context"] = context.record()
     return text_digest(json.dumps(record, sort_keys=True))
+
+
+def context_lengths(
+    table: datasets.Dataset, context: EncoderContext, rows: Sequence[int] | None = None
+) -> list[int]:
+    """The encoder context (frames) of each row of a feature table, or of ``rows`` of it."""
+    frames = table.select_columns(["input_features"]).with_format("numpy")["input_features"]
+    lengths = [context.frames(len(f)) for f in frames]
+    return lengths if rows is None else [lengths[i] for i in rows]
 
 
 def text_digest(text: str) -> str:
@@ -245,10 +271,12 @@ def train(
     task: str,
     paths: TrainPaths,
     extra_callbacks: Sequence = (),
+    context: EncoderContext = PADDED,
 ) -> dict[str, float]:
     """Fine-tune ``paths.base_model`` on the featurized train split; return final dev metrics.
 
     ``extra_callbacks``: more ``TrainerCallback``s (benchmarks/gpu_check.py times steps).
+    ``context``: the student's encoder context (params ``whisper``).
     """
     from transformers import WhisperForConditionalGeneration, set_seed
 
@@ -265,7 +293,12 @@ def train(
     model = WhisperForConditionalGeneration.from_pretrained(
         paths.base_model, dropout=params.dropout
     )
+    own_context(model)
     configure_model(model, params)
+    # Context distillation: the teacher reads the 30 s window, the student its own context.
+    teacher_padded = (
+        context.is_clip and params.distill.enabled and params.distill.teacher_context == "padded"
+    )
     # Whisper's generate() ignores max_length (it keeps N_TEXT_CTX); max_new_tokens is what caps a
     # hallucinating model's dev transcripts. Restored before the checkpoint is written.
     saved_max_new_tokens = model.generation_config.max_new_tokens
@@ -279,7 +312,7 @@ def train(
     digests = [model_digest, data_digest]
     if paths.exclude:  # a run without exclusions keeps the fingerprint it always had
         digests.append(text_digest("\n".join(sorted(paths.exclude))))
-    run_fingerprint = fingerprint(params, language, task, *digests)
+    run_fingerprint = fingerprint(params, language, task, *digests, context=context)
     with args.main_process_first(desc="prepare checkpoints and encoder cache"):
         resume_from = None
         live = DVCLiveStepCallback(paths.live)
@@ -295,6 +328,10 @@ def train(
                 below = first_trained_layer(model.config, params.encoder_top_layers)
                 cache_key = text_digest(f"{cache_key} below_layer {below}")
                 sub = Path(f"below_layer_{below}")
+            if context.is_clip:  # padded keeps its key: an existing cache stays valid
+                record = json.dumps({**context.record(), "teacher_padded": teacher_padded})
+                cache_key = text_digest(f"{cache_key} context {record}")
+                sub = sub / f"context_{cache_key[:12]}"
             cache_dir = paths.checkpoints / "encoder_cache" / sub
             shared = paths.shared_encoder_cache
             if shared is not None and read_fingerprint(shared / sub / "train") == cache_key:
@@ -307,6 +344,8 @@ def train(
                 params.generation.batch_size,
                 device,
                 below,
+                context,
+                teacher_padded,
             )
             eval_data = build_encoder_cache(
                 model,
@@ -316,6 +355,8 @@ def train(
                 params.generation.batch_size,
                 device,
                 below,
+                context,
+                False,  # the dev loss is the plain cross-entropy: no teacher
             )
         else:
             columns = ["input_features", "pad_value", "labels"]  # the collator pads
@@ -334,6 +375,10 @@ def train(
         set_seed(params.seed)  # the adapters' random init, the same on every run
         model = apply_lora(model, params)
     teacher = load_teacher(paths.base_model, args.device) if params.distill.enabled else None
+    if teacher is not None:
+        own_context(teacher)
+    train_lengths = context_lengths(train_table, context, keep) if context.is_clip else None
+    eval_lengths = context_lengths(dev_table, context) if context.is_clip else None
 
     callbacks = [live, *extra_callbacks]
     kill_at = os.environ.get(KILL_AT_STEP_ENV)
@@ -347,6 +392,8 @@ def train(
         data_collator=SpeechSeq2SeqCollator(
             pad_token_id=model.config.pad_token_id,
             decoder_start_token_id=model.config.decoder_start_token_id,
+            context=context,
+            teacher_padded=teacher_padded and "input_features" in train_data.column_names,
         ),
         processing_class=processor.feature_extractor,
         compute_metrics=compute_metrics_fn(processor.tokenizer, model.config.pad_token_id),
@@ -355,6 +402,8 @@ def train(
         teacher=teacher,
         distill_weight=params.distill.weight,
         distill_temperature=params.distill.temperature,
+        train_lengths=train_lengths,
+        eval_lengths=eval_lengths,
     )
     if resume_from and _checkpoint_step(resume_from) >= params.max_steps:
         # The run had finished (only the outputs were lost): take the final checkpoint as it
@@ -369,6 +418,8 @@ def train(
     live.finish()
     model.generation_config.max_new_tokens = saved_max_new_tokens
     model.config.dropout = 0.0  # the published config: no dropout left on at inference
+    if context.is_clip:  # what the transcribe stages and the page serve it with
+        setattr(model.config, CONTEXT_KEY, context.record())
     if trainer.is_world_process_zero():
         excluded = sorted(paths.exclude) if paths.exclude else None
         _write_model(trainer, processor, paths.output, params, excluded)
