@@ -21,6 +21,7 @@ from swedish_transcriber.model.source import ModelLanguage
 from swedish_transcriber.params import section
 from swedish_transcriber.review.params import RankParams
 from swedish_transcriber.review.queue import RankInputs, rank
+from swedish_transcriber.whisper import EncoderContext
 
 
 def run(
@@ -37,7 +38,9 @@ def run(
     params = section("curation.rank", RankParams)
     model = section("model", ModelLanguage, subset=True)
     inputs = RankInputs(base_model, finetuned, features, validated, checkpoints)
-    queue = rank(inputs, params, model.language, model.task, (queue_parquet, queue_csv, summary))
+    context = section("whisper", EncoderContext)
+    outputs = (queue_parquet, queue_csv, summary)
+    queue = rank(inputs, params, model.language, model.task, outputs, context=context)
     print(f"rank: {len(queue)} clips -> {queue_parquet}, {queue_csv}; the most suspicious:")
     for row in queue.head(5).itertuples():
         said = f"{row.sentence!r} -> {row.transcript!r}"

@@ -57,10 +57,10 @@ from swedish_transcriber.model.encoder_cache import (
 from swedish_transcriber.model.encoder_top import first_trained_layer
 from swedish_transcriber.model.live_logging import DVCLiveStepCallback
 from swedish_transcriber.model.lora import apply_lora, is_peft, load_adapter_checkpoint, merged
-from swedish_transcriber.own_context import own_context
 from swedish_transcriber.model.train_params import TrainParams, cuda_support, resolve_precision
 from swedish_transcriber.model.trainable import apply_trainable, check_against_model
 from swedish_transcriber.model.trainer import WhisperTrainer
+from swedish_transcriber.own_context import own_context
 from swedish_transcriber.whisper import CONTEXT_KEY, PADDED, EncoderContext
 
 # Environment variable for fault-injection tests: SIGKILL this process right after the

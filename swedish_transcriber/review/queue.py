@@ -31,11 +31,12 @@ from swedish_transcriber.data.manifest import read_split
 from swedish_transcriber.decoding import token_cap
 from swedish_transcriber.evaluation.normalizer import normalize
 from swedish_transcriber.evaluation.scoring import cer, wer
-from swedish_transcriber.evaluation.transcription import load_model
+from swedish_transcriber.evaluation.transcription import context_batches, load_model
 from swedish_transcriber.review import stored_states
 from swedish_transcriber.review.model_passes import greedy_transcripts, token_losses
 from swedish_transcriber.review.params import COMPONENTS, TEXT_COLUMNS, RankParams
 from swedish_transcriber.review.suspicion import rank_clips
+from swedish_transcriber.whisper import N_FRAMES, PADDED, EncoderContext
 
 SPLITS: tuple[str, ...] = ("train", "dev")
 MANIFEST_COLUMNS: tuple[str, ...] = (
@@ -128,12 +129,18 @@ def same_encoder(a, b) -> bool:
 
 
 @torch.no_grad()
-def encode(model, table, rows: list[int]) -> torch.Tensor:
-    """The encoder outputs of feature-table ``rows`` (float32, on the model's device)."""
+def encode(model, table, rows: list[int], frames: int = N_FRAMES) -> torch.Tensor:
+    """The encoder outputs of feature-table ``rows`` at a context of ``frames`` (float32)."""
     batch = table.select(rows).select_columns(["input_features", PAD_COLUMN]).with_format("numpy")
-    windows = pad_features(batch["input_features"], batch[PAD_COLUMN])
+    windows = pad_features(batch["input_features"], batch[PAD_COLUMN], frames)
     features = torch.from_numpy(windows).to(model.device, dtype=model.dtype)
     return model.get_encoder()(features).last_hidden_state.float()
+
+
+def own_frames(table, rows) -> list[int]:
+    """The stored frames of feature-table ``rows``, in that order."""
+    frames = table.select_columns(["input_features"]).with_format("numpy")["input_features"]
+    return [len(frames[int(r)]) for r in rows]
 
 
 def error_rates(reference: str, hypothesis: str) -> tuple[float, float]:
@@ -150,8 +157,13 @@ def measure(
     language: str,
     task: str,
     log: Callable[[str], None] = print,
+    context: EncoderContext = PADDED,
 ) -> tuple[pd.DataFrame, dict]:
-    """Every original train and dev clip with its raw components and transcripts; a summary."""
+    """Every original train and dev clip with its raw components and transcripts; a summary.
+
+    Both models read each clip at ``context`` (params ``whisper``), in batches of one
+    context length; the train stage's stored encoder outputs are used where they fit.
+    """
     check_inputs(inputs)
     started = time.perf_counter()
     finetuned, processor = load_model(inputs.finetuned, language, task)
@@ -165,7 +177,7 @@ def measure(
     splits = {s: original_clips(inputs.features, inputs.validated, s) for s in SPLITS}
     labels = {s: [list(x) for x in table["labels"]] for s, (table, _) in splits.items()}
     stored = stored_states.find(
-        inputs.checkpoints, inputs.base_model, inputs.features, inputs.finetuned, labels
+        inputs.checkpoints, inputs.base_model, inputs.features, inputs.finetuned, labels, context
     )
     options = params.decode_options()
     counts = {"stored": 0, "encoded_base": 0, "encoded_finetuned": 0}
@@ -174,17 +186,20 @@ def measure(
         log(f"rank: {split}: {len(clips)} original clips of {len(table)}; {stored[split].note}")
         order = clips.sort_values(["duration", "row"], kind="mergesort")
         results: dict[int, dict] = {}
-        for start in range(0, len(order), params.batch_size):
-            batch = order.iloc[start : start + params.batch_size]
+        done = 0
+        for width, positions in context_batches(
+            own_frames(table, order["row"]), context, params.batch_size
+        ):
+            batch = order.iloc[positions]
             rows = [int(r) for r in batch["row"]]
             have = stored[split].get(rows)
             fresh = [r for r in rows if r not in have]
             if fresh:
-                have.update(zip(fresh, encode(base, table, fresh).cpu(), strict=True))
+                have.update(zip(fresh, encode(base, table, fresh, width).cpu(), strict=True))
             counts["stored"] += len(rows) - len(fresh)
             counts["encoded_base"] += len(fresh)
             base_hidden = torch.stack([have[r] for r in rows]).to(base.device)
-            ft_hidden = base_hidden if shared else encode(finetuned, table, rows)
+            ft_hidden = base_hidden if shared else encode(finetuned, table, rows, width)
             counts["encoded_finetuned"] += 0 if shared else len(rows)
             losses, peaks = token_losses(finetuned, ft_hidden, [labels[split][r] for r in rows])
             caps = [token_cap(float(d), options) for d in batch["duration"]]
@@ -206,7 +221,8 @@ def measure(
                     "ft_cer": ft_cer,
                     "zs_wer": error_rates(sentence, zs_text[i])[0],
                 }
-            log(f"rank: {split}: {min(start + params.batch_size, len(order))}/{len(order)} clips")
+            done += len(rows)
+            log(f"rank: {split}: {done}/{len(order)} clips")
         measured = pd.DataFrame([results[int(r)] for r in clips["row"]], index=clips.index)
         frames.append(pd.concat([clips, measured], axis=1))
     clips = pd.concat(frames, ignore_index=True).drop(columns="row")
@@ -248,9 +264,10 @@ def rank(
     task: str,
     outputs: tuple[Path, Path, Path],
     log: Callable[[str], None] = print,
+    context: EncoderContext = PADDED,
 ) -> pd.DataFrame:
     """Measure, rank and write the queue (Parquet, CSV, summary JSON); return it."""
-    clips, summary = measure(inputs, params, language, task, log)
+    clips, summary = measure(inputs, params, language, task, log, context)
     queue = build_queue(clips, params)
     summary["weights"] = dict(params.weights)
     write_queue(queue, *outputs, summary)

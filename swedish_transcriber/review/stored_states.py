@@ -29,6 +29,7 @@ import torch
 
 from swedish_transcriber.model.encoder_cache import COLUMN, read_fingerprint, tree_digest
 from swedish_transcriber.model.training import dev_subset, text_digest
+from swedish_transcriber.whisper import PADDED, EncoderContext
 
 CACHE_DIR = "encoder_cache"  # under the train stage's checkpoints folder
 TRAIN_INFO = "train_info.json"  # the train params, written beside the trained weights
@@ -92,11 +93,16 @@ def find(
     features: Path,
     finetuned: Path,
     labels: dict[str, list[list[int]]],
+    context: EncoderContext = PADDED,
 ) -> dict[str, StoredStates]:
     """Per split (train, dev), the train stage's stored outputs that fit these inputs.
 
     ``labels``: each split's feature-table labels, in table order (to check the stored rows).
+    Only padded outputs are looked up: under ``context: clip`` the encoder runs here, which
+    costs a fraction of the padded pass.
     """
+    if context.is_clip:
+        return {split: nothing("context clip: encoded here") for split in labels}
     folder = Path(checkpoints) / CACHE_DIR
     if not folder.is_dir():
         note = f"{folder}: not there (no frozen-encoder training run)"
