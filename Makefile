@@ -8,7 +8,9 @@ VENV := .venv/bin
 setup:
 	@bash scripts/setup.sh
 
-repro: setup
+# The pipeline needs no browser: chromium is for the browser test alone.
+repro:
+	@SETUP_BROWSER=0 bash scripts/setup.sh
 	source $(VENV)/activate && dvc repro
 
 test: setup

@@ -2,7 +2,8 @@
 # Set up everything the project needs, idempotently: running it again is quick and harmless.
 #  - espeak-ng (Debian package) speaks the embedded demo corpus;
 #  - chromium (Debian package) runs the browser test of the demo page, which is skipped
-#    when chromium cannot be installed (no root and no passwordless sudo);
+#    when chromium cannot be installed (no root and no passwordless sudo); SETUP_BROWSER=0
+#    (what `make repro` sets) leaves it out;
 #  - .venv/ at the repo root holds the project (pip install -e '.[dev]', torch pinned to 2.13.0).
 # The install is redone only when pyproject.toml changes (a stamp in .venv records its hash).
 set -euo pipefail
@@ -25,7 +26,8 @@ fi
 need_espeak=""
 need_chromium=""
 command -v espeak-ng >/dev/null 2>&1 || need_espeak=1
-have_chromium || need_chromium=1
+# SETUP_BROWSER=0 (make repro): the pipeline needs no browser, only the browser test does.
+if [ "${SETUP_BROWSER:-1}" != 0 ]; then have_chromium || need_chromium=1; fi
 
 if [ -n "$APT_GET" ] && [ -n "$need_espeak$need_chromium" ]; then
   say "updating the apt package lists"
