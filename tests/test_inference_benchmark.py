@@ -288,6 +288,7 @@ def test_short_table_gives_speed_per_audio_second_against_faster_whisper():
             "short_clips": 56,
             "short_audio_seconds": 182.5,
             "short_seconds_per_audio_second": seconds_per_audio_second,
+            "short_cpu_seconds_per_audio_second": 2 * seconds_per_audio_second,
             "short_tokens": 900,
             "short_at_cap": 3,
             "short_wer_norm": wer,
@@ -303,8 +304,8 @@ def test_short_table_gives_speed_per_audio_second_against_faster_whisper():
     table = short_clips.short_table(results, "faster-whisper").splitlines()
     assert len(table) == 5
     assert table[3] == (
-        "| ct2-int8-own-context | clip >= 10 s | 56 | 182.5 | 0.0250 | 4.00x | 900 | 3 "
-        "| 0.450 | 0.225 |"
+        "| ct2-int8-own-context | clip >= 10 s | 56 | 182.5 | 0.0250 | 4.00x | 0.0500 | 4.00x "
+        "| 900 | 3 | 0.450 | 0.225 |"
     )
     assert "| 1.00x |" in table[4]
 

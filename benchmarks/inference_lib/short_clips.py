@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.inference_lib.faster_whisper import PROMPT_TOKENS
+from benchmarks.inference_lib.machine import machine_busy_seconds, own_cpu_seconds
 from swedish_transcriber.decoding import token_cap
 from swedish_transcriber.whisper import SAMPLE_RATE, DecodeOptions, EncoderContext, model_context
 
@@ -115,15 +116,25 @@ def measure_short(
     caps = [token_cap(clip.shape[0] / SAMPLE_RATE, options) for clip in clips]
     transcribe_capped(engine, clips[0], caps[0])  # warm-up: first-call allocations
     passes: list[float] = []
+    cpu: list[float] = []  # own CPU seconds: steadier than wall time on a shared machine
+    others: list[float | None] = []
     for r in range(repeats):
         texts, tokens = [], []
+        own, busy = own_cpu_seconds(), machine_busy_seconds()
         start = time.perf_counter()
         for clip, cap in zip(clips, caps, strict=True):
             text, n = transcribe_capped(engine, clip, cap)
             texts.append(text)
             tokens.append(n)
         passes.append(time.perf_counter() - start)
-        log(f"short clips, pass {r + 1}/{repeats}: {passes[-1]:.2f} s, {sum(tokens)} tokens")
+        cpu.append(own_cpu_seconds() - own)
+        others.append(None if busy is None else max(0.0, machine_busy_seconds() - busy - cpu[-1]))
+        log(
+            f"short clips, pass {r + 1}/{repeats}: {passes[-1]:.2f} s, {sum(tokens)} tokens "
+            f"(own CPU {cpu[-1]:.1f} s"
+            + ("" if others[-1] is None else f", other processes' CPU {others[-1]:.1f} s")
+            + ")"
+        )
     audio_seconds = sum(clip.shape[0] for clip in clips) / SAMPLE_RATE
     wall = statistics.median(passes)
     measured = scores(list(references), texts)
@@ -131,7 +142,10 @@ def measure_short(
         "short_clips": len(clips),
         "short_audio_seconds": audio_seconds,
         "short_pass_seconds": passes,
+        "short_pass_cpu_seconds": cpu,
+        "short_pass_other_cpu_seconds": others,
         "short_seconds_per_audio_second": wall / audio_seconds,
+        "short_cpu_seconds_per_audio_second": statistics.median(cpu) / audio_seconds,
         "short_tokens": sum(tokens),
         "short_at_cap": sum(n >= cap for n, cap in zip(tokens, caps, strict=True)),
         "short_transcripts": texts,
@@ -142,20 +156,28 @@ def measure_short(
 
 def short_table(results: dict[str, dict[str, Any]], baseline: str) -> str:
     """Speed per audio second on short clips, against ``baseline`` (faster-whisper)."""
-    base = results.get(baseline, {}).get("short_seconds_per_audio_second")
+    base = results.get(baseline, {})
     lines = [
         "| engine | encoder context | clips | audio s | s per audio s | speed-up vs "
-        f"{baseline} | tokens | clips at the cap | WER_norm | CER_norm |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"{baseline} | CPU s per audio s | CPU speed-up | tokens | clips at the cap "
+        "| WER_norm | CER_norm |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def ratio(r: dict[str, Any], key: str) -> str:
+        return f"{base[key] / r[key]:.2f}x" if base.get(key) and r.get(key) else "n/a"
+
     for name, r in results.items():
         if not r.get("short_clips"):
             continue
-        speed = r["short_seconds_per_audio_second"]
-        speedup = "n/a" if base is None else f"{base / speed:.2f}x"
+        wall = r["short_seconds_per_audio_second"]
+        cpu = r.get("short_cpu_seconds_per_audio_second")
         lines.append(
             f"| {name} | {r.get('context', 'padded')} | {r['short_clips']} | "
-            f"{r['short_audio_seconds']:.1f} | {speed:.4f} | {speedup} | {r['short_tokens']} | "
+            f"{r['short_audio_seconds']:.1f} | {wall:.4f} | "
+            f"{ratio(r, 'short_seconds_per_audio_second')} | "
+            f"{'n/a' if cpu is None else f'{cpu:.4f}'} | "
+            f"{ratio(r, 'short_cpu_seconds_per_audio_second')} | {r['short_tokens']} | "
             f"{r['short_at_cap']} | {r['short_wer_norm']:.3f} | {r['short_cer_norm']:.3f} |"
         )
     return "\n".join(lines)
