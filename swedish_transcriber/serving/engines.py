@@ -216,8 +216,10 @@ class TransformersEngine:
         return by_context(clips, self.context, run) if clips else []
 
     def generate_ids(self, clips: Sequence[np.ndarray]) -> list[list[int]]:
-        """The new token ids of one plain pass (no guards, no end token), as the CTranslate2
-        engine's ``generate_ids``: for comparing the engines token for token."""
+        """The new token ids of one plain pass (no guards, no end token), as CTranslate2's.
+
+        For comparing the two engines token for token; ``transcribe`` is the guarded path.
+        """
         import torch
 
         tokenizer = self.processor.tokenizer
