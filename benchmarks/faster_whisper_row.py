@@ -6,11 +6,18 @@ Usage (repo root, .venv active with the ``dev`` extras; needs ``models/ct2`` fro
     python benchmarks/faster_whisper_row.py                    # 3 timed runs, params' app settings
     python benchmarks/faster_whisper_row.py --model-dir /tmp/tiny-ct2 --synthetic --repeats 1
     python benchmarks/faster_whisper_row.py --model-dir /tmp/base-ct2 --audio-dir /tmp/tts
+    python benchmarks/faster_whisper_row.py --model-dir /tmp/base-ct2 \
+        --pairs-dir ../shared/eval/real-sv --min-context-seconds 10   # + short clips, WER
 
 Engines (each in its own fresh subprocess, so that its peak memory is its own alone):
 
 * ``ct2-int8``: the page's ``CTranslate2Engine`` (numpy log-mel, ``tokenizers``; no torch),
   chunks batched ``app.decode.batch_size`` at a time as the page sends them;
+* ``ct2-int8-own-context``: the same engine with ``whisper.context: clip``: each chunk's own
+  log-mel frames (rounded up to whole seconds, at least a minimum) instead of the 30 s
+  window. The context is the one the export records; an export that records ``padded`` (an
+  untrained model) gets ``clip`` at ``--min-context-seconds``. ``ct2-int8`` is served padded
+  whatever the export records, as the page served every model before the knob;
 * ``faster-whisper``: faster-whisper's ``WhisperModel(model dir, device="cpu",
   compute_type="int8", cpu_threads=app.engine.threads)``, one chunk per ``transcribe`` call (it has
   no batched call for given chunks), set to decode as our engine does: language and task
@@ -27,6 +34,12 @@ model; with ``--audio-dir``, that folder's files in name order), cut by
 generated (per chunk and in all), CPU seconds (own, and other processes' on the machine: a
 shared CPU makes the numbers noisy) and the peak RSS after the runs. The table gives wall
 seconds per audio second and per generated token. Results go to ``--out`` as JSON.
+
+With ``--pairs-dir`` (audio files with a ``.txt`` reference each, e.g. ``../shared/eval/real-sv``)
+the recording is made of that folder's clips, and each engine also transcribes every clip of
+at most ``--short-seconds`` (5) alone, as the page gets a short upload
+(``inference_lib.short_clips``): seconds per audio second, speed-up over faster-whisper and
+WER_norm / CER_norm against the references.
 """
 
 from __future__ import annotations
@@ -52,13 +65,24 @@ from benchmarks.inference_lib import compare, machine, worker  # noqa: E402
 from benchmarks.inference_lib.faster_whisper import FasterWhisperEngine  # noqa: E402
 from benchmarks.inference_lib.recording import build_recording  # noqa: E402
 from benchmarks.inference_lib.settings import decode_settings  # noqa: E402
+from benchmarks.inference_lib.short_clips import (  # noqa: E402
+    DEFAULT_MIN_CONTEXT_SECONDS,
+    OWN_CONTEXT,
+    SHORT_SECONDS,
+    context_label,
+    load_pairs,
+    measure_short,
+    serving_context,
+    short_indices,
+    short_table,
+)
 from swedish_transcriber.whisper import SAMPLE_RATE as WHISPER_SAMPLE_RATE  # noqa: E402
 
 DEFAULT_OUT = REPO / "benchmarks/results/faster_whisper_row.json"
 DEFAULT_MODEL = "models/ct2"
 OURS = "ct2-int8"
 FASTER_WHISPER = "faster-whisper"
-ENGINES = (OURS, FASTER_WHISPER)
+ENGINES = (OURS, OWN_CONTEXT, FASTER_WHISPER)
 
 
 def synthetic_clips(n: int = 40, seed: int = 0) -> list[np.ndarray]:
@@ -80,6 +104,8 @@ def load_clips(args: argparse.Namespace) -> list[np.ndarray]:
 
     if args.synthetic:
         return synthetic_clips()
+    if args.pairs_dir:
+        return load_pairs(args.pairs_dir)[0]
     if args.audio_dir:
         files = sorted(p for p in Path(args.audio_dir).iterdir() if p.is_file())
         return [load_audio(f) for f in files]
@@ -93,8 +119,11 @@ def ms_per_token(wall_seconds: float, tokens: int) -> float | None:
 # --------------------------------------------------------------------------- engines
 
 
-def load_ours(model_dir: Path, s: dict[str, Any]) -> Callable[[list[np.ndarray]], tuple]:
-    """The page's engine; returns chunks -> (texts, tokens per chunk), batched as the page."""
+def load_ours(model_dir: Path, s: dict[str, Any], own: bool = False) -> tuple[Callable, Any]:
+    """The page's engine; returns chunks -> (texts, tokens per chunk), batched as the page.
+
+    ``own``: served with each chunk's own frames (``short_clips.serving_context``).
+    """
     from swedish_transcriber.model.source import ModelLanguage
     from swedish_transcriber.serving.engines import EngineSettings, load_engine
     from swedish_transcriber.whisper import DecodeOptions
@@ -105,6 +134,7 @@ def load_ours(model_dir: Path, s: dict[str, Any]) -> Callable[[list[np.ndarray]]
         # Unguarded, as faster-whisper runs here (one pass, no fallback).
         DecodeOptions.plain(s["batch_size"], s["num_beams"], s["max_new_tokens"]),
         EngineSettings(s["threads"], "int8"),
+        serving_context(model_dir, own, s["min_context_seconds"]),
     )
 
     def run(chunks: list[np.ndarray]) -> tuple[list[str], list[int]]:
@@ -116,18 +146,23 @@ def load_ours(model_dir: Path, s: dict[str, Any]) -> Callable[[list[np.ndarray]]
                 tokens.append(len(ids))
         return texts, tokens
 
-    return run
+    return run, engine
 
 
-def load_faster_whisper(model_dir: Path, s: dict[str, Any]) -> Callable[[list[np.ndarray]], tuple]:
+def load_own_context(model_dir: Path, s: dict[str, Any]) -> tuple[Callable, Any]:
+    """The page's engine on each chunk's own frames."""
+    return load_ours(model_dir, s, own=True)
+
+
+def load_faster_whisper(model_dir: Path, s: dict[str, Any]) -> tuple[Callable, Any]:
     """faster-whisper on the same export, one chunk per call, decoding as our engine."""
     engine = FasterWhisperEngine(
         model_dir, s["language"], s["task"], s["num_beams"], s["max_new_tokens"], s["threads"]
     )
-    return engine.transcribe_with_tokens
+    return engine.transcribe_with_tokens, engine
 
 
-LOADERS = {OURS: load_ours, FASTER_WHISPER: load_faster_whisper}
+LOADERS = {OURS: load_ours, OWN_CONTEXT: load_own_context, FASTER_WHISPER: load_faster_whisper}
 
 
 # --------------------------------------------------------------------------- worker
@@ -150,8 +185,9 @@ def run_worker(name: str, s: dict[str, Any], args: argparse.Namespace) -> dict[s
     model_dir = Path(args.model_dir)
     rss_before_load = machine.peak_rss_mb()
     start = time.perf_counter()
-    transcribe = LOADERS[name](model_dir, s)
+    transcribe, engine = LOADERS[name](model_dir, s)
     load_seconds = time.perf_counter() - start
+    context = getattr(engine, "context", None)
 
     def timed() -> tuple[list[str], list[int], float]:
         start = time.perf_counter()
@@ -181,8 +217,22 @@ def run_worker(name: str, s: dict[str, Any], args: argparse.Namespace) -> dict[s
             file=sys.stderr,
             flush=True,
         )
+    short: dict[str, Any] = {}
+    if args.pairs_dir:
+        clips, references, _ = load_pairs(args.pairs_dir)
+        keep = short_indices(clips, args.short_seconds)
+        short = measure_short(
+            engine,
+            [clips[i] for i in keep],
+            [references[i] for i in keep],
+            s,
+            args.repeats,
+            lambda message: print(f"[{name}] {message}", file=sys.stderr, flush=True),
+        )
     return {
         "engine": name,
+        "context": "padded" if context is None else context_label(context),
+        **short,
         "model_dir": str(model_dir),
         "compute_type": "int8",
         "batch_size": s["batch_size"] if name == OURS else 1,
@@ -214,6 +264,7 @@ def row(result: dict[str, Any]) -> dict[str, Any]:
     tokens = result["generated_tokens"]
     return {
         "engine": result["engine"],
+        "context": result.get("context", "padded"),
         "load_seconds": result["load_seconds"],
         "wall_seconds": wall,
         "rtf": result["recording_seconds"] / wall,
@@ -228,16 +279,17 @@ def row(result: dict[str, Any]) -> dict[str, Any]:
 
 def markdown_table(rows: Sequence[dict[str, Any]], seconds: float) -> str:
     lines = [
-        f"| engine | load s | wall s for {seconds:g} s | RTF | s per audio s | tokens "
-        "| ms per token | CPU ms per token | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| engine | encoder context | load s | wall s for {seconds:g} s | RTF | s per audio s "
+        "| tokens | ms per token | CPU ms per token | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         wall, cpu = (
             "n/a" if r[k] is None else f"{r[k]:.1f}" for k in ("ms_per_token", "cpu_ms_per_token")
         )
         lines.append(
-            f"| {r['engine']} | {r['load_seconds']:.2f} | {r['wall_seconds']:.2f} | "
+            f"| {r['engine']} | {r['context']} | {r['load_seconds']:.2f} | "
+            f"{r['wall_seconds']:.2f} | "
             f"{r['rtf']:.1f} | {r['seconds_per_audio_second']:.3f} | {r['generated_tokens']} | "
             f"{wall} | {cpu} | {r['peak_rss_mb']:.0f} |"
         )
@@ -274,6 +326,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--audio-dir", help="audio files (name order) instead of the test clips, e.g. TTS speech"
     )
+    parser.add_argument(
+        "--pairs-dir",
+        help="audio files with a .txt reference each (e.g. ../shared/eval/real-sv): the "
+        "recording's clips, and the short clips transcribed one per call and scored",
+    )
+    parser.add_argument(
+        "--short-seconds", type=float, default=SHORT_SECONDS, help="short clips: at most this"
+    )
+    parser.add_argument(
+        "--min-context-seconds",
+        type=float,
+        default=DEFAULT_MIN_CONTEXT_SECONDS,
+        help=f"{OWN_CONTEXT}: the minimum context when the export records padded",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after the warm-up")
     parser.add_argument("--threads", type=int, help="CPU threads (app.engine.threads)")
     parser.add_argument("--batch-size", type=int, help="chunks per call of ours (app)")
@@ -286,12 +352,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
+    if not 0 <= args.min_context_seconds <= 30:
+        parser.error("--min-context-seconds must be in [0, 30]")
+    if args.pairs_dir and (args.synthetic or args.audio_dir):
+        parser.error("--pairs-dir replaces --synthetic and --audio-dir")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    settings = decode_settings(Path(args.params), args)
+    settings = {
+        **decode_settings(Path(args.params), args),
+        "min_context_seconds": args.min_context_seconds,
+    }
     if args.worker:
         result = run_worker(args.worker, settings, args)
         Path(args.worker_out).write_text(json.dumps(result), encoding="utf-8")
@@ -299,11 +372,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     model_dir = Path(args.model_dir)
     if not (model_dir / "model.bin").is_file():
         sys.exit(f"{model_dir}/model.bin is missing: run `dvc repro export`")
-    if not (args.synthetic or args.audio_dir) and not worker.TEST_TABLE.is_file():
+    if not (args.synthetic or args.audio_dir or args.pairs_dir) and not worker.TEST_TABLE.is_file():
         sys.exit(f"{worker.TEST_TABLE} is missing: run `dvc repro validate` (or --synthetic)")
     forwarded = ["--repeats", str(args.repeats), "--params", args.params]
     forwarded += ["--model-dir", str(model_dir)] + (["--synthetic"] if args.synthetic else [])
     forwarded += ["--audio-dir", str(Path(args.audio_dir).resolve())] if args.audio_dir else []
+    forwarded += ["--pairs-dir", str(Path(args.pairs_dir).resolve())] if args.pairs_dir else []
+    forwarded += ["--short-seconds", str(args.short_seconds)]
+    forwarded += ["--min-context-seconds", str(args.min_context_seconds)]
     for flag in ("threads", "batch_size", "num_beams", "max_new_tokens"):
         if getattr(args, flag) is not None:
             forwarded += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
@@ -318,6 +394,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if OURS in results and FASTER_WHISPER in results:
         same = same_chunk_words(results[OURS], results[FASTER_WHISPER])
         print(f"chunks with the same normalized words: {same}/{first['recording_chunks']}")
+    short = short_table(results, FASTER_WHISPER) if args.pairs_dir else ""
+    if short:
+        print(f"\nclips of at most {args.short_seconds:g} s, one per call:\n\n{short}\n")
     for name, r in results.items():
         print(
             f"{name}: {r['recording_chunks']} chunks, warm-up {r['warmup_seconds']:.2f} s, runs "
@@ -332,7 +411,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "repeats": args.repeats,
         "audio": "synthetic tones"
         if args.synthetic
-        else (args.audio_dir or "test clips (benchmarks/inference.py)"),
+        else (args.pairs_dir or args.audio_dir or "test clips (benchmarks/inference.py)"),
+        "short_seconds": args.short_seconds if args.pairs_dir else None,
+        "short_table_markdown": short,
         "environment": {**machine.versions(), **_more_versions()},
         "rows": rows,
         "engines": results,

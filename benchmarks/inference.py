@@ -9,7 +9,12 @@ models/ct2/ from `dvc repro export`):
 Engines (each in its own fresh subprocess, so that its peak memory is its own alone):
 
 * ``transformers``: ``TransformersEngine`` on ``models/finetuned``;
-* ``ct2-int8``: ``CTranslate2Engine`` on ``models/ct2``, int8 (the page's fast engine);
+* ``ct2-int8``: ``CTranslate2Engine`` on ``models/ct2``, int8 (the page's fast engine),
+  every chunk padded to Whisper's 30 s window (as the page served every model before
+  ``whisper.context``);
+* ``ct2-int8-own-context``: the same export on each chunk's own log-mel frames
+  (``whisper.context: clip``): the context the export records, or ``clip`` at
+  ``--min-context-seconds`` for an export that records padded (an untrained model);
 * ``ct2-int8-weights-float32``: the same export computed in float32. Its weights are the int8
   ones dequantized (still rounded), but activations are no longer quantized on the fly and
   the matrix products are float32: how much of the int8 row's difference from transformers
@@ -25,8 +30,12 @@ one warm-up, then ``--repeats`` timed runs; the median gives the real-time facto
 Agreement: every test clip (``--clips`` limits them) transcribed by each engine; the share of
 clips whose normalized words equal the transformers path's, and each engine's test WER_norm.
 
+Short clips: every test clip of at most ``--short-seconds`` (5) transcribed alone, as the page
+gets a short upload, with the page's duration cap (``inference_lib.short_clips``): seconds per
+audio second, speed-up over faster-whisper on the same export, WER_norm.
+
 The table gives each engine's speed-up over the transformers path and the share of test clips
-with the same words. Results go to ``--out`` as JSON.
+with the same words; a second table the short clips. Results go to ``--out`` as JSON.
 
 This file is the command (settings, the parent that spawns and compares the workers); its
 parts are in ``benchmarks/inference_lib/``: ``recording`` (the 60 s recording), ``compare``
@@ -61,8 +70,14 @@ from benchmarks.inference_lib.recording import (  # noqa: E402
     RECORDING_SECONDS,
 )
 from benchmarks.inference_lib.settings import decode_settings  # noqa: E402
+from benchmarks.inference_lib.short_clips import (  # noqa: E402
+    DEFAULT_MIN_CONTEXT_SECONDS,
+    SHORT_SECONDS,
+    short_table,
+)
 from benchmarks.inference_lib.worker import (  # noqa: E402
     ENGINES,
+    FASTER_WHISPER,
     TEST_TABLE,
     run_worker,
 )
@@ -148,6 +163,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--agreement-batch-size", type=int, default=8, help="test clips per model call"
     )
+    parser.add_argument(
+        "--short-seconds",
+        type=float,
+        default=SHORT_SECONDS,
+        help="short clips (one per call, as the page gets them): at most this long",
+    )
+    parser.add_argument(
+        "--min-context-seconds",
+        type=float,
+        default=DEFAULT_MIN_CONTEXT_SECONDS,
+        help="ct2-int8-own-context: the minimum context when the export records padded",
+    )
     parser.add_argument("--params", default=str(REPO / "params.yaml"))
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="JSON results")
     parser.add_argument("--worker", choices=list(ENGINES), help=argparse.SUPPRESS)
@@ -156,6 +183,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.clips < 0 or args.agreement_batch_size < 1:
         parser.error("--repeats and --agreement-batch-size must be >= 1, --clips >= 0")
+    if not 0 <= args.min_context_seconds <= 30:
+        parser.error("--min-context-seconds must be in [0, 30]")
     return args
 
 
@@ -163,6 +192,8 @@ def _forwarded(args: argparse.Namespace) -> list[str]:
     """The flags a worker needs to measure exactly what the parent was asked to."""
     argv = ["--clips", str(args.clips), "--repeats", str(args.repeats)]
     argv += ["--agreement-batch-size", str(args.agreement_batch_size), "--params", args.params]
+    argv += ["--short-seconds", str(args.short_seconds)]
+    argv += ["--min-context-seconds", str(args.min_context_seconds)]
     for flag, value in (
         ("--threads", args.threads),
         ("--batch-size", args.batch_size),
@@ -198,6 +229,9 @@ def main(argv: Sequence[str] | None = None, spawn: Callable[..., dict] = spawn_w
     print()
     print(table)
     print()
+    short = short_table(results, FASTER_WHISPER)
+    if short.count("\n") > 1:
+        print(f"test clips of at most {args.short_seconds:g} s, one per call:\n\n{short}\n")
     warnings = contention(results, os.cpu_count() or 1)
     for line in warnings:
         print(line)
@@ -233,6 +267,7 @@ def main(argv: Sequence[str] | None = None, spawn: Callable[..., dict] = spawn_w
         "contention_warnings": warnings,
         "engines": results,
         "table_markdown": table,
+        "short_table_markdown": short,
     }
     write_report(args.out, report)
 

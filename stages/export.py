@@ -1,8 +1,10 @@
 """Stage ``export``: the fine-tuned model -> CTranslate2 (params ``export``).
 
 ``python -m stages.export models/finetuned models/ct2``. The demo page offers the export as
-its fast CPU engine (docs/demo-page.md); the page's decoding (params ``app.decode``) is
-written beside it as ``decode_options.json``.
+its fast CPU engine (docs/demo-page.md); the page's decoding (params ``app.decode``) and the
+encoder context the fine-tuned model recorded (``whisper.model_context(models/finetuned)``:
+``padded`` or ``clip`` with its minimum) are written beside it as ``decode_options.json``,
+so the page serves the export with the context it was trained for.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from swedish_transcriber import stage
 from swedish_transcriber.model.export import ExportParams, export_ct2
 from swedish_transcriber.params import section
-from swedish_transcriber.whisper import DecodeOptions
+from swedish_transcriber.whisper import CONTEXT_KEY, DecodeOptions, EncoderContext
 
 
 def run(model_dir: Path, out_dir: Path) -> None:
@@ -21,9 +23,11 @@ def run(model_dir: Path, out_dir: Path) -> None:
     params = section("export", ExportParams)
     decode = dataclasses.asdict(section("app.decode", DecodeOptions))
     info = export_ct2(model_dir, out_dir, params.quantization, decode)
+    context = EncoderContext.from_record(info[CONTEXT_KEY], model_dir)
+    shown = f"clip, at least {context.min_context_seconds:g} s" if context.is_clip else "padded"
     print(
         f"export: {model_dir} -> {out_dir} ({info['quantization']}, "
-        f"{info['model_bytes'] / 1e6:.1f} MB)"
+        f"{info['model_bytes'] / 1e6:.1f} MB, encoder context {shown})"
     )
 
 

@@ -528,3 +528,46 @@ def test_each_model_shows_its_measured_wer_and_the_best_on_real_speech_is_the_de
         assert list(at.sidebar.radio(key="model").proto.captions)[:2] == ["not measured"] * 2
     finally:
         eval_json.unlink(missing_ok=True)
+
+
+def test_the_page_serves_a_model_with_the_context_it_recorded(app, params_file, monkeypatch):
+    """An export of a ``clip``-trained model: the page's engine feeds it the clip's own frames."""
+    from swedish_transcriber.whisper import CONTEXT_KEY, EncoderContext
+
+    models = params_file.parent / "models"
+    clip_ct2 = models / "tiny-ct2-clip"
+    if not clip_ct2.exists():
+        trained = params_file.parent / "tiny-clip"
+        shutil.copytree(models / "tiny", trained)
+        config = json.loads((trained / "config.json").read_text(encoding="utf-8"))
+        config[CONTEXT_KEY] = EncoderContext("clip", 1.0).record()
+        (trained / "config.json").write_text(json.dumps(config), encoding="utf-8")
+        export_ct2(trained, clip_ct2, "int8")
+    st.cache_resource.clear()
+    loaded, widths = [], []
+    real = engines.load_engine
+
+    def load_engine(path, *settings):
+        engine = real(path, *settings)
+        loaded.append(engine)
+        compute = engine.features
+
+        def features(clips, n_frames=None):  # what the page's engine feeds its encoder
+            out = compute(clips, n_frames)
+            widths.append(out.shape[-1])
+            return out
+
+        engine.features = features
+        return engine
+
+    monkeypatch.setattr(engines, "load_engine", load_engine)
+    data = wav(tone(1.5, 16_000, seed=5))
+    app.file_uploader(key="audio_file").upload("a.wav", data, "audio/wav").run()
+    for typed in ("models/tiny-ct2-clip", "models/tiny-ct2"):
+        type_directory(app, typed)
+        app.button(key="transcribe").click().run()
+        assert not errors(app)
+        assert app.text[0].value == expected(params_file, models / typed[7:], data, "a.wav")
+    assert [e.context for e in loaded] == [EncoderContext("clip", 1.0), EncoderContext.padded()]
+    # A 1.5 s clip (one chunk): 200 frames for the clip model, the 30 s window for the other.
+    assert widths == [200, 3000]

@@ -231,15 +231,18 @@ def test_the_ct2_engine_never_imports_torch_or_transformers(exports):
         spec.loader.exec_module(importlib.util.module_from_spec(spec))
         from swedish_transcriber.model.source import ModelLanguage
         from swedish_transcriber.serving.engines import EngineSettings, load_engine
-        from swedish_transcriber.whisper import DecodeOptions
-        engine = load_engine(
-            sys.argv[1],
-            ModelLanguage("sv", "transcribe"),
-            DecodeOptions.plain(batch_size=1, num_beams=1, max_new_tokens=6),
-            EngineSettings(threads=2, ct2_compute_type="int8"),
-        )
+        from swedish_transcriber.whisper import DecodeOptions, EncoderContext
         t = np.arange(2 * 16000) / 16000
-        [text] = engine.transcribe([(0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)])
+        clip = (0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
+        for context in (None, EncoderContext("clip", 1.0)):  # the model's own, and a short one
+            engine = load_engine(
+                sys.argv[1],
+                ModelLanguage("sv", "transcribe"),
+                DecodeOptions.plain(batch_size=1, num_beams=1, max_new_tokens=6),
+                EngineSettings(threads=2, ct2_compute_type="int8"),
+                context,
+            )
+            [text] = engine.transcribe([clip])
         heavy = sorted(
             m for m in ("torch", "transformers", "datasets", "pandas") if m in sys.modules
         )

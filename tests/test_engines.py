@@ -23,7 +23,13 @@ from swedish_transcriber.serving.engines import (
     load_engine,
     model_kind,
 )
-from swedish_transcriber.whisper import N_SAMPLES, SAMPLE_RATE, DecodeOptions
+from swedish_transcriber.whisper import (
+    CONTEXT_KEY,
+    N_SAMPLES,
+    SAMPLE_RATE,
+    DecodeOptions,
+    EncoderContext,
+)
 from tests.conftest import REPO, tone
 from tests.dvc_stages import stage_command
 from tests.repo_params import repo_params
@@ -98,10 +104,13 @@ def test_a_clip_over_whispers_window_is_refused(tiny_dirs):
 
 def test_int8_export_is_smaller(tiny_dirs, tmp_path):
     base, ct2 = tiny_dirs
-    assert not (ct2 / "decode_options.json").exists()  # written only when given
+    # Without decode options, only the encoder context the source recorded (none: padded).
+    alone = json.loads((ct2 / "decode_options.json").read_text(encoding="utf-8"))
+    assert alone == {CONTEXT_KEY: EncoderContext.padded().record()}
     decode = dataclasses.asdict(APP)
     info = export_ct2(base, tmp_path / "int8", "int8", decode)
     written = json.loads((tmp_path / "int8" / "decode_options.json").read_text(encoding="utf-8"))
+    assert written.pop(CONTEXT_KEY) == EncoderContext.padded().record()
     assert DecodeOptions(**written) == APP  # the page's decoding, guards included
     assert info["model_bytes"] < 0.5 * (ct2 / "model.bin").stat().st_size
     int8 = repo_params("app.engine", EngineSettings, ct2_compute_type="int8")
@@ -142,7 +151,12 @@ def test_export_stage_runs_from_params(repo_copy, tiny_dirs):
     assert run.returncode == 0, run.stderr
     assert "models/ct2 (int8_float32" in run.stdout
     written = json.loads((repo / "models/ct2/decode_options.json").read_text(encoding="utf-8"))
-    assert written == {**dataclasses.asdict(APP), "temperatures": list(APP.temperatures)}
+    assert written == {
+        **dataclasses.asdict(APP),
+        "temperatures": list(APP.temperatures),
+        CONTEXT_KEY: EncoderContext.padded().record(),
+    }
+    assert "encoder context padded" in run.stdout
     assert model_kind(repo / "models/ct2") == CTRANSLATE2
     (repo / "params.yaml").write_text(
         (repo / "params.yaml").read_text(encoding="utf-8").replace("int8_float32", "int3"),

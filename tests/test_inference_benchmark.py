@@ -274,3 +274,69 @@ def test_main_compares_workers_and_writes_json(tmp_path, capsys, monkeypatch):
     assert rows["ct2-int8"]["speedup"] == pytest.approx(3.0)
     assert rows["ct2-int8"]["same_words"] == 1.0
     assert [row["engine"] for row in report["rows"]] == ["transformers", "ct2-int8"]
+
+
+# ---------------------------------------------------------------- short clips, own context
+
+
+def test_short_table_gives_speed_per_audio_second_against_faster_whisper():
+    from benchmarks.inference_lib import short_clips
+
+    def short(seconds_per_audio_second, context, wer):
+        return {
+            "context": context,
+            "short_clips": 56,
+            "short_audio_seconds": 182.5,
+            "short_seconds_per_audio_second": seconds_per_audio_second,
+            "short_cpu_seconds_per_audio_second": 2 * seconds_per_audio_second,
+            "short_tokens": 900,
+            "short_at_cap": 3,
+            "short_wer_norm": wer,
+            "short_cer_norm": wer / 2,
+        }
+
+    results = {
+        "ct2-int8": short(0.1, "padded", 0.4),
+        "ct2-int8-own-context": short(0.025, "clip >= 10 s", 0.45),
+        "faster-whisper": short(0.1, "padded", 0.4),
+        "transformers": {"context": "padded", "short_clips": 0},  # no short clips: no row
+    }
+    table = short_clips.short_table(results, "faster-whisper").splitlines()
+    assert len(table) == 5
+    assert table[3] == (
+        "| ct2-int8-own-context | clip >= 10 s | 56 | 182.5 | 0.0250 | 4.00x | 0.0500 | 4.00x "
+        "| 900 | 3 | 0.450 | 0.225 |"
+    )
+    assert "| 1.00x |" in table[4]
+
+
+def test_own_context_rows_serve_the_recorded_clip_context_or_the_minimum(tmp_path):
+    from benchmarks.inference_lib.short_clips import serving_context
+    from swedish_transcriber.whisper import CONTEXT_KEY, EncoderContext
+
+    padded = EncoderContext.padded()
+    assert serving_context(tmp_path, own=False, min_context_seconds=5.0) == padded
+    assert serving_context(tmp_path, own=True, min_context_seconds=5.0) == EncoderContext(
+        "clip", 5.0
+    )
+    trained = EncoderContext("clip", 2.0)
+    (tmp_path / "decode_options.json").write_text(
+        json.dumps({CONTEXT_KEY: trained.record()}), encoding="utf-8"
+    )
+    assert serving_context(tmp_path, own=True, min_context_seconds=5.0) == trained
+    assert serving_context(tmp_path, own=False, min_context_seconds=5.0) == padded
+
+
+def test_pairs_need_their_reference(tmp_path):
+    from benchmarks.inference_lib.short_clips import load_pairs, short_indices
+    from swedish_transcriber.audio import write_audio
+
+    write_audio(tmp_path / "b.wav", np.zeros(6 * SR, np.float32), SR)
+    write_audio(tmp_path / "a.wav", np.zeros(2 * SR, np.float32), SR)
+    (tmp_path / "a.txt").write_text("hej\n", encoding="utf-8")
+    with pytest.raises(FileNotFoundError, match=r"b.wav: no reference b.txt"):
+        load_pairs(tmp_path)
+    (tmp_path / "b.txt").write_text("då\n", encoding="utf-8")
+    clips, references, names = load_pairs(tmp_path)
+    assert names == ["a.wav", "b.wav"] and references == ["hej", "då"]
+    assert short_indices(clips, 5.0) == [0]

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from swedish_transcriber.whisper import EncoderContext
+
 PROMPT_TOKENS = 4  # <|startoftranscript|><|sv|><|transcribe|><|notimestamps|>
 
 
@@ -21,6 +23,7 @@ class FasterWhisperEngine:
     """An ``Engine`` (``serving.engines``) over ``faster_whisper.WhisperModel``."""
 
     kind = "faster-whisper"
+    context = EncoderContext.padded()  # faster-whisper pads every clip to the 30 s window
 
     def __init__(
         self,

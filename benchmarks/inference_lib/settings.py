@@ -21,6 +21,9 @@ def decode_settings(params_file: Path, args: argparse.Namespace) -> dict[str, An
         "task": config.language.task,
         "num_beams": app.decode.num_beams,
         "max_new_tokens": app.decode.max_new_tokens,
+        # The duration cap of short clips (inference_lib.short_clips), as the page caps them.
+        "max_tokens_per_second": app.decode.max_tokens_per_second,
+        "max_tokens_slack": app.decode.max_tokens_slack,
         "threads": app.engine.threads,
         "chunk_seconds": app.chunks.chunk_seconds,
         "min_pause": app.chunks.min_pause,

@@ -19,6 +19,13 @@ from benchmarks.inference_lib.machine import (
     peak_rss_mb,
 )
 from benchmarks.inference_lib.recording import build_recording
+from benchmarks.inference_lib.short_clips import (
+    OWN_CONTEXT,
+    context_label,
+    measure_short,
+    serving_context,
+    short_indices,
+)
 from swedish_transcriber.whisper import SAMPLE_RATE as WHISPER_SAMPLE_RATE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,6 +43,8 @@ class EngineSpec:
     missing_hint: str = ""
     # Export ``models/finetuned`` with this quantization for the run, instead of model_dir.
     export: str | None = None
+    # Served with each clip's own frames (short_clips.serving_context); else padded to 30 s.
+    own_context: bool = False
 
 
 ENGINES: dict[str, EngineSpec] = {
@@ -43,6 +52,8 @@ ENGINES: dict[str, EngineSpec] = {
     for spec in (
         EngineSpec(BASELINE, "models/finetuned", missing_hint="run `dvc repro train`"),
         EngineSpec(PAGE_ENGINE, "models/ct2", "int8", "run `dvc repro export`"),
+        # The same export on each clip's own frames (whisper.context: clip).
+        EngineSpec(OWN_CONTEXT, "models/ct2", "int8", "run `dvc repro export`", own_context=True),
         EngineSpec("ct2-int8-weights-float32", "models/ct2", "float32", "run `dvc repro export`"),
         EngineSpec(
             "ct2-float32", "models/finetuned", "float32", "run `dvc repro train`", "float32"
@@ -110,7 +121,8 @@ def run_worker(name: str, settings: dict[str, Any], args: argparse.Namespace) ->
             spec.ct2_compute_type,
         )
     else:
-        engine = load_engine(model_dir, language, options, engine_settings)
+        context = serving_context(model_dir, spec.own_context, args.min_context_seconds)
+        engine = load_engine(model_dir, language, options, engine_settings, context)
     load_seconds = time.perf_counter() - start
     _log(name, f"loaded {spec.model_dir} ({engine.kind}) in {load_seconds:.2f} s")
 
@@ -152,8 +164,20 @@ def run_worker(name: str, settings: dict[str, Any], args: argparse.Namespace) ->
         _log(name, f"test clips {len(test_transcripts)}/{len(clips)}")
     test_seconds = time.perf_counter() - start
     test_scores = scores(refs, test_transcripts)
+    short = short_indices(clips, args.short_seconds)
+    short_result = measure_short(
+        engine,
+        [clips[i] for i in short],
+        [refs[i] for i in short],
+        settings,
+        args.repeats,
+        lambda message: _log(name, message),
+    )
+    context = getattr(engine, "context", None)
     return {
         "engine": name,
+        "context": "padded" if context is None else context_label(context),
+        **short_result,
         "model_dir": str(model_dir.relative_to(REPO))
         if model_dir.is_relative_to(REPO)
         else f"{spec.model_dir} exported to {spec.export}",

@@ -23,9 +23,9 @@ import numpy as np
 
 from swedish_transcriber.decoding import Attempt, transcripts
 from swedish_transcriber.model.source import ModelLanguage
-from swedish_transcriber.serving.engines import CTRANSLATE2, EngineSettings
+from swedish_transcriber.serving.engines import CTRANSLATE2, EngineSettings, by_context
 from swedish_transcriber.serving.log_mel import LogMel
-from swedish_transcriber.whisper import SAMPLE_RATE, DecodeOptions
+from swedish_transcriber.whisper import SAMPLE_RATE, DecodeOptions, EncoderContext, model_context
 
 TIMESTAMP = re.compile(r"<\|\d+\.\d+\|>")  # what transformers strips from decoded text
 # transformers' clean_up_tokenization: English spacing artefacts, applied only when the
@@ -104,7 +104,12 @@ class WhisperTokens:
 
 
 class CTranslate2Engine:
-    """A CTranslate2 Whisper (``models/ct2``): the same decoding, int8 matrix products."""
+    """A CTranslate2 Whisper (``models/ct2``): the same decoding, int8 matrix products.
+
+    CTranslate2's Whisper encoder takes any even number of frames up to 3000 and adds only
+    that many positional embeddings (as openai/whisper's ``audio_ctx``), so a ``clip``
+    context needs nothing but shorter features.
+    """
 
     kind = CTRANSLATE2
 
@@ -114,9 +119,11 @@ class CTranslate2Engine:
         language: ModelLanguage,
         options: DecodeOptions,
         settings: EngineSettings,
+        context: EncoderContext | None = None,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.options = options
+        self.context = model_context(self.model_dir) if context is None else context
         self.features = LogMel.from_model_dir(self.model_dir)
         self.tokens = WhisperTokens(self.model_dir)
         self.prompt: list[int] = self.tokens.prompt(language.language, language.task)
@@ -146,29 +153,36 @@ class CTranslate2Engine:
         """
         import ctranslate2
 
-        if not clips:
-            return []
-        features = ctranslate2.StorageView.from_array(self.features(clips))
-        results = self.model.generate(
-            features,
-            [self.prompt] * len(clips),
-            beam_size=self.options.num_beams,
-            # CTranslate2's Whisper stops after max_length // 2 new tokens (measured; as
-            # openai/whisper's sample_len = n_text_ctx // 2); transformers counts new tokens.
-            max_length=2 * self.options.max_new_tokens,
-        )
-        return [list(r.sequences_ids[0]) for r in results]
+        def run(group: list[np.ndarray], frames: int) -> list[list[int]]:
+            results = self.model.generate(
+                ctranslate2.StorageView.from_array(self.features(group, frames)),
+                [self.prompt] * len(group),
+                beam_size=self.options.num_beams,
+                # CTranslate2's Whisper stops after max_length // 2 new tokens (measured; as
+                # openai/whisper's sample_len = n_text_ctx // 2); transformers counts new tokens.
+                max_length=2 * self.options.max_new_tokens,
+            )
+            return [list(r.sequences_ids[0]) for r in results]
+
+        return by_context(clips, self.context, run) if clips else []
 
     def transcribe(self, clips: Sequence[np.ndarray]) -> list[str]:
-        """Transcripts of 16 kHz clips (each <= 30 s), through the guarded path."""
-        if not clips:
-            return []
-        return self.transcribe_features(
-            self.features(clips), [clip.shape[0] / SAMPLE_RATE for clip in clips]
-        )
+        """Transcripts of 16 kHz clips (each <= 30 s), through the guarded path.
+
+        Each clip's features are as many frames as the engine's context gives it; clips of
+        one context length share an encoder call.
+        """
+
+        def run(group: list[np.ndarray], frames: int) -> list[str]:
+            durations = [clip.shape[0] / SAMPLE_RATE for clip in group]
+            return self.transcribe_features(self.features(group, frames), durations)
+
+        return by_context(clips, self.context, run) if clips else []
 
     def transcribe_features(self, features: np.ndarray, durations: Sequence[float]) -> list[str]:
-        """Transcripts of log-mel windows (float32 ``batch x n_mels x 3000``, the pipeline's).
+        """Transcripts of log-mel windows (float32 ``batch x n_mels x frames``, the pipeline's).
+
+        ``frames``: 3000, or a shorter context's (even) count: the encoder takes either.
 
         ``durations`` are the clips' lengths in seconds (their token caps). openai/whisper's
         guards (``swedish_transcriber.decoding``) decide which windows are decoded again at

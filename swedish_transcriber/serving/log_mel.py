@@ -7,7 +7,9 @@ pad or trim the clip to the 30 s window, a centred STFT (reflect padding, a peri
 window of ``n_fft`` points, hop ``hop_length``), power spectrum, Slaney-normalised mel filters
 from 0 to 8 kHz, ``log10`` floored at 1e-10, every value raised to at least the clip's maximum
 minus 8 (an 80 dB range), then ``(x + 4) / 4``. The last STFT frame is dropped so the window
-gives exactly ``nb_max_frames`` frames. Only numpy is imported here.
+gives exactly ``nb_max_frames`` frames. A shorter encoder context (``whisper.context: clip``)
+takes the first frames of that window, computing only the frames it needs. Only numpy is
+imported here.
 """
 
 from __future__ import annotations
@@ -146,9 +148,20 @@ class LogMel:
                     f"window; split long audio first (long_form.transcribe_audio)"
                 )
 
-    def one(self, clip: np.ndarray) -> np.ndarray:
-        """One clip's features, ``(n_mels, n_frames)`` float32."""
+    def one(self, clip: np.ndarray, n_frames: int | None = None) -> np.ndarray:
+        """One clip's features, ``(n_mels, n_frames)`` float32 (default: the whole window).
+
+        A shorter ``n_frames`` (``whisper.context: clip``) gives exactly the first
+        ``n_frames`` frames of the window's features, not features of a shorter window: the
+        ``max - 8`` floor is taken over every frame that touches the clip, even those past
+        ``n_frames``, and the STFT reflects the window's zeros at the clip's end. That is what
+        the pipeline's stored frames and ``pad_value`` rebuild (``features.pad_features``), so
+        the page feeds a model what it was trained and evaluated on.
+        """
         s = self.settings
+        n_frames = s.n_frames if n_frames is None else int(n_frames)
+        if not 1 <= n_frames <= s.n_frames:
+            raise ValueError(f"n_frames must be in [1, {s.n_frames}], got {n_frames}")
         audio = np.zeros(s.n_samples, dtype=np.float32)
         n = min(int(clip.shape[0]), s.n_samples)
         audio[:n] = np.asarray(clip, dtype=np.float32).reshape(-1)[:n]
@@ -160,16 +173,23 @@ class LogMel:
         used = min(s.n_frames, -(-(n + half) // s.hop_length))
         spectrum = np.fft.rfft(frames[:used] * self.window, axis=-1)
         power = spectrum.real**2 + spectrum.imag**2  # (used, bins)
-        mel = np.zeros((s.n_mels, s.n_frames), dtype=np.float32)
+        # The window's other frames are all at the 1e-10 floor, below every used frame: they
+        # never raise the maximum, so the frames computed here give the window's maximum.
+        width = s.n_frames if n_frames == s.n_frames else max(used, n_frames)
+        mel = np.zeros((s.n_mels, width), dtype=np.float32)
         mel[:, :used] = self.filters @ power.T.astype(np.float32)
         log_mel = np.log10(np.maximum(mel, 1e-10))
         log_mel = np.maximum(log_mel, log_mel.max() - 8.0)
-        return ((log_mel + 4.0) / 4.0).astype(np.float32)
+        return ((log_mel[:, :n_frames] + 4.0) / 4.0).astype(np.float32)
 
-    def __call__(self, clips: Sequence[np.ndarray]) -> np.ndarray:
-        """A batch of features; each clip zero-padded to the window (none may be longer)."""
+    def __call__(self, clips: Sequence[np.ndarray], n_frames: int | None = None) -> np.ndarray:
+        """A batch of features; each clip zero-padded to the window (none may be longer).
+
+        ``n_frames``: the first that many frames of each clip's window (all by default).
+        """
         self.check_lengths(clips)
-        out = np.empty((len(clips), self.settings.n_mels, self.settings.n_frames), np.float32)
+        width = self.settings.n_frames if n_frames is None else int(n_frames)
+        out = np.empty((len(clips), self.settings.n_mels, width), np.float32)
         for i, clip in enumerate(clips):
-            out[i] = self.one(clip)
+            out[i] = self.one(clip, width)
         return out
