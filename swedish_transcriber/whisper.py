@@ -121,6 +121,16 @@ class DecodeOptions:
         )
 
 
+def frames_touching(n_samples: int, n_frames: int = N_FRAMES) -> int:
+    """Log-mel frames of the 30 s window whose STFT window reaches the clip's samples.
+
+    The centred STFT's frame ``i`` covers samples ``i * HOP_LENGTH - N_FFT // 2`` onwards, so
+    the frames up to ``ceil((n + N_FFT // 2) / HOP_LENGTH)`` hear the clip; the rest hear only
+    the zero padding. ``featurize`` stores exactly these frames.
+    """
+    return min(n_frames, -(-(int(n_samples) + N_FFT // 2) // HOP_LENGTH))
+
+
 @dataclass(frozen=True)
 class EncoderContext:
     """How much of Whisper's 30 s window the encoder sees (params ``whisper``).
@@ -162,8 +172,12 @@ class EncoderContext:
         return min(N_FRAMES, stepped)
 
     def frames_for_samples(self, n_samples: int) -> int:
-        """:meth:`frames` of a clip of ``n_samples`` 16 kHz samples."""
-        return self.frames(math.ceil(int(n_samples) / HOP_LENGTH))
+        """:meth:`frames` of a clip of ``n_samples`` 16 kHz samples.
+
+        Counted as the pipeline stores a clip (:func:`frames_touching`), so the page gives a
+        clip the context the transcribe stages give its stored features.
+        """
+        return self.frames(frames_touching(n_samples))
 
     def record(self) -> dict:
         """What a model directory stores under :data:`CONTEXT_KEY`."""

@@ -35,12 +35,11 @@ from swedish_transcriber.audio import AudioError, load_audio
 from swedish_transcriber.data.manifest import quarantine_rows
 from swedish_transcriber.whisper import (
     CHUNK_LENGTH,
-    HOP_LENGTH,
-    N_FFT,
     N_FRAMES,
     N_MELS,
     N_TEXT_CTX,
     SAMPLE_RATE,
+    frames_touching,
 )
 
 STAGE = "featurize"
@@ -108,13 +107,8 @@ def load_processor(model_dir: str | Path, language: str, task: str):
     return processor
 
 
-def stored_frames(n_samples: int, n_frames: int = N_FRAMES) -> int:
-    """How many log-mel frames of a clip of ``n_samples`` samples touch its audio.
-
-    Frame ``t`` of the centred STFT sees samples ``[t * 160 - 200, t * 160 + 200)``; the
-    frames after these see only the zero padding (and the reflection of zeros at the end).
-    """
-    return min(n_frames, -(-(n_samples + N_FFT // 2) // HOP_LENGTH))
+# How many log-mel frames of a clip touch its audio: the frames featurize stores.
+stored_frames = frames_touching
 
 
 def pad_features(

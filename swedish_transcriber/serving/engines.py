@@ -187,7 +187,7 @@ class TransformersEngine:
         from transformers.utils import logging
 
         from swedish_transcriber.evaluation.transcription import load_model
-        from swedish_transcriber.model.own_context import own_context
+        from swedish_transcriber.own_context import own_context
 
         logging.set_verbosity_error()  # generate()'s notices about Whisper's own defaults
         torch.set_num_threads(settings.threads)
