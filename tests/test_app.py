@@ -124,16 +124,22 @@ def expected(params_file: Path, model_dir: Path, data: bytes, name: str) -> str:
     return transcribe_audio(audio, engine, app.chunks, app.decode.batch_size).text
 
 
+def plain(markdown: str) -> str:
+    """What escaped markdown (``page.escape_markdown``) shows: the text without its escapes."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
 def errors(at: AppTest) -> list[str]:
+    """The page's error messages as a visitor reads them (the escapes removed)."""
     assert not at.exception, [e.value for e in at.exception]
-    return [e.value for e in at.error]
+    return [plain(e.value) for e in at.error]
 
 
 def test_model_picker_offers_built_models_and_says_what_is_missing(app):
     radio = app.sidebar.radio(key="model")
     assert radio.options == [TRANSFORMERS_LABEL, CT2_LABEL, "Another directory…"]
     assert radio.value == TRANSFORMERS_LABEL
-    notes = " ".join(c.value for c in app.sidebar.caption)
+    notes = plain(" ".join(c.value for c in app.sidebar.caption))
     assert f"Not available: {MISSING_LABEL}" in notes and "ct2-not-there" in notes
     assert app.info[0].value == "Choose a file or record a clip to start."
     assert not errors(app)
@@ -168,7 +174,7 @@ def test_ct2_model_and_a_typed_directory(app, params_file):
     app.sidebar.radio(key="model").set_value("Another directory…").run()
     assert app.sidebar.info[0].value == "Type the path of a model directory inside models/"
     app.sidebar.text_input(key="model_dir").input("models/nowhere").run()
-    assert app.sidebar.error[0].value == "models/nowhere: no such model directory"
+    assert plain(app.sidebar.error[0].value) == "models/nowhere: no such model directory"
     app.sidebar.text_input(key="model_dir").input(str(ct2_dir)).run()
     app.button(key="transcribe").click().run()
     assert not errors(app) and not app.sidebar.error
@@ -374,7 +380,7 @@ def type_directory(app: AppTest, text: str) -> AppTest:
 def test_typed_paths_outside_the_roots_get_one_neutral_message(app, outside_model, text):
     text = str(outside_model) if text == "ABSOLUTE" else text
     type_directory(app, text)
-    assert [e.value for e in app.sidebar.error] == [model_paths.REFUSED]
+    assert [plain(e.value) for e in app.sidebar.error] == [model_paths.REFUSED]
     assert not app.exception
     assert app.info[0].value == "Choose a file or record a clip to start."  # still drawn
 
@@ -383,14 +389,14 @@ def test_existing_and_missing_paths_outside_the_roots_read_the_same(app, outside
     shown = set()
     for text in (str(outside_model), str(outside_model) + "-missing", "/etc", "/etc-missing"):
         type_directory(app, text)
-        shown.add(tuple(e.value for e in app.sidebar.error))
+        shown.add(tuple(plain(e.value) for e in app.sidebar.error))
     assert shown == {(model_paths.REFUSED,)}
 
 
 def test_an_over_long_name_inside_the_roots_is_a_message_not_a_traceback(app):
     type_directory(app, "models/" + "a" * 300)  # Path.is_dir raises OSError (ENAMETOOLONG)
     assert not app.exception
-    (message,) = [e.value for e in app.sidebar.error]
+    (message,) = [plain(e.value) for e in app.sidebar.error]
     assert "cannot be read (File name too long)" in message and len(message) < 120
     assert app.info[0].value == "Choose a file or record a clip to start."
 
@@ -407,7 +413,7 @@ def test_an_unreadable_directory_is_a_message(app, params_file, monkeypatch):
 
     monkeypatch.setattr(pathlib.Path, "stat", stat)
     type_directory(app, "models/tiny")
-    assert [e.value for e in app.sidebar.error] == [
+    assert [plain(e.value) for e in app.sidebar.error] == [
         "models/tiny: cannot be read (Permission denied)"
     ]
     assert not app.exception

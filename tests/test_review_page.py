@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from swedish_transcriber.data.curation import (
     write_decisions,
 )
 from swedish_transcriber.params import ParamsError, section
-from swedish_transcriber.serving import page, review
+from swedish_transcriber.serving import access, page, review
 from tests.conftest import REPO, tone
 
 PAGE = str(REPO / "app" / "pages" / "review.py")
@@ -91,10 +92,15 @@ def write_queue(root: Path, rows: list[dict] | None = None, audio: bool = True) 
     return path
 
 
+TOKEN = "a-review-token-for-the-tests-only-0123456789"
+
+
 def write_params(root: Path, enabled: bool = True) -> Path:
-    """The repo's params with ``app.review`` pointing into ``root`` (relative paths)."""
+    """The repo's params with ``app.review`` on (unless ``enabled`` is false) and pointing
+    into ``root`` (relative paths)."""
     params = copy.deepcopy({"model": REPO_PARAMS["model"], "app": REPO_PARAMS["app"]})
     params["app"]["review"] = {
+        **REPO_PARAMS["app"]["review"],
         "enabled": enabled,
         "queue": "reports/review_queue.parquet",
         "decisions": "data/curation/decisions.tsv",
@@ -102,6 +108,9 @@ def write_params(root: Path, enabled: bool = True) -> Path:
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
+
+
+LIMITS = page.ReviewParams(True, "q.parquet", "d.tsv", 300, 900)
 
 
 @pytest.fixture
@@ -190,32 +199,33 @@ def test_the_current_clip_moves_on_after_a_decision(clips):
 
 def test_the_form_becomes_a_decision(clips):
     clip = clips[0]
-    keep = review.make_decision(clip, "keep", clip.sentence, "")
+    keep = review.make_decision(clip, "keep", clip.sentence, "", LIMITS)
     assert (keep.path, keep.action, keep.sentence) == ("clip_a.mp3", "keep", "")
-    exclude = review.make_decision(clip, "exclude", clip.sentence, "  only\nnoise ")
+    exclude = review.make_decision(clip, "exclude", clip.sentence, "  only\nnoise ", LIMITS)
     assert (exclude.action, exclude.sentence, exclude.reason) == ("exclude", "", "only noise")
-    fix = review.make_decision(clip, "fix", "Hej jag heter\nHanna", "name")
+    fix = review.make_decision(clip, "fix", "Hej jag heter\nHanna", "name", LIMITS)
     assert (fix.action, fix.sentence, fix.reason) == ("fix", "Hej jag heter Hanna", "name")
     with pytest.raises(DecisionsError, match="press Keep"):
-        review.make_decision(clip, "fix", " Hej jag  heter Anna ", "")
+        review.make_decision(clip, "fix", " Hej jag  heter Anna ", "", LIMITS)
     with pytest.raises(DecisionsError, match="it is empty"):
-        review.make_decision(clip, "fix", "  ", "")
+        review.make_decision(clip, "fix", "  ", "", LIMITS)
     with pytest.raises(DecisionsError, match="unknown action"):
-        review.make_decision(clip, "delete", "", "")
+        review.make_decision(clip, "delete", "", "", LIMITS)
     assert "excluded (only noise)" in review.describe(exclude)
     assert "fixed to “Hej jag heter Hanna”" in review.describe(fix)
 
 
 def test_a_missing_audio_file_is_a_message(tmp_path):
     clips = review.load_queue(write_queue(tmp_path, audio=False), tmp_path)
-    problem = review.audio_problem(clips[0])
-    assert problem is not None and "clip_a.mp3" in problem and "clip_a.wav" in problem
+    problem = review.audio_problem(clips[0], tmp_path)
+    assert problem is not None and "clip_a.mp3" in problem and "clips/clip_a.wav" in problem
+    assert str(tmp_path) not in problem
     assert review.audio_format(clips[0]) in ("audio/wav", "audio/x-wav")
 
 
 def test_the_review_params_are_checked(tmp_path):
     assert page.load_config(REPO / "params.yaml").app.review == review.ReviewParams(
-        True, "reports/review_queue.parquet", "data/curation/decisions.tsv"
+        False, "reports/review_queue.parquet", "data/curation/decisions.tsv", 300, 900
     )
     params = write_params(tmp_path)
     data = yaml.safe_load(params.read_text(encoding="utf-8"))
@@ -246,14 +256,24 @@ def keep_main_module(monkeypatch):
     monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
 
 
-def run_page(root: Path, monkeypatch, enabled: bool = True) -> AppTest:
+def run_page(root: Path, monkeypatch, enabled: bool = True, token: str | None = TOKEN) -> AppTest:
+    """The review page on ``root``'s queue, the server's token set, and typed (if ``token``)."""
     monkeypatch.setenv(page.PARAMS_ENV, str(write_params(root, enabled)))
-    return AppTest.from_file(PAGE, default_timeout=60).run()
+    monkeypatch.setenv(access.TOKEN_ENV, TOKEN)
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    if token is not None and enabled:
+        at.text_input(key="review_token").input(token).run()
+    return at
+
+
+def unescaped(markdown: str) -> str:
+    """What escaped markdown (page.escape_markdown) shows."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def shown(at: AppTest) -> str:
     assert not at.exception, [e.value for e in at.exception]
-    return at.subheader[0].value
+    return unescaped(at.subheader[0].value)
 
 
 def test_the_page_excludes_one_clip_and_fixes_another(tmp_path, monkeypatch):
@@ -269,7 +289,7 @@ def test_the_page_excludes_one_clip_and_fixes_another(tmp_path, monkeypatch):
     at.text_input(key="reason::clip_a.mp3").input("only background noise")
     at.button(key="exclude").click().run()
     assert shown(at) == "clip_b.mp3"  # on to the next clip
-    assert at.success[0].value.startswith("Excluded clip clip_a.mp3")
+    assert unescaped(at.success[0].value).startswith("Excluded clip clip_a.mp3")
     assert "1 of 3 clips decided, 2 left" in at.get("progress")[0].proto.text
 
     assert at.text_area(key="fix_text::clip_b.mp3").value == "Det regnar i Stockholm"
@@ -291,7 +311,7 @@ def test_the_page_excludes_one_clip_and_fixes_another(tmp_path, monkeypatch):
     assert shown(at) == "clip_c.mp3"
     at.button(key="previous").click().run()
     assert shown(at) == "clip_b.mp3"
-    assert "fixed to “Det snöar i Göteborg”" in at.info[0].value
+    assert "fixed to “Det snöar i Göteborg”" in unescaped(at.info[0].value)
     assert at.text_area(key="fix_text::clip_b.mp3").value == "Det snöar i Göteborg"
     at.button(key="keep").click().run()  # a new decision replaces the fix
     assert [
@@ -307,7 +327,7 @@ def test_an_unchanged_fix_is_refused_on_the_page(tmp_path, monkeypatch):
     at = run_page(tmp_path, monkeypatch)
     at.button(key="fix").click().run()
     assert shown(at) == "clip_a.mp3"
-    assert "press Keep" in at.error[0].value
+    assert "press Keep" in unescaped(at.error[0].value)
     assert not (tmp_path / "data" / "curation" / "decisions.tsv").exists()
 
 
@@ -316,14 +336,14 @@ def test_the_last_decision_says_the_queue_is_done(tmp_path, monkeypatch):
     at = run_page(tmp_path, monkeypatch)
     at.button(key="keep").click().run()
     assert not at.exception
-    assert "Every clip in the queue is decided" in at.success[-1].value
+    assert "Every clip in the queue is decided" in unescaped(at.success[-1].value)
 
 
 def test_a_missing_queue_says_what_to_run(tmp_path, monkeypatch):
     at = run_page(tmp_path, monkeypatch)
     assert not at.exception and not at.error
-    assert "Run `dvc repro rank` first" in at.info[0].value
-    assert "needs stage `train`" in at.info[0].value
+    assert "Run `dvc repro rank` first" in unescaped(at.info[0].value)
+    assert "needs stage `train`" in unescaped(at.info[0].value)
 
 
 def test_a_page_others_can_reach_turns_review_off(tmp_path, monkeypatch):
@@ -331,7 +351,7 @@ def test_a_page_others_can_reach_turns_review_off(tmp_path, monkeypatch):
     write_queue(tmp_path)
     at = run_page(tmp_path, monkeypatch, enabled=False)
     assert not at.exception and not at.button and not at.subheader
-    assert "review page is off" in at.info[0].value
+    assert "review page is off" in unescaped(at.info[0].value)
     assert not (tmp_path / "data/curation/decisions.tsv").exists()
 
 
@@ -339,7 +359,7 @@ def test_an_empty_queue_says_so(tmp_path, monkeypatch):
     write_queue(tmp_path, [])
     at = run_page(tmp_path, monkeypatch)
     assert not at.exception and not at.error
-    assert "is empty" in at.info[0].value
+    assert "is empty" in unescaped(at.info[0].value)
 
 
 def test_a_broken_decisions_file_shows_the_file_and_line(tmp_path, monkeypatch):
@@ -350,7 +370,7 @@ def test_a_broken_decisions_file_shows_the_file_and_line(tmp_path, monkeypatch):
         fh.write("clip_a.mp3\tdelete\t\t\t2026-11-28T15:30:00Z\n")
     at = run_page(tmp_path, monkeypatch)
     assert not at.exception
-    message = at.error[0].value
+    message = unescaped(at.error[0].value)
     assert "decisions.tsv: line 3: unknown action 'delete'" in message
     assert not at.button  # nothing can be recorded
 
@@ -359,7 +379,7 @@ def test_a_missing_audio_file_is_a_warning_and_the_clip_can_still_be_decided(tmp
     write_queue(tmp_path, audio=False)
     at = run_page(tmp_path, monkeypatch)
     assert not at.get("audio")
-    assert "audio of clip clip_a.mp3 is missing" in at.warning[0].value
+    assert "audio of clip clip_a.mp3 is missing" in unescaped(at.warning[0].value)
     at.button(key="exclude").click().run()
     assert [d.path for d in read_decisions(tmp_path / "data/curation/decisions.tsv")] == [
         "clip_a.mp3"
@@ -370,17 +390,19 @@ def test_a_label_without_words_is_shown_without_a_diff(tmp_path, monkeypatch):
     write_queue(tmp_path, [{**ROWS[0], "sentence": "…", "transcript": "hej"}])
     at = run_page(tmp_path, monkeypatch)
     assert shown(at) == "clip_a.mp3" and not at.error
-    assert [t.value for t in at.text] == ["…", "hej"]
+    assert [t.value for t in at.text] == ["…", "hej", "hej"]  # label, transcript, zero-shot
     assert not any("diff-" in m.value for m in at.markdown)
-    assert any("Zero-shot base model heard: hej" in c.value for c in at.caption)
+    assert any("Zero-shot base model heard" in c.value for c in at.caption)
 
 
 def test_the_app_offers_the_review_page_beside_the_main_one(tmp_path, monkeypatch):
     """``streamlit run app/main.py`` finds the page through ``app/pages/``."""
     write_queue(tmp_path)
     monkeypatch.setenv(page.PARAMS_ENV, str(write_params(tmp_path)))
+    monkeypatch.setenv(access.TOKEN_ENV, TOKEN)
     at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=60).run()
     assert at.title[0].value == "Swedish Transcriber"
     at.switch_page("pages/review.py").run()
     assert at.title[0].value == "Review queue"
+    at.text_input(key="review_token").input(TOKEN).run()
     assert shown(at) == "clip_a.mp3"

@@ -10,8 +10,12 @@ bad file never takes the page down.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +29,8 @@ VIDEO_TYPES: tuple[str, ...] = ("mp4", "webm", "mkv")
 
 @dataclass(frozen=True)
 class MediaLimits:
-    """What the page accepts (params.yaml ``app.limits``): file size and duration.
+    """What the page accepts (params.yaml ``app.limits``): file size, duration, the work a
+    file may ask for, and how many uploads the server decodes at once.
 
     (How loud speech is, for refusing a silent clip, is ``app.chunks.silence_threshold_db``:
     the same threshold that finds pauses.)
@@ -34,12 +39,21 @@ class MediaLimits:
     max_upload_mb: float  # larger uploads are refused with a message
     max_seconds: float  # longer audio is refused (trim it first)
     min_seconds: float  # shorter clips are refused: Whisper invents text for them
+    max_samples: int  # samples x channels: refused from the header, before decoding
+    max_concurrent_decodes: int  # across all sessions of the server; the others wait
 
     def __post_init__(self) -> None:
         if self.max_upload_mb <= 0 or self.max_seconds <= 0:
             raise ValueError("max_upload_mb and max_seconds must be > 0")
         if not 0 <= self.min_seconds < self.max_seconds:
             raise ValueError("min_seconds must be >= 0 and below max_seconds")
+        if self.max_samples < self.max_seconds * WHISPER_SAMPLE_RATE:
+            raise ValueError(
+                f"max_samples must allow at least max_seconds of 16 kHz mono "
+                f"({self.max_seconds * WHISPER_SAMPLE_RATE:.0f}), got {self.max_samples}"
+            )
+        if self.max_concurrent_decodes < 1:
+            raise ValueError("max_concurrent_decodes must be >= 1")
 
 
 def decode(
@@ -53,7 +67,47 @@ def decode(
         max_seconds=limits.max_seconds,
         min_seconds=limits.min_seconds,
         sample_rate=sample_rate,
+        max_samples=limits.max_samples,
     )
+
+
+# One semaphore per server process (Streamlit runs every session as a thread of it), created
+# on first use with the limit the params give; a changed limit gets a new one.
+_SLOTS: dict[int, threading.BoundedSemaphore] = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+def decode_slots(limit: int) -> threading.BoundedSemaphore:
+    """The process-wide semaphore that lets ``limit`` decodes run at once."""
+    with _SLOTS_LOCK:
+        if limit not in _SLOTS:
+            _SLOTS[limit] = threading.BoundedSemaphore(limit)
+        return _SLOTS[limit]
+
+
+@contextlib.contextmanager
+def decode_turn(
+    limit: int,
+    on_wait: Callable[[float], None] = lambda waited: None,
+    poll: float = 0.25,
+) -> Iterator[float]:
+    """Hold one of the ``limit`` decode slots for the block; yield the seconds waited for it.
+
+    Each decode holds its upload, ffmpeg's frame and the decoded clip in memory, so the
+    server's peak grows with the number decoding at once, not with the number of sessions.
+    While every slot is taken, ``on_wait(seconds waited)`` is called every ``poll`` seconds:
+    the page shows a message there (and Streamlit may stop a session whose visitor left).
+    """
+    slots = decode_slots(limit)
+    began = time.monotonic()
+    if not slots.acquire(blocking=False):
+        on_wait(0.0)
+        while not slots.acquire(timeout=poll):
+            on_wait(time.monotonic() - began)
+    try:
+        yield time.monotonic() - began
+    finally:
+        slots.release()
 
 
 def upload_limit_mb(limits: MediaLimits) -> int:
