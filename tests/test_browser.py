@@ -52,8 +52,8 @@ from swedish_transcriber.serving.engines import load_engine  # noqa: E402
 from swedish_transcriber.serving.long_form import Transcript, transcribe_audio  # noqa: E402
 from swedish_transcriber.serving.subtitles import to_txt  # noqa: E402
 from swedish_transcriber.whisper import SAMPLE_RATE  # noqa: E402
+from tests.test_review_page import validate_with_decisions, write_queue  # noqa: E402
 from tests.test_review_page import write_params as write_review_params  # noqa: E402
-from tests.test_review_page import write_queue  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -402,29 +402,6 @@ def review_clips(tab, server: Server) -> None:
     tab.get_by_role("button", name="Fix the text", exact=True).click()
     expect(tab.get_by_role("heading", name="clip_c.mp3")).to_be_visible(timeout=30_000)
     expect(tab.get_by_text("2 of 3 clips decided, 1 left")).to_be_visible()
-
-
-def validate_with_decisions(decisions: Path, repo: Path, monkeypatch) -> tuple:
-    """Run the validate stage (dvc.yaml's command) on manifests holding the review clips, with
-    ``decisions`` as data/curation/decisions.tsv: (validated train, quarantine)."""
-    import pandas as pd
-
-    from stages import validate as stage
-    from swedish_transcriber.stage import main
-    from tests.dvc_stages import stage_args
-    from tests.test_validation import manifest, row, stage_repo
-
-    clips = ["clip_a.mp3", "clip_b.mp3", "clip_c.mp3"]
-    splits = {s: manifest([row(s, n) for n in range(3)]) for s in ("dev", "test")}
-    splits["train"] = manifest([row("train", n, path=p) for n, p in enumerate(clips)])
-    repo.mkdir()
-    stage_repo(repo, splits)
-    (repo / "data" / "curation").mkdir(parents=True)
-    shutil.copy2(decisions, repo / "data" / "curation" / "decisions.tsv")
-    monkeypatch.chdir(repo)
-    main(stage.run, stage_args("validate"))
-    train = pd.read_parquet(repo / "data" / "validated" / "train.parquet").set_index("path")
-    return train, pd.read_parquet(repo / "data" / "quarantine" / "validate" / "quarantine.parquet")
 
 
 def test_review_page_plays_excludes_and_fixes_in_chromium(
