@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -271,6 +272,51 @@ def test_a_refusal_is_cached_so_a_rerun_does_not_decode_again(app, monkeypatch):
     app.run()
     assert "sample rate is 2 Hz" in errors(app)[0]
     assert calls == ["cached.flac"]
+
+
+def test_uploads_beyond_the_decode_limit_wait_with_a_message(app, params_file):
+    """Finding 6 (issue 19): any number of decodes ran at once. Every slot is taken here, so
+    the upload waits, is told so, and is decoded once a slot frees."""
+    limit = page.load_config(params_file).app.limits.max_concurrent_decodes
+    slots = media.decode_slots(limit)
+    for _ in range(limit):
+        assert slots.acquire(blocking=False)
+    seen: list[float] = []
+    wait = media.decode_turn
+
+    def watched(limit, on_wait, poll=0.25):
+        def told(seconds):
+            seen.append(seconds)
+            on_wait(seconds)
+
+        return wait(limit, told, poll)
+
+    release = threading.Timer(1.5, lambda: [slots.release() for _ in range(limit)])
+    release.start()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(media, "decode_turn", watched)
+            audio = tone(2.0, 16_000, seed=21)
+            app.file_uploader(key="audio_file").upload("waits.wav", wav(audio), "audio/wav")
+            app.run()
+    finally:
+        release.join()
+    assert not errors(app)
+    assert seen and seen[0] == 0.0 and seen[-1] > 1.0  # told at once, and while it waited
+    assert any("Decoded after waiting" in c.value for c in app.caption)
+    assert app.button(key="transcribe")  # the clip is there
+
+
+def test_a_file_name_holding_markdown_is_shown_as_plain_text(app):
+    """Finding 3 on the main page: a visitor's file name goes into error messages."""
+    name = "![p](http__host_pixel.png) [click](http__host_phish) <img src=x>.wav"
+    app.file_uploader(key="audio_file").upload(name, b"", "audio/wav").run()
+    from markdown_it import MarkdownIt
+
+    (message,) = [e.value for e in app.error]
+    html = MarkdownIt("commonmark", {"html": True}).render(message)
+    assert "<img" not in html and "<a " not in html, html
+    assert plain(message).startswith(name)
 
 
 def test_server_upload_limit_follows_the_params(app, params_file):
