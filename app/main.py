@@ -10,7 +10,8 @@ Nothing a visitor typed, uploaded or fetched is drawn as markup: transcripts are
 and messages that quote a file name, link or typed text are escaped markdown
 (``page.escape_markdown``). Decoding is bounded per server: at most
 ``app.limits.max_concurrent_decodes`` uploads are decoded at once, and the others wait with a
-message (``media.decode_turn``).
+message (``media.decode_turn``); transcriptions likewise, at most
+``app.limits.max_concurrent_transcriptions`` (``media.transcription_turn``).
 """
 
 from __future__ import annotations
@@ -339,9 +340,20 @@ def main() -> None:
         def progress(done: int, total: int) -> None:
             bar.progress(done / max(total, 1), text=f"Transcribing: chunk {done} of {total}")
 
-        began = time.perf_counter()
+        def waiting(seconds: float) -> None:
+            bar.progress(
+                0.0,
+                text=f"Waiting for another transcription to finish ({seconds:.0f} s): this "
+                f"server transcribes {app.limits.max_concurrent_transcriptions} at a time.",
+            )
+
         try:
-            transcript = transcribe_audio(clip, engine, app.chunks, app.decode.batch_size, progress)
+            with media.transcription_turn(app.limits.max_concurrent_transcriptions, waiting):
+                began = time.perf_counter()
+                bar.progress(0.0, text="Transcribing…")
+                transcript = transcribe_audio(
+                    clip, engine, app.chunks, app.decode.batch_size, progress
+                )
         except (ValueError, RuntimeError) as exc:
             st.error(escape_markdown(f"Transcription failed: {exc}"))
             st.stop()

@@ -285,6 +285,21 @@ async def session(browser, index: int, url: str, mine: list[Upload], work: Path,
     return results
 
 
+async def warm_up(url: str) -> None:
+    """Open the page once, so that idle means the page's modules imported (no upload yet)."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            tab = await browser.new_page()
+            await tab.goto(url, wait_until="domcontentloaded")
+            await tab.get_by_role("heading", name="Swedish Transcriber").wait_for(timeout=60_000)
+            await tab.get_by_text("Choose a file or record a clip").wait_for(timeout=60_000)
+        finally:
+            await browser.close()
+
+
 def mixed_shares(sessions: int, uploads: list[Upload]) -> list[list[Upload]]:
     # Session s uploads files s and s + N of the mix, so N = 8 sessions cover all of it.
     return [[uploads[(s + k * sessions) % len(uploads)] for k in (0, 1)] for s in range(sessions)]
@@ -343,8 +358,9 @@ def main() -> None:
         port = free_port()
         log = work / "streamlit.log"
         server = start_server(params_file, port, log)
+        asyncio.run(warm_up(f"http://127.0.0.1:{port}/"))
         time.sleep(2.0)
-        idle = tree_rss(server.pid)
+        idle = tree_rss(server.pid)  # the page imported, no upload, no model loaded
         sampler = RssSampler(server.pid)
         sampler.start()
         began = time.monotonic()

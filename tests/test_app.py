@@ -307,6 +307,38 @@ def test_uploads_beyond_the_decode_limit_wait_with_a_message(app, params_file):
     assert app.button(key="transcribe")  # the clip is there
 
 
+def test_transcriptions_beyond_the_limit_wait_with_a_message(app, params_file):
+    """One model serves every session; at most max_concurrent_transcriptions run at once."""
+    limit = page.load_config(params_file).app.limits.max_concurrent_transcriptions
+    slots = media.work_slots("transcription", limit)
+    app.file_uploader(key="audio_file").upload(
+        "turn.wav", wav(tone(2.0, 16_000, seed=22)), "audio/wav"
+    )
+    app.run()
+    for _ in range(limit):
+        assert slots.acquire(blocking=False)
+    seen: list[float] = []
+    turn = media.transcription_turn
+
+    def watched(limit, on_wait, poll=0.25):
+        def told(seconds):
+            seen.append(seconds)
+            on_wait(seconds)
+
+        return turn(limit, told, poll)
+
+    release = threading.Timer(1.5, lambda: [slots.release() for _ in range(limit)])
+    release.start()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(media, "transcription_turn", watched)
+            app.button(key="transcribe").click().run()
+    finally:
+        release.join()
+    assert not errors(app) and app.text[0].value
+    assert seen and seen[0] == 0.0 and seen[-1] > 1.0
+
+
 def test_a_file_name_holding_markdown_is_shown_as_plain_text(app):
     """Finding 3 on the main page: a visitor's file name goes into error messages."""
     name = "![p](http__host_pixel.png) [click](http__host_phish) <img src=x>.wav"

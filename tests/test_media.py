@@ -31,6 +31,7 @@ LIMITS = MediaLimits(
     min_seconds=0.1,
     max_samples=115_200_000,
     max_concurrent_decodes=2,
+    max_concurrent_transcriptions=2,
 )
 
 

@@ -40,6 +40,7 @@ LIMITS = media.MediaLimits(
     min_seconds=0.1,
     max_samples=115_200_000,
     max_concurrent_decodes=2,
+    max_concurrent_transcriptions=2,
 )
 OPEN = url.UrlPolicy(allow_private=True, socket_timeout=1.0, download_timeout=20.0)
 GUARDED = url.UrlPolicy(allow_private=False, socket_timeout=1.0, download_timeout=20.0)
