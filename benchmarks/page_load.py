@@ -173,13 +173,19 @@ class RssSampler(threading.Thread):
         super().__init__(daemon=True)
         self.process = psutil.Process(pid)
         self.peak = 0
+        self.timeline: list[tuple[int, int]] = []  # (seconds, RSS MiB)
         self.stop = threading.Event()
 
     def run(self) -> None:
+        began = time.monotonic()
         while not self.stop.is_set():
             try:
                 procs = [self.process, *self.process.children(recursive=True)]
-                self.peak = max(self.peak, sum(p.memory_info().rss for p in procs))
+                rss = sum(p.memory_info().rss for p in procs)
+                self.peak = max(self.peak, rss)
+                second = int(time.monotonic() - began)
+                if not self.timeline or self.timeline[-1][0] < second:
+                    self.timeline.append((second, round(rss / 2**20)))  # MiB, once a second
             except psutil.Error:
                 pass
             self.stop.wait(0.1)
@@ -408,7 +414,14 @@ def main() -> None:
     out = REPO / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
-        json.dumps({"summary": summary, "outcomes": [asdict(o) for o in outcomes]}, indent=2)
+        json.dumps(
+            {
+                "summary": summary,
+                "outcomes": [asdict(o) for o in outcomes],
+                "rss_mib_timeline": sampler.timeline,
+            },
+            indent=1,
+        )
         + "\n",
         encoding="utf-8",
     )
