@@ -66,6 +66,7 @@ def decoded(digest: str, name: str, limits: media.MediaLimits, data: bytes) -> t
     if memo is not None and memo[0] == key:
         return memo[1], memo[2]
     st.session_state.pop(DECODED, None)  # the previous clip: let it go before decoding
+    media.give_back_memory()  # what receiving the upload freed, before holding a slot
     notice = st.empty()
 
     def waiting(seconds: float) -> None:
