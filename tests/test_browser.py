@@ -385,7 +385,7 @@ def review_clips(tab, server: Server) -> None:
     expect(tab.get_by_role("heading", name="Review queue")).to_be_visible(timeout=30_000)
     expect(tab.get_by_text("Type the review token")).to_be_visible(timeout=30_000)
     expect(tab.get_by_role("heading", name="clip_a.mp3")).to_have_count(0)
-    token = tab.get_by_label("Review token")
+    token = tab.get_by_label("Review token", exact=True)
     token.fill(REVIEW_TOKEN)
     token.press("Enter")
     expect(tab.get_by_text("0 of 3 clips decided, 3 left")).to_be_visible(timeout=30_000)
@@ -415,10 +415,11 @@ def review_clips(tab, server: Server) -> None:
     # The reason holding markdown and HTML shows as the text typed: no image, no link.
     tab.get_by_text("Show clips already decided").click()
     idle(tab)
-    for _ in range(2):
+    expect(tab.get_by_role("button", name="◀ Previous")).to_be_enabled(timeout=30_000)
+    for clip in ("clip_b.mp3", "clip_a.mp3"):
         tab.get_by_role("button", name="◀ Previous").click()
+        expect(tab.get_by_role("heading", name=clip)).to_be_visible(timeout=30_000)
         idle(tab)
-    expect(tab.get_by_role("heading", name="clip_a.mp3")).to_be_visible(timeout=30_000)
     expect(tab.get_by_text(MARKUP_REASON, exact=False)).to_be_visible(timeout=30_000)
     assert tab.locator("img[src*='host']").count() == 0
     assert tab.locator("a[href*='host']").count() == 0
