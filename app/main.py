@@ -5,18 +5,23 @@ with the fine-tuned model (or its fast CTranslate2 export, or the zero-shot base
 checkpoint directory). The page's logic lives in the ``swedish_transcriber`` package
 (``page``, ``media``, ``url``, ``engines``, ``long_form``, ``subtitles``); this script only
 draws it.
+
+Nothing a visitor typed, uploaded or fetched is drawn as markup: transcripts are ``st.text``,
+and messages that quote a file name, link or typed text are escaped markdown
+(``page.escape_markdown``). Decoding is bounded per server: at most
+``app.limits.max_concurrent_decodes`` uploads are decoded at once, and the others wait with a
+message (``media.decode_turn``); transcriptions likewise, at most
+``app.limits.max_concurrent_transcriptions`` (``media.transcription_turn``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
@@ -27,12 +32,14 @@ from swedish_transcriber.model.source import ModelLanguage  # noqa: E402
 from swedish_transcriber.serving import media, model_paths, page, url  # noqa: E402
 from swedish_transcriber.serving.engines import EngineSettings, load_engine  # noqa: E402
 from swedish_transcriber.serving.long_form import Transcript, transcribe_audio  # noqa: E402
+from swedish_transcriber.serving.page import escape_markdown  # noqa: E402
 from swedish_transcriber.serving.subtitles import timestamp, to_srt, to_txt  # noqa: E402
 from swedish_transcriber.whisper import SAMPLE_RATE, DecodeOptions  # noqa: E402
 
 OTHER = "Another directory…"
 SOURCES = ("Audio file", "Video file", "Microphone", "URL")
 LOG = logging.getLogger("swedish_transcriber.page")
+DECODED = "decoded_upload"  # session state: (key, clip or None, refusal) of the last upload
 
 
 @st.cache_resource(show_spinner=False, max_entries=3)
@@ -46,20 +53,38 @@ def engine_for(
     return load_engine(path, language, options, settings)
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def decoded(
-    digest: str, name: str, limits: media.MediaLimits, _data: bytes
-) -> tuple[np.ndarray | None, str]:
+def decoded(digest: str, name: str, limits: media.MediaLimits, data: bytes) -> tuple:
     """The upload as 16 kHz mono, or why it cannot be used; decoded once per upload.
 
-    Every widget change re-runs the script. A refusal is cached as well as a success (keyed
-    by the upload's hash, name and limits), so a bad upload is not decoded again on each
-    rerun. ``_data`` is not hashed again: ``digest`` stands for it.
+    Every widget change re-runs the script. The session keeps its last upload's outcome, a
+    refusal as well as a clip (keyed by the upload's hash, name and limits), so a bad upload
+    is not decoded again on each rerun, and a rerun never queues for a decode slot. A new
+    upload waits for one of the server's ``max_concurrent_decodes`` slots, with a message.
     """
-    try:
-        return media.decode(_data, name, limits), ""
-    except AudioError as exc:
-        return None, str(exc)
+    key = (digest, name, limits)
+    memo = st.session_state.get(DECODED)
+    if memo is not None and memo[0] == key:
+        return memo[1], memo[2]
+    st.session_state.pop(DECODED, None)  # the previous clip: let it go before decoding
+    media.give_back_memory()  # what receiving the upload freed, before holding a slot
+    notice = st.empty()
+
+    def waiting(seconds: float) -> None:
+        notice.info(
+            f"Waiting for another upload to finish decoding ({seconds:.0f} s): this server "
+            f"decodes {limits.max_concurrent_decodes} at a time."
+        )
+
+    with media.decode_turn(limits.max_concurrent_decodes, waiting) as waited:
+        try:
+            outcome = media.decode(data, name, limits), ""
+        except AudioError as exc:
+            outcome = None, str(exc)
+    notice.empty()
+    if waited > 0.05:
+        st.caption(f"Decoded after waiting {waited:.1f} s for other uploads.")
+    st.session_state[DECODED] = (key, *outcome)
+    return outcome
 
 
 def enforce_upload_limit(limits: media.MediaLimits) -> None:
@@ -91,7 +116,7 @@ def pick_model(config: page.PageConfig) -> page.ModelChoice | None:
     usable = {c.label: c for c in choices if c.available}
     other = [OTHER] if config.app.allow_other_directories else []
     for missing in (c for c in choices if not c.available):
-        st.sidebar.caption(f"Not available: {missing.label}. {missing.problem}")
+        st.sidebar.caption(escape_markdown(f"Not available: {missing.label}. {missing.problem}"))
     if not usable and not other:
         st.sidebar.warning("No model is available on this server yet.")
         return None
@@ -118,7 +143,7 @@ def pick_model(config: page.PageConfig) -> page.ModelChoice | None:
         return None
     choice = page.typed_choice(config, typed)
     if not choice.available:
-        st.sidebar.error(choice.problem)
+        st.sidebar.error(escape_markdown(choice.problem))
         return None
     return choice
 
@@ -152,13 +177,13 @@ def fetch_url(config: page.PageConfig, limit: str) -> tuple[bytes, str] | None:
             download = url.fetch(typed, config.app.limits, policy, progress)
         except url.UrlError as exc:
             bar.empty()
-            st.error(str(exc))
+            st.error(escape_markdown(str(exc)))
             st.stop()
         bar.empty()
         fetched = (typed, download)
         st.session_state["url_download"] = fetched
     # The title is the site's text: shown literally, not as markdown.
-    st.caption("Downloaded: " + re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", fetched[1].title))
+    st.caption("Downloaded: " + escape_markdown(fetched[1].title))
     return fetched[1].data, fetched[1].name
 
 
@@ -240,7 +265,7 @@ def show_comparison(transcript: Transcript) -> None:
     try:
         diff = word_diff(reference, transcript.text)
     except ValueError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
         return
     st.metric("Word error rate (normalised)", f"{diff.wer:.1%}")
     st.markdown(page.diff_html(diff), unsafe_allow_html=True)
@@ -253,7 +278,8 @@ def main() -> None:
     try:
         config = page.load_config()
     except (ValueError, FileNotFoundError) as exc:
-        st.error(f"The page's settings cannot be read: {exc}")
+        reason = page.without_root(str(exc), page.REPO)
+        st.error(escape_markdown(f"The page's settings cannot be read: {reason}"))
         st.stop()
     enforce_upload_limit(config.app.limits)
     choice = pick_model(config)
@@ -266,7 +292,7 @@ def main() -> None:
     digest = hashlib.sha1(data).hexdigest()
     audio, refusal = decoded(digest, name, config.app.limits, data)
     if audio is None:
-        st.error(refusal)
+        st.error(escape_markdown(refusal))
         st.stop()
     end_of_clip = page.trim_end(audio.shape[0] / SAMPLE_RATE)
     start, end = st.slider(
@@ -281,17 +307,19 @@ def main() -> None:
     try:
         clip = media.trim(audio, start, end)
     except AudioError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
         st.stop()
     if short := media.too_short(clip, config.app.limits):
-        st.error(f"{name}: {short}")
+        st.error(escape_markdown(f"{name}: {short}"))
         st.stop()
     st.audio(media.wav_bytes(clip), format="audio/wav")
     threshold = config.app.chunks.silence_threshold_db
     if media.is_silent(clip, threshold):
         st.error(
-            f"{name}: the clip is silent (no part reaches {threshold:g} dB);"
-            f" there is nothing to transcribe"
+            escape_markdown(
+                f"{name}: the clip is silent (no part reaches {threshold:g} dB);"
+                f" there is nothing to transcribe"
+            )
         )
         st.stop()
     if choice is None:
@@ -306,18 +334,29 @@ def main() -> None:
                 engine = engine_for(str(choice.path), config.language, app.decode, app.engine)
         except Exception as exc:  # any library error: a message, not a traceback with paths
             LOG.exception("loading %s (%s)", choice.label, choice.path)
-            st.error(model_paths.load_failure(choice.label, exc))
+            st.error(escape_markdown(model_paths.load_failure(choice.label, exc)))
             st.stop()
         bar = st.progress(0.0, text="Transcribing…")
 
         def progress(done: int, total: int) -> None:
             bar.progress(done / max(total, 1), text=f"Transcribing: chunk {done} of {total}")
 
-        began = time.perf_counter()
+        def waiting(seconds: float) -> None:
+            bar.progress(
+                0.0,
+                text=f"Waiting for another transcription to finish ({seconds:.0f} s): this "
+                f"server transcribes {app.limits.max_concurrent_transcriptions} at a time.",
+            )
+
         try:
-            transcript = transcribe_audio(clip, engine, app.chunks, app.decode.batch_size, progress)
+            with media.transcription_turn(app.limits.max_concurrent_transcriptions, waiting):
+                began = time.perf_counter()
+                bar.progress(0.0, text="Transcribing…")
+                transcript = transcribe_audio(
+                    clip, engine, app.chunks, app.decode.batch_size, progress
+                )
         except (ValueError, RuntimeError) as exc:
-            st.error(f"Transcription failed: {exc}")
+            st.error(escape_markdown(f"Transcription failed: {exc}"))
             st.stop()
         bar.empty()
         st.session_state["result"] = (key, transcript, time.perf_counter() - began, choice.label)

@@ -10,10 +10,19 @@ file, downmixed now, and the truncated MP3's whole frames may also be transcribe
 must survive all of them.
 Every wait is bounded, the number of uploads is fixed, and the server is stopped at the end.
 
+``--mix worst`` is issue 19's concurrent worst case instead: every session uploads its own
+48 MB Matroska file of 8-channel PCM in one packet (its own noise, so no cache can share a
+decode), then the 8-channel 384 kHz FLAC of 599 s of silence. The server must stay up, every
+upload must end in a transcript or a message, and the peak RSS above the idle server must
+stay within ``--max-rss-mb-above-idle`` (1.5 GB): uploads beyond
+``app.limits.max_concurrent_decodes`` wait for their turn, with a message.
+
 Reported (and written as JSON): completions, errors, p50/p95 latency from upload to outcome,
-peak RSS of the server's process tree, and whether the server still answers its health check.
+the server's idle and peak RSS (its process tree), and whether the server still answers its
+health check.
 
     python benchmarks/page_load.py --sessions 8 --model models/ct2
+    python benchmarks/page_load.py --sessions 8 --model models/ct2 --mix worst
 """
 
 from __future__ import annotations
@@ -32,8 +41,11 @@ import threading
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import psutil
 import soundfile as sf
@@ -115,6 +127,39 @@ def make_mix(work: Path) -> list[Upload]:
     return uploads
 
 
+def worst_mkv(seed: int, frames: int = 3_000_000, channels: int = 8, rate: int = 48_000) -> bytes:
+    """48 MB of 8-channel 16-bit PCM in one Matroska packet (as tests/test_decode_fuzz.py)."""
+    rng = np.random.default_rng(seed)
+    samples = rng.integers(-3000, 3000, size=(1, frames * channels), dtype=np.int16)
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="matroska") as out:
+        sound = out.add_stream("pcm_s16le", rate=rate)
+        sound.layout = "7.1"
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="7.1")
+        frame.sample_rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
+        for packet in [*sound.encode(frame), *sound.encode(None)]:
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+def flac_bomb(work: Path) -> bytes:
+    """8 channels at 384 kHz, 599 s of silence, written in full (its header tells the truth)."""
+    path = work / "bomb.flac"
+    silence = np.zeros((384_000, 8), np.int16)
+    with sf.SoundFile(path, "w", samplerate=384_000, channels=8, format="FLAC") as out:
+        for _ in range(599):
+            out.write(silence)
+    return path.read_bytes()
+
+
+def worst_shares(sessions: int, work: Path) -> list[list[Upload]]:
+    """Each session: its own 48 MB one-packet Matroska file, then the FLAC bomb."""
+    bomb = Upload("bomb8ch384k.flac", flac_bomb(work), True, MESSAGE)
+    return [
+        [Upload(f"worst{s}.mkv", worst_mkv(seed=s), True, EITHER), bomb] for s in range(sessions)
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -128,16 +173,45 @@ class RssSampler(threading.Thread):
         super().__init__(daemon=True)
         self.process = psutil.Process(pid)
         self.peak = 0
+        self.timeline: list[tuple[int, int]] = []  # (seconds, RSS MiB)
         self.stop = threading.Event()
 
     def run(self) -> None:
+        began = time.monotonic()
         while not self.stop.is_set():
             try:
                 procs = [self.process, *self.process.children(recursive=True)]
-                self.peak = max(self.peak, sum(p.memory_info().rss for p in procs))
+                rss = sum(p.memory_info().rss for p in procs)
+                self.peak = max(self.peak, rss)
+                second = int(time.monotonic() - began)
+                if not self.timeline or self.timeline[-1][0] < second:
+                    self.timeline.append((second, round(rss / 2**20)))  # MiB, once a second
             except psutil.Error:
                 pass
             self.stop.wait(0.1)
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of a process and its children now (bytes)."""
+    process = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
+
+
+def commit() -> str:
+    """The checkout's commit, with "+dirty" when it has changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def healthy(port: int) -> bool:
@@ -198,6 +272,9 @@ async def session(browser, index: int, url: str, mine: list[Upload], work: Path,
             path = work / f"session{index}" / upload.name
             path.parent.mkdir(exist_ok=True)
             path.write_bytes(upload.data)
+            if path.suffix in (".mp4", ".webm", ".mkv"):  # the video uploader takes these
+                await tab.get_by_text("Video file", exact=True).click()
+                await tab.get_by_text("A video; its audio track").wait_for(timeout=60_000)
             began = time.monotonic()
             await tab.set_input_files("input[type=file]", path)
             try:
@@ -214,9 +291,27 @@ async def session(browser, index: int, url: str, mine: list[Upload], work: Path,
     return results
 
 
-async def drive(url: str, sessions: int, uploads: list[Upload], work: Path, timeout: float):
+async def warm_up(url: str) -> None:
+    """Open the page once, so that idle means the page's modules imported (no upload yet)."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            tab = await browser.new_page()
+            await tab.goto(url, wait_until="domcontentloaded")
+            await tab.get_by_role("heading", name="Swedish Transcriber").wait_for(timeout=60_000)
+            await tab.get_by_text("Choose a file or record a clip").wait_for(timeout=60_000)
+        finally:
+            await browser.close()
+
+
+def mixed_shares(sessions: int, uploads: list[Upload]) -> list[list[Upload]]:
     # Session s uploads files s and s + N of the mix, so N = 8 sessions cover all of it.
-    shares = [[uploads[(s + k * sessions) % len(uploads)] for k in (0, 1)] for s in range(sessions)]
+    return [[uploads[(s + k * sessions) % len(uploads)] for k in (0, 1)] for s in range(sessions)]
+
+
+async def drive(url: str, sessions: int, shares: list[list[Upload]], work: Path, timeout: float):
     async with async_playwright() as playwright:
         chromium = "/usr/bin/chromium"
         browser = await playwright.chromium.launch(
@@ -241,8 +336,15 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--model", default="models/ct2", help="the model the page serves")
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds per upload")
-    parser.add_argument("--out", default="benchmarks/results/page_load.json")
+    parser.add_argument("--mix", choices=("mixed", "worst"), default="mixed")
+    parser.add_argument("--max-rss-mb-above-idle", type=float, default=1536.0)
+    parser.add_argument(
+        "--out", default=None, help="default benchmarks/results/page_load[_worst].json"
+    )
     args = parser.parse_args()
+    args.out = (
+        args.out or f"benchmarks/results/page_load{'_worst' if args.mix == 'worst' else ''}.json"
+    )
     if not 1 <= args.sessions <= 16:
         parser.error("--sessions must be between 1 and 16 (a bounded loopback check)")
     model = (REPO / args.model).resolve()
@@ -255,16 +357,22 @@ def main() -> None:
         params["app"]["models"] = {MODEL_LABEL: str(model)}
         params_file = work / "params.yaml"
         params_file.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
-        uploads = make_mix(work)
+        if args.mix == "worst":
+            shares = worst_shares(args.sessions, work)
+        else:
+            shares = mixed_shares(args.sessions, make_mix(work))
         port = free_port()
         log = work / "streamlit.log"
         server = start_server(params_file, port, log)
+        asyncio.run(warm_up(f"http://127.0.0.1:{port}/"))
+        time.sleep(2.0)
+        idle = tree_rss(server.pid)  # the page imported, no upload, no model loaded
         sampler = RssSampler(server.pid)
         sampler.start()
         began = time.monotonic()
         try:
             outcomes = asyncio.run(
-                drive(f"http://127.0.0.1:{port}/", args.sessions, uploads, work, args.timeout)
+                drive(f"http://127.0.0.1:{port}/", args.sessions, shares, work, args.timeout)
             )
             alive = server.poll() is None and healthy(port)
         finally:
@@ -288,11 +396,17 @@ def main() -> None:
         "p50_s": round(percentile(latencies, 50), 2),
         "p95_s": round(percentile(latencies, 95), 2),
         "wall_s": round(wall, 1),
+        "idle_server_rss_mb": round(idle / 2**20),
         "peak_server_rss_mb": round(sampler.peak / 2**20),
+        "peak_above_idle_mb": round((sampler.peak - idle) / 2**20),
         "server_alive_after": alive,
         "tracebacks_in_server_log": server_log.count("Traceback"),
+        "mix": args.mix,
+        "max_concurrent_decodes": params["app"]["limits"]["max_concurrent_decodes"],
         "model": args.model,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "commit": commit(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     print(json.dumps(summary, indent=2))
     for o in outcomes:
@@ -300,11 +414,20 @@ def main() -> None:
     out = REPO / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
-        json.dumps({"summary": summary, "outcomes": [asdict(o) for o in outcomes]}, indent=2)
+        json.dumps(
+            {
+                "summary": summary,
+                "outcomes": [asdict(o) for o in outcomes],
+                "rss_mib_timeline": sampler.timeline,
+            },
+            indent=1,
+        )
         + "\n",
         encoding="utf-8",
     )
-    ok = alive and summary["errors"] == 0
+    within = (sampler.peak - idle) / 2**20 <= args.max_rss_mb_above_idle
+    print(f"peak RSS above idle within {args.max_rss_mb_above_idle:g} MB: {within}")
+    ok = alive and summary["errors"] == 0 and within
     raise SystemExit(0 if ok else 1)
 
 

@@ -11,10 +11,18 @@ Two libraries decode, behind the same checks and the same error:
   wheel and so reads any audio or video container without a system ffmpeg.
 
 Whatever decodes, every block passes one ``_Collector``: the sample rate must be sane, the
-block's duration is charged to the budget *before* it is resampled (a 1 Hz FLAC is refused at
-its first frame instead of being blown up to 16 kHz), channels are averaged from a packed
-array (PyAV's planar ``to_ndarray`` reads a bad pointer for 8+ channels and crashes the
-process), and empty, NaN, too short or too long audio is an ``AudioError`` naming the file.
+block's duration and its samples x channels are charged to the budget *before* it is
+converted or resampled (a 1 Hz FLAC is refused at its first frame instead of being blown up
+to 16 kHz), channels are averaged from a packed array (PyAV's planar ``to_ndarray`` reads a
+bad pointer for 8+ channels and crashes the process), and empty, NaN, too short or too long
+audio is an ``AudioError`` naming the file.
+
+``decode_bytes`` bounds its memory by the file, not by how the file is cut into frames: a
+packed frame (PCM, FLAC) is read in place and mixed down a slice at a time, so one 48 MB
+Matroska packet of 8-channel PCM costs one working slice on top of ffmpeg's own frame, not
+several float copies of it (issue 19: +526 MB per upload before). The samples x channels a
+file's header announces are checked before the first frame is decoded (an 8-channel 384 kHz
+FLAC of 599 s of silence is refused at once, not after 13 s of CPU).
 """
 
 from __future__ import annotations
@@ -37,6 +45,18 @@ MAX_SAMPLE_RATE = 384_000
 # The most a file of the pipeline may hold; Common Voice clips are ~5 s.
 MAX_FILE_SECONDS = 600.0
 MAX_FILE_SAMPLES = 1 << 27  # all channels together: 512 MB as float32
+# Frames mixed down at a time from a decoded frame: the one working buffer of decode_bytes
+# (64 Ki frames: 2 MB of float32 for 8 channels).
+SLICE_FRAMES = 1 << 16
+# Packed sample formats read in place: dtype, and the offset and scale that map them to
+# [-1, 1) as ffmpeg's own conversion to float does. Others (planar ones) are converted first.
+_PACKED: dict[str, tuple[str, float, float]] = {
+    "u8": ("u1", 128.0, 1 / 128),
+    "s16": ("<i2", 0.0, 1 / 32768),
+    "s32": ("<i4", 0.0, 1 / 2**31),
+    "flt": ("<f4", 0.0, 1.0),
+    "dbl": ("<f8", 0.0, 1.0),
+}
 
 
 class AudioError(ValueError):
@@ -50,12 +70,20 @@ class AudioError(ValueError):
 class _Collector:
     """The checks every decoded block passes, whichever library decoded it."""
 
-    def __init__(self, name: str, max_seconds: float, target_rate: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        max_seconds: float,
+        target_rate: int | None = None,
+        max_samples: int = MAX_FILE_SAMPLES,
+    ) -> None:
         self.name = name
         self.max_seconds = max_seconds
+        self.max_samples = max_samples  # samples x channels, all blocks together
         self.target_rate = target_rate
         self.rate: int | None = None  # rate of the blocks so far
         self.seconds = 0.0  # decoded duration so far
+        self.samples = 0  # decoded samples x channels so far
         self.chunks: list[np.ndarray] = []
         self._stream: soxr.ResampleStream | None = None
 
@@ -67,14 +95,27 @@ class _Collector:
                 f"is no recording)"
             )
 
-    def charge(self, frames: int, rate: int) -> None:
-        """Refuse ``frames`` more samples at ``rate`` if they would pass the duration limit."""
+    def check_work(self, samples: int, channels: int, rate: int) -> None:
+        """Refuse a file whose samples x channels pass ``max_samples`` (before decoding it)."""
+        if samples > self.max_samples:
+            raise AudioError(
+                f"{self.name}: the file holds {samples:,} samples ({channels} channel(s) at "
+                f"{rate} Hz); the limit is {self.max_samples:,} (e.g. fewer channels, a lower "
+                f"sample rate or a shorter clip)"
+            )
+
+    def charge(self, frames: int, rate: int, channels: int = 1) -> None:
+        """Refuse ``frames`` more frames of ``channels`` at ``rate`` if they would pass the
+        duration limit or the samples x channels limit; else count them."""
         self.check_rate(rate)
         if self.seconds + frames / rate > self.max_seconds:
             raise AudioError(
                 f"{self.name}: the audio is longer than the limit of {self.max_seconds:g} s; "
                 f"trim it first"
             )
+        self.check_work(self.samples + frames * channels, channels, rate)
+        self.seconds += frames / rate
+        self.samples += frames * channels
 
     def add(self, block: np.ndarray, rate: int) -> None:
         """Charge ``block`` (frames x channels, float32) to the budget, then keep it as mono.
@@ -83,11 +124,15 @@ class _Collector:
         so an upload is mixed as the corpus always was.
         """
         frames = int(block.shape[0])
-        self.charge(frames, rate)
+        channels = int(block.shape[1]) if block.ndim == 2 else 1
+        self.charge(frames, rate, channels)
         if frames == 0:
             return
-        self.seconds += frames / rate
         mono = block.mean(axis=1) if block.ndim == 2 and block.shape[1] > 1 else block.reshape(-1)
+        self.add_mono(mono, rate)
+
+    def add_mono(self, mono: np.ndarray, rate: int) -> None:
+        """Keep already charged mono samples at ``rate``, resampled to the target rate."""
         if rate != self.rate:
             self._flush()
             self.rate = rate
@@ -95,6 +140,8 @@ class _Collector:
                 self._stream = soxr.ResampleStream(rate, self.target_rate, 1, "float32", "HQ")
         if self._stream is not None:
             mono = self._stream.resample_chunk(np.ascontiguousarray(mono, dtype=np.float32))
+        else:  # a copy: ``mono`` may be a view of a decoder's frame, which ffmpeg reuses
+            mono = np.array(mono, dtype=np.float32)
         self.chunks.append(mono)
 
     def _flush(self) -> None:
@@ -106,6 +153,7 @@ class _Collector:
         """The mono samples, after the checks on the whole clip."""
         self._flush()
         audio = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+        self.chunks = []
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         if audio.shape[0] == 0:
             raise AudioError(f"{self.name}: the audio has no samples")
@@ -148,7 +196,9 @@ def read_audio(path: str | Path, max_seconds: float = MAX_FILE_SECONDS) -> tuple
     try:
         with sf.SoundFile(path) as fh:
             rate = int(fh.samplerate)
-            collector.charge(fh.frames, rate)
+            collector.check_rate(rate)
+            if fh.frames / rate > max_seconds:
+                collector.charge(fh.frames, rate)  # refuses, with the duration's message
             if fh.frames * fh.channels > MAX_FILE_SAMPLES:
                 raise AudioError(
                     f"{path}: {fh.frames} frames x {fh.channels} channels is more than the "
@@ -170,11 +220,15 @@ def decode_bytes(
     max_seconds: float,
     min_seconds: float = 0.0,
     sample_rate: int = WHISPER_SAMPLE_RATE,
+    max_samples: int = MAX_FILE_SAMPLES,
 ) -> np.ndarray:
     """The first audio track of any audio or video file in ``data``, as mono at ``sample_rate``.
 
-    Decoding streams frame by frame and stops at the first frame past ``max_seconds``, so
-    neither a three-hour video nor a 1 KB file that claims days of audio gets into memory.
+    Bounded before and while decoding: the header's duration and samples x channels are
+    checked before the first frame (``max_seconds``, ``max_samples``), every frame is charged
+    to both budgets before it is converted (headers may lie), and a frame is mixed down in
+    slices of :data:`SLICE_FRAMES`, so peak memory is ffmpeg's packet and frame, one slice and
+    the output, whatever the frame size.
     """
     import av
 
@@ -190,7 +244,7 @@ def decode_bytes(
         raise AudioError(
             f"{name}: not an audio or video file that can be decoded ({_ffmpeg_reason(exc)})"
         ) from exc
-    collector = _Collector(name, max_seconds, sample_rate)
+    collector = _Collector(name, max_seconds, sample_rate, max_samples)
     with container:
         if not container.streams.audio:
             kinds = ", ".join(sorted({s.type for s in container.streams})) or "nothing"
@@ -198,15 +252,19 @@ def decode_bytes(
         stream = container.streams.audio[0]
         if stream.codec_context is None:  # ffmpeg has no decoder for it
             raise AudioError(f"{name}: the audio track is in an unknown or unsupported codec")
-        if stream.codec_context.sample_rate:
-            collector.check_rate(stream.codec_context.sample_rate)
+        _check_header(container, stream, collector)
         converter: tuple[tuple[str, str, int], av.AudioResampler] | None = None
         try:
             for frame in container.decode(stream):
-                collector.charge(frame.samples, frame.sample_rate)  # before any conversion
+                channels = frame.layout.nb_channels
+                collector.charge(frame.samples, frame.sample_rate, channels)  # before any work
                 if frame.samples == 0:
                     continue
-                # Packed float keeps every channel in one plane: no per-channel pointers.
+                if frame.format.name in _PACKED:  # PCM, FLAC: read in place
+                    _collect_packed(frame, collector)
+                    continue
+                # Planar frames (MP3, AAC, Vorbis: small ones) are converted to packed float
+                # first, which keeps every channel in one plane: no per-channel pointers.
                 setup = (frame.format.name, frame.layout.name, frame.sample_rate)
                 if converter is None or converter[0] != setup:
                     if converter is not None:
@@ -224,16 +282,58 @@ def decode_bytes(
     return collector.finish(min_seconds)
 
 
+def _check_header(container, stream, collector: _Collector) -> None:
+    """Refuse, before decoding, a file whose header announces too much work.
+
+    The duration is the stream's (or else the container's); the channels and rate are the
+    codec's. A header that understates them is caught frame by frame instead.
+    """
+    rate = stream.codec_context.sample_rate
+    if not rate:
+        return
+    collector.check_rate(rate)
+    seconds = 0.0
+    if stream.duration and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration:
+        seconds = container.duration / 1_000_000  # AV_TIME_BASE
+    channels = stream.codec_context.layout.nb_channels or 1
+    if seconds > 0:
+        collector.check_work(int(seconds * rate) * channels, channels, rate)
+
+
+def _collect_packed(frame, collector: _Collector) -> None:
+    """Mix a packed frame (already charged) down to mono in place, a slice at a time.
+
+    The frame's samples are read where ffmpeg put them (no copy); each slice of
+    :data:`SLICE_FRAMES` frames is averaged over its channels in float32 and scaled as
+    ffmpeg's float conversion would, then resampled.
+    """
+    dtype, offset, scale = _PACKED[frame.format.name]
+    channels = frame.layout.nb_channels
+    samples = np.frombuffer(frame.planes[0], dtype=dtype, count=frame.samples * channels)
+    samples = samples.reshape(frame.samples, channels)
+    for start in range(0, frame.samples, SLICE_FRAMES):
+        block = samples[start : start + SLICE_FRAMES]
+        mono = block.mean(axis=1, dtype=np.float32) if channels > 1 else block[:, 0]
+        mono = np.asarray(mono, dtype=np.float32)
+        if offset:
+            mono = mono - np.float32(offset)
+        if scale != 1.0:
+            mono = mono * np.float32(scale)
+        collector.add_mono(mono, frame.sample_rate)
+
+
 def _ffmpeg_reason(exc: Exception) -> str:
     """ffmpeg's words for what is wrong, without the errno and '<none>' file name PyAV adds."""
     return str(getattr(exc, "strerror", None) or exc).strip()
 
 
 def _collect(frames: list, collector: _Collector) -> None:
-    """Hand packed float PyAV frames to ``collector`` as frames x channels arrays."""
+    """Hand packed float PyAV frames (charged already, as decoded) to ``collector``."""
     for out in frames:
-        block = out.to_ndarray().reshape(-1, out.layout.nb_channels)[: out.samples]
-        collector.add(block, out.sample_rate)
+        if out.samples:
+            _collect_packed(out, collector)
 
 
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int = WHISPER_SAMPLE_RATE) -> np.ndarray:

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -124,16 +125,22 @@ def expected(params_file: Path, model_dir: Path, data: bytes, name: str) -> str:
     return transcribe_audio(audio, engine, app.chunks, app.decode.batch_size).text
 
 
+def plain(markdown: str) -> str:
+    """What escaped markdown (``page.escape_markdown``) shows: the text without its escapes."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
 def errors(at: AppTest) -> list[str]:
+    """The page's error messages as a visitor reads them (the escapes removed)."""
     assert not at.exception, [e.value for e in at.exception]
-    return [e.value for e in at.error]
+    return [plain(e.value) for e in at.error]
 
 
 def test_model_picker_offers_built_models_and_says_what_is_missing(app):
     radio = app.sidebar.radio(key="model")
     assert radio.options == [TRANSFORMERS_LABEL, CT2_LABEL, "Another directory…"]
     assert radio.value == TRANSFORMERS_LABEL
-    notes = " ".join(c.value for c in app.sidebar.caption)
+    notes = plain(" ".join(c.value for c in app.sidebar.caption))
     assert f"Not available: {MISSING_LABEL}" in notes and "ct2-not-there" in notes
     assert app.info[0].value == "Choose a file or record a clip to start."
     assert not errors(app)
@@ -168,7 +175,7 @@ def test_ct2_model_and_a_typed_directory(app, params_file):
     app.sidebar.radio(key="model").set_value("Another directory…").run()
     assert app.sidebar.info[0].value == "Type the path of a model directory inside models/"
     app.sidebar.text_input(key="model_dir").input("models/nowhere").run()
-    assert app.sidebar.error[0].value == "models/nowhere: no such model directory"
+    assert plain(app.sidebar.error[0].value) == "models/nowhere: no such model directory"
     app.sidebar.text_input(key="model_dir").input(str(ct2_dir)).run()
     app.button(key="transcribe").click().run()
     assert not errors(app) and not app.sidebar.error
@@ -265,6 +272,83 @@ def test_a_refusal_is_cached_so_a_rerun_does_not_decode_again(app, monkeypatch):
     app.run()
     assert "sample rate is 2 Hz" in errors(app)[0]
     assert calls == ["cached.flac"]
+
+
+def test_uploads_beyond_the_decode_limit_wait_with_a_message(app, params_file):
+    """Finding 6 (issue 19): any number of decodes ran at once. Every slot is taken here, so
+    the upload waits, is told so, and is decoded once a slot frees."""
+    limit = page.load_config(params_file).app.limits.max_concurrent_decodes
+    slots = media.decode_slots(limit)
+    for _ in range(limit):
+        assert slots.acquire(blocking=False)
+    seen: list[float] = []
+    wait = media.decode_turn
+
+    def watched(limit, on_wait, poll=0.25):
+        def told(seconds):
+            seen.append(seconds)
+            on_wait(seconds)
+
+        return wait(limit, told, poll)
+
+    release = threading.Timer(1.5, lambda: [slots.release() for _ in range(limit)])
+    release.start()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(media, "decode_turn", watched)
+            audio = tone(2.0, 16_000, seed=21)
+            app.file_uploader(key="audio_file").upload("waits.wav", wav(audio), "audio/wav")
+            app.run()
+    finally:
+        release.join()
+    assert not errors(app)
+    assert seen and seen[0] == 0.0 and seen[-1] > 1.0  # told at once, and while it waited
+    assert any("Decoded after waiting" in c.value for c in app.caption)
+    assert app.button(key="transcribe")  # the clip is there
+
+
+def test_transcriptions_beyond_the_limit_wait_with_a_message(app, params_file):
+    """One model serves every session; at most max_concurrent_transcriptions run at once."""
+    limit = page.load_config(params_file).app.limits.max_concurrent_transcriptions
+    slots = media.work_slots("transcription", limit)
+    app.file_uploader(key="audio_file").upload(
+        "turn.wav", wav(tone(2.0, 16_000, seed=22)), "audio/wav"
+    )
+    app.run()
+    for _ in range(limit):
+        assert slots.acquire(blocking=False)
+    seen: list[float] = []
+    turn = media.transcription_turn
+
+    def watched(limit, on_wait, poll=0.25):
+        def told(seconds):
+            seen.append(seconds)
+            on_wait(seconds)
+
+        return turn(limit, told, poll)
+
+    release = threading.Timer(1.5, lambda: [slots.release() for _ in range(limit)])
+    release.start()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(media, "transcription_turn", watched)
+            app.button(key="transcribe").click().run()
+    finally:
+        release.join()
+    assert not errors(app) and app.text[0].value
+    assert seen and seen[0] == 0.0 and seen[-1] > 1.0
+
+
+def test_a_file_name_holding_markdown_is_shown_as_plain_text(app):
+    """Finding 3 on the main page: a visitor's file name goes into error messages."""
+    name = "![p](http__host_pixel.png) [click](http__host_phish) <img src=x>.wav"
+    app.file_uploader(key="audio_file").upload(name, b"", "audio/wav").run()
+    from markdown_it import MarkdownIt
+
+    (message,) = [e.value for e in app.error]
+    html = MarkdownIt("commonmark", {"html": True}).render(message)
+    assert "<img" not in html and "<a " not in html, html
+    assert plain(message).startswith(name)
 
 
 def test_server_upload_limit_follows_the_params(app, params_file):
@@ -374,7 +458,7 @@ def type_directory(app: AppTest, text: str) -> AppTest:
 def test_typed_paths_outside_the_roots_get_one_neutral_message(app, outside_model, text):
     text = str(outside_model) if text == "ABSOLUTE" else text
     type_directory(app, text)
-    assert [e.value for e in app.sidebar.error] == [model_paths.REFUSED]
+    assert [plain(e.value) for e in app.sidebar.error] == [model_paths.REFUSED]
     assert not app.exception
     assert app.info[0].value == "Choose a file or record a clip to start."  # still drawn
 
@@ -383,14 +467,14 @@ def test_existing_and_missing_paths_outside_the_roots_read_the_same(app, outside
     shown = set()
     for text in (str(outside_model), str(outside_model) + "-missing", "/etc", "/etc-missing"):
         type_directory(app, text)
-        shown.add(tuple(e.value for e in app.sidebar.error))
+        shown.add(tuple(plain(e.value) for e in app.sidebar.error))
     assert shown == {(model_paths.REFUSED,)}
 
 
 def test_an_over_long_name_inside_the_roots_is_a_message_not_a_traceback(app):
     type_directory(app, "models/" + "a" * 300)  # Path.is_dir raises OSError (ENAMETOOLONG)
     assert not app.exception
-    (message,) = [e.value for e in app.sidebar.error]
+    (message,) = [plain(e.value) for e in app.sidebar.error]
     assert "cannot be read (File name too long)" in message and len(message) < 120
     assert app.info[0].value == "Choose a file or record a clip to start."
 
@@ -407,7 +491,7 @@ def test_an_unreadable_directory_is_a_message(app, params_file, monkeypatch):
 
     monkeypatch.setattr(pathlib.Path, "stat", stat)
     type_directory(app, "models/tiny")
-    assert [e.value for e in app.sidebar.error] == [
+    assert [plain(e.value) for e in app.sidebar.error] == [
         "models/tiny: cannot be read (Permission denied)"
     ]
     assert not app.exception

@@ -47,13 +47,13 @@ except ImportError:  # pragma: no cover - the dev extras install it
 
 from swedish_transcriber.data.curation import read_decisions  # noqa: E402
 from swedish_transcriber.data.demo_corpus import check_espeak  # noqa: E402
-from swedish_transcriber.serving import media, page  # noqa: E402
+from swedish_transcriber.serving import access, media, page  # noqa: E402
 from swedish_transcriber.serving.engines import load_engine  # noqa: E402
 from swedish_transcriber.serving.long_form import Transcript, transcribe_audio  # noqa: E402
 from swedish_transcriber.serving.subtitles import to_txt  # noqa: E402
 from swedish_transcriber.whisper import SAMPLE_RATE  # noqa: E402
+from tests.test_review_page import validate_with_decisions, write_queue  # noqa: E402
 from tests.test_review_page import write_params as write_review_params  # noqa: E402
-from tests.test_review_page import write_queue  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -340,13 +340,17 @@ def test_page_transcribes_an_upload_in_chromium(tmp_path: Path, ct2_base: Path, 
 # player is one, but a headless run should not depend on how Playwright's click is counted.
 REVIEW_ARGS = [*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"]
 FIXED = "Det snöar i Göteborg"
+REVIEW_TOKEN = "browser-test-review-token-0123456789"
+MARKUP_REASON = "noise ![p](http://host/pixel.png) [click](http://host/phish) <b>bold</b>"
 
 
 @pytest.fixture
-def served_review(tmp_path: Path):
-    """The app with a review queue of three small WAV clips in ``tmp_path`` (no model needed)."""
+def served_review(tmp_path: Path, monkeypatch):
+    """The app with a review queue of three small WAV clips in ``tmp_path`` (no model needed),
+    the review page on and the server's review token set."""
     write_queue(tmp_path)
     params = write_review_params(tmp_path)
+    monkeypatch.setenv(access.TOKEN_ENV, REVIEW_TOKEN)
     with streamlit_server(params, tmp_path / "streamlit.log") as server:
         yield server
 
@@ -379,12 +383,17 @@ def review_clips(tab, server: Server) -> None:
     expect(tab.get_by_role("heading", name="Swedish Transcriber")).to_be_visible(timeout=30_000)
     tab.get_by_test_id("stSidebarNav").get_by_role("link", name="review").click()
     expect(tab.get_by_role("heading", name="Review queue")).to_be_visible(timeout=30_000)
-    expect(tab.get_by_text("0 of 3 clips decided, 3 left")).to_be_visible()
+    expect(tab.get_by_text("Type the review token")).to_be_visible(timeout=30_000)
+    expect(tab.get_by_role("heading", name="clip_a.mp3")).to_have_count(0)
+    token = tab.get_by_label("Review token", exact=True)
+    token.fill(REVIEW_TOKEN)
+    token.press("Enter")
+    expect(tab.get_by_text("0 of 3 clips decided, 3 left")).to_be_visible(timeout=30_000)
     expect(tab.get_by_role("heading", name="clip_a.mp3")).to_be_visible()
     assert play_clip(tab) > 0.2
 
     reason = tab.get_by_label("Reason (optional, kept with the decision)")
-    reason.fill("only background noise")
+    reason.fill(MARKUP_REASON)
     reason.press("Tab")
     idle(tab)
     tab.get_by_role("button", name="Exclude", exact=True).click()
@@ -403,28 +412,17 @@ def review_clips(tab, server: Server) -> None:
     expect(tab.get_by_role("heading", name="clip_c.mp3")).to_be_visible(timeout=30_000)
     expect(tab.get_by_text("2 of 3 clips decided, 1 left")).to_be_visible()
 
-
-def validate_with_decisions(decisions: Path, repo: Path, monkeypatch) -> tuple:
-    """Run the validate stage (dvc.yaml's command) on manifests holding the review clips, with
-    ``decisions`` as data/curation/decisions.tsv: (validated train, quarantine)."""
-    import pandas as pd
-
-    from stages import validate as stage
-    from swedish_transcriber.stage import main
-    from tests.dvc_stages import stage_args
-    from tests.test_validation import manifest, row, stage_repo
-
-    clips = ["clip_a.mp3", "clip_b.mp3", "clip_c.mp3"]
-    splits = {s: manifest([row(s, n) for n in range(3)]) for s in ("dev", "test")}
-    splits["train"] = manifest([row("train", n, path=p) for n, p in enumerate(clips)])
-    repo.mkdir()
-    stage_repo(repo, splits)
-    (repo / "data" / "curation").mkdir(parents=True)
-    shutil.copy2(decisions, repo / "data" / "curation" / "decisions.tsv")
-    monkeypatch.chdir(repo)
-    main(stage.run, stage_args("validate"))
-    train = pd.read_parquet(repo / "data" / "validated" / "train.parquet").set_index("path")
-    return train, pd.read_parquet(repo / "data" / "quarantine" / "validate" / "quarantine.parquet")
+    # The reason holding markdown and HTML shows as the text typed: no image, no link.
+    tab.get_by_text("Show clips already decided").click()
+    idle(tab)
+    expect(tab.get_by_role("button", name="◀ Previous")).to_be_enabled(timeout=30_000)
+    for clip in ("clip_b.mp3", "clip_a.mp3"):
+        tab.get_by_role("button", name="◀ Previous").click()
+        expect(tab.get_by_role("heading", name=clip)).to_be_visible(timeout=30_000)
+        idle(tab)
+    expect(tab.get_by_text(MARKUP_REASON, exact=False)).to_be_visible(timeout=30_000)
+    assert tab.locator("img[src*='host']").count() == 0
+    assert tab.locator("a[href*='host']").count() == 0
 
 
 def test_review_page_plays_excludes_and_fixes_in_chromium(
@@ -459,7 +457,7 @@ def test_review_page_plays_excludes_and_fixes_in_chromium(
 
     decisions = read_decisions(tmp_path / "data" / "curation" / "decisions.tsv")
     assert [(d.path, d.action, d.sentence, d.reason) for d in decisions] == [
-        ("clip_a.mp3", "exclude", "", "only background noise"),
+        ("clip_a.mp3", "exclude", "", MARKUP_REASON),
         ("clip_b.mp3", "fix", FIXED, ""),
     ]
     assert not errors, f"JavaScript errors on the page: {errors}"
@@ -473,4 +471,4 @@ def test_review_page_plays_excludes_and_fixes_in_chromium(
     assert train.loc["clip_b.mp3", "sentence"] == FIXED
     assert train.loc["clip_b.mp3", "original_sentence"] == train.loc["clip_c.mp3", "sentence"]
     excluded = quarantine[quarantine["path"] == "clip_a.mp3"]
-    assert list(excluded["reason"]) == ["excluded by review: only background noise"]
+    assert list(excluded["reason"]) == [f"excluded by review: {MARKUP_REASON}"]

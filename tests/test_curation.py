@@ -26,7 +26,9 @@ from swedish_transcriber.data.curation import (
     lock_file,
     read_decisions,
     record_decision,
+    write_decisions,
 )
+from swedish_transcriber.data.curation.decisions import MAX_TEXT_CHARS
 from swedish_transcriber.data.manifest import conform_with_release
 
 T = "2026-11-28T15:30:00Z"
@@ -81,7 +83,7 @@ GOOD = f"b.mp3\tkeep\t\t\t{T}"
         ([GOOD, f"c.mp3\tfix\t \tstavfel\t{T}"], HEAD, r"line 3: a fix needs the corrected"),
         ([f"c.mp3\texclude\tHej\t\t{T}"], HEAD, r"line 2: an exclude decision carries no"),
         (["c.mp3\tkeep\t\t\t15:30"], HEAD, r"line 2: time '15:30' is not ISO-8601"),
-        ([GOOD, f"c.mp3\tkeep\t\t\r\t{T}"], HEAD, r"line 3: cannot be parsed"),
+        ([GOOD, f"c.mp3\tkeep\t\t\r\t{T}"], HEAD, r"line 3: the reason holds a control .*U\+000D"),
     ],
     ids=[
         "unknown-action",
@@ -100,6 +102,53 @@ GOOD = f"b.mp3\tkeep\t\t\t{T}"
 def test_bad_file_names_file_and_line(tmp_path, rows, header, expected):
     path = write(tmp_path / "decisions.tsv", *rows, header=header)
     with pytest.raises(DecisionsError, match=rf"{re.escape(str(path))}: {expected}"):
+        read_decisions(path)
+
+
+# Issue 19: one long reason, NUL bytes or ANSI escapes must never reach (or break) the file.
+HOSTILE_TEXT = [
+    ("NUL", "x\x00y", "U+0000"),
+    ("ANSI escape", "\x1b[31mred\x1b[0m", "U+001B"),
+    ("DEL", "a\x7fb", "U+007F"),
+    ("C1", "a\x9bb", "U+009B"),
+    ("bidi override", "abc\u202edef", "U+202E"),
+]
+
+
+@pytest.mark.parametrize(("label", "text", "code"), HOSTILE_TEXT, ids=[h[0] for h in HOSTILE_TEXT])
+def test_control_characters_are_refused_by_the_writer_and_the_reader(tmp_path, label, text, code):
+    with pytest.raises(DecisionsError, match=rf"reason holds .*{re.escape(code)}"):
+        Decision("a.mp3", "exclude", reason=text, time=T)
+    with pytest.raises(DecisionsError, match=rf"sentence holds .*{re.escape(code)}"):
+        Decision("a.mp3", "fix", sentence=f"Hej {text}", time=T)
+    path = write(tmp_path / "d.tsv", GOOD, f"c.mp3\texclude\t\t{text}\t{T}")
+    with pytest.raises(DecisionsError, match=rf"line 3: the reason holds .*{re.escape(code)}"):
+        read_decisions(path)
+
+
+def test_a_reason_over_the_cap_is_refused_and_the_file_stays_readable(tmp_path):
+    """A 140,000-character reason once passed csv's 131,072 field limit: the file was lost."""
+    path = tmp_path / "d.tsv"
+    record_decision(path, Decision("b.mp3", "keep", time=T))
+    with pytest.raises(DecisionsError, match=r"reason is 140000 characters long; at most 2000"):
+        record_decision(path, Decision("a.mp3", "exclude", reason="x" * 140_000, time=T))
+    assert [d.path for d in read_decisions(path)] == ["b.mp3"]
+    # The same row written by hand is a line error, not csv's field limit.
+    write(path, GOOD, f"c.mp3\texclude\t\t{'x' * 140_000}\t{T}")
+    with pytest.raises(DecisionsError, match=r"line 3: the reason is 140000 characters long"):
+        read_decisions(path)
+
+
+def test_the_longest_texts_round_trip_and_the_reader_takes_only_what_is_written(tmp_path):
+    longest = Decision("a.mp3", "fix", "å" * MAX_TEXT_CHARS, "<b>" + "r" * (MAX_TEXT_CHARS - 3), T)
+    path = tmp_path / "d.tsv"
+    write_decisions(path, [longest])
+    assert read_decisions(path) == [longest]
+    with pytest.raises(DecisionsError, match="sentence is 2001 characters long"):
+        dataclasses.replace(longest, sentence="å" * (MAX_TEXT_CHARS + 1))
+    # Text the writer never writes: doubled or surrounding spaces are a hand edit.
+    write(path, f"c.mp3\texclude\t\t two  spaces\t{T}")
+    with pytest.raises(DecisionsError, match=r"line 2: the reason ' two  spaces' has surrounding"):
         read_decisions(path)
 
 

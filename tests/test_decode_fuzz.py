@@ -136,6 +136,35 @@ def _pyav(audio: np.ndarray, rate: int, container: str, codec: str, video: bool 
     return buffer.getvalue()
 
 
+def one_packet_mkv(frames: int, channels: int = 8, rate: int = 48_000, seed: int = 0) -> bytes:
+    """Interleaved 16-bit PCM in one Matroska packet: ``frames`` x ``channels`` x 2 bytes
+    (3,000,000 frames of 8 channels: the 48 MB upload of issue 19, one 48 MB frame)."""
+    rng = np.random.default_rng(seed)
+    samples = rng.integers(-3000, 3000, size=(1, frames * channels), dtype=np.int16)
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="matroska") as out:
+        sound = out.add_stream("pcm_s16le", rate=rate)
+        sound.layout = _layout(channels)
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout=_layout(channels))
+        frame.sample_rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
+        for packet in [*sound.encode(frame), *sound.encode(None)]:
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+def flac_announcing(seconds: float, channels: int = 8, rate: int = 384_000) -> bytes:
+    """A FLAC of 0.1 s of silence whose STREAMINFO announces ``seconds`` (8 channels at
+    384 kHz for 599 s: the FLAC bomb of issue 19, which took 13.5 s of CPU to refuse)."""
+    data = bytearray(_soundfile(np.zeros((rate // 10, channels), np.float32), rate, "FLAC"))
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0  # STREAMINFO comes first
+    info = 8  # "fLaC" and the block header
+    # Bytes 10..17 of STREAMINFO: rate (20 bits), channels - 1 (3), bits - 1 (5), samples (36).
+    packed = int.from_bytes(data[info + 10 : info + 18], "big")
+    packed = (packed & ~((1 << 36) - 1)) | int(seconds * rate)
+    data[info + 10 : info + 18] = packed.to_bytes(8, "big")
+    return bytes(data)
+
+
 def base_files() -> list[tuple[str, str, bytes]]:
     """(label, extension, bytes) of well-formed files; ones an encoder refuses are left out."""
     made: list[tuple[str, str, bytes]] = []
@@ -205,6 +234,9 @@ def base_files() -> list[tuple[str, str, bytes]]:
         add(f"webm opus {channels}ch", "webm", _pyav, audio, 48_000, "webm", "libopus")
         add(f"opus {channels}ch", "opus", _pyav, audio, 48_000, "ogg", "libopus")
         add(f"mkv flac {channels}ch", "mkv", _pyav, audio, 48_000, "matroska", "flac", True)
+    # Issue 19's worst cases: one 48 MB packet of 8-channel PCM, the 599 s 384 kHz FLAC.
+    made.append(("mkv pcm 8ch 48kHz one 48 MB packet", "mkv", one_packet_mkv(3_000_000)))
+    made.append(("flac 8ch 384kHz announcing 599 s", "flac", flac_announcing(599.0)))
     empty = np.zeros((0, 2), np.float32)  # streams with no audio in them
     add("wav no frames", "wav", _soundfile, empty, 16_000, "WAV")
     add("flac no frames", "flac", _soundfile, empty, 16_000, "FLAC")
@@ -332,3 +364,118 @@ def test_no_input_crashes_hangs_or_balloons_the_decoder(tmp_path):
     assert not failures, "\n".join(failures)
     assert len(inputs) >= MIN_INPUTS and len(done) == len(inputs)
     assert decoded > 100 and refused > 100  # both outcomes are exercised
+
+
+# Issue 19, finding 6: decoding bounded as a whole --------------------------------------------
+
+PEAK_CHILD = r"""
+import json, sys, time
+import numpy, av, soundfile, soxr
+from swedish_transcriber.audio import AudioError, decode_bytes
+
+def peak_bytes():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+
+data = open(sys.argv[1], "rb").read()
+idle = peak_bytes()
+began = time.process_time()
+try:
+    out = decode_bytes(data, "upload.mkv", max_bytes=50_000_000, max_seconds=600.0,
+                       min_seconds=0.1, max_samples=int(sys.argv[2]))
+    result = {"samples": int(out.shape[0]), "bytes": int(out.nbytes)}
+except AudioError as exc:
+    result = {"error": str(exc)}
+result.update(extra=peak_bytes() - idle, cpu=time.process_time() - began)
+print(json.dumps(result))
+"""
+
+
+def decode_in_child(tmp_path: Path, data: bytes, max_samples: int = 115_200_000) -> dict:
+    """Decode ``data`` in a fresh process: its outcome, peak memory above idle, CPU seconds."""
+    path = tmp_path / "upload.bin"
+    path.write_bytes(data)
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", PEAK_CHILD, str(path), str(max_samples)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM (Linux)")
+def test_one_huge_packet_costs_its_own_size_not_several_float_copies(tmp_path):
+    """48 MB of 8-channel PCM in one Matroska packet cost +300 MB in a bare decoder (+526 MB
+    in the page's server); now ffmpeg's packet and frame (2x the file), one slice and a
+    fixed multiple of the output."""
+    data = one_packet_mkv(3_000_000)
+    assert len(data) > 48_000_000
+    result = decode_in_child(tmp_path, data)
+    assert result.get("samples") == 1_000_000, result  # 62.5 s at 16 kHz
+    bound = 2 * len(data) + 4 * result["bytes"] + 32 * 2**20
+    assert result["extra"] <= bound, (
+        f"peak {result['extra'] / 2**20:.0f} MiB above idle; bound {bound / 2**20:.0f} MiB"
+    )
+
+
+def test_the_flac_bomb_is_refused_from_its_header_before_decoding(tmp_path):
+    """8 channels at 384 kHz for 599 s: 1.84e9 samples announced; refused at once."""
+    result = decode_in_child(tmp_path, flac_announcing(599.0))
+    assert "error" in result, result
+    assert "1,840,128,000 samples (8 channel(s) at 384000 Hz)" in result["error"]
+    assert "the limit is 115,200,000" in result["error"]
+    assert result["cpu"] < 1.0
+
+
+def test_a_header_that_understates_the_work_is_stopped_frame_by_frame():
+    """A FLAC whose header announces 0.1 s but holds 2 s of 8 channels at 96 kHz."""
+    from swedish_transcriber.audio import AudioError, decode_bytes
+
+    honest = _soundfile(np.zeros((192_000, 8), np.float32), 96_000, "FLAC")
+    lying = bytearray(honest)
+    packed = int.from_bytes(lying[18:26], "big")
+    lying[18:26] = ((packed & ~((1 << 36) - 1)) | 9_600).to_bytes(8, "big")
+    options = {"max_bytes": 50_000_000, "max_seconds": 600.0, "max_samples": 800_000}
+    for data in (honest, bytes(lying)):
+        with pytest.raises(AudioError, match=r"the limit is 800,000"):
+            decode_bytes(data, "lying.flac", **options)
+    assert decode_bytes(honest, "ok.flac", **{**options, "max_samples": 2_000_000}).shape == (
+        32_000,
+    )
+
+
+def test_at_most_the_limit_of_decodes_run_at_once_and_the_others_are_told():
+    """A process-wide semaphore (params app.limits.max_concurrent_decodes)."""
+    import threading
+    import time
+
+    from swedish_transcriber.serving import media
+
+    running, most, told = [0], [0], []
+    lock = threading.Lock()
+
+    def session(index: int) -> None:
+        with media.decode_turn(3, lambda waited: told.append(index), poll=0.01):
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            time.sleep(0.1)
+            with lock:
+                running[0] -= 1
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert most[0] == 3
+    assert len(set(told)) >= 5  # every session beyond the limit was told it waits
+    assert media.decode_slots(3) is media.decode_slots(3)  # one per process

@@ -25,7 +25,14 @@ from swedish_transcriber.serving.page import load_config
 from tests.conftest import REPO, tone
 from tests.media_files import encode, video_without_audio
 
-LIMITS = MediaLimits(max_upload_mb=5.0, max_seconds=20.0, min_seconds=0.1)
+LIMITS = MediaLimits(
+    max_upload_mb=5.0,
+    max_seconds=20.0,
+    min_seconds=0.1,
+    max_samples=115_200_000,
+    max_concurrent_decodes=2,
+    max_concurrent_transcriptions=2,
+)
 
 
 @pytest.mark.parametrize("extension", AUDIO_TYPES + VIDEO_TYPES)
@@ -82,7 +89,7 @@ def test_video_without_sound_is_refused():
 
 def test_size_limit():
     data = encode(tone(2.0, 16_000), 16_000, "wav")
-    small = MediaLimits(max_upload_mb=0.01, max_seconds=20.0, min_seconds=0.1)
+    small = dataclasses.replace(LIMITS, max_upload_mb=0.01)
     with pytest.raises(AudioError, match=r"0\.01 MB"):
         decode(data, "big.wav", small)
 

@@ -34,7 +34,14 @@ from tests.test_app import (  # noqa: F401  (fixtures)
     params_file,
 )
 
-LIMITS = media.MediaLimits(max_upload_mb=1.0, max_seconds=20.0, min_seconds=0.1)
+LIMITS = media.MediaLimits(
+    max_upload_mb=1.0,
+    max_seconds=20.0,
+    min_seconds=0.1,
+    max_samples=115_200_000,
+    max_concurrent_decodes=2,
+    max_concurrent_transcriptions=2,
+)
 OPEN = url.UrlPolicy(allow_private=True, socket_timeout=1.0, download_timeout=20.0)
 GUARDED = url.UrlPolicy(allow_private=False, socket_timeout=1.0, download_timeout=20.0)
 CLIP = encode(tone(2.0, 16_000, seed=3), 16_000, "wav")

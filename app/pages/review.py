@@ -6,11 +6,18 @@ exclude it or fix its text. Each decision is one row of the decisions file (para
 ``app.review.decisions``, git-tracked). The logic is ``swedish_transcriber.serving.review``;
 this script only draws it. Streamlit finds it through the ``pages/`` folder beside
 ``app/main.py``.
+
+Safe on a shared server (issue 19): off unless params turn it on, then only for a reviewer
+who types the review token (``serving/access.py``); nothing of the queue is shown before.
+Every text that comes from the queue, the decisions file or a visitor is shown as plain text
+(``st.text``, or escaped markdown), and files are named relative to the repo, never by their
+path on the server.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -23,10 +30,13 @@ from swedish_transcriber.data.curation import (  # noqa: E402
     record_decision,
 )
 from swedish_transcriber.evaluation.word_diff import word_diff  # noqa: E402
-from swedish_transcriber.serving import page, review  # noqa: E402
+from swedish_transcriber.serving import access, page, review  # noqa: E402
+from swedish_transcriber.serving.page import escape_markdown  # noqa: E402
 
 CURRENT = "review_current"  # session state: the path of the clip on screen
 MESSAGE = "review_message"  # session state: (kind, text) of the last action, shown once
+TOKEN = "review_token"  # session state: the token the reviewer typed (a password field)
+WRONG_TOKEN_DELAY = 1.0  # seconds a wrong token costs: slows guessing, not a reviewer
 
 
 @st.cache_data(show_spinner=False, max_entries=2)
@@ -47,23 +57,44 @@ def show_labels(clip: review.Clip) -> None:
     except ValueError:  # a label with no words to align against: nothing to colour
         pass
     else:
-        right.markdown(page.diff_html(diff), unsafe_allow_html=True)
+        right.markdown(page.diff_html(diff), unsafe_allow_html=True)  # its words are escaped
         right.caption(f"Normalised, against the label: WER {diff.wer:.0%}")
-    st.caption(f"Zero-shot base model heard: {clip.zero_shot_transcript or '(nothing)'}")
+    st.caption("Zero-shot base model heard:")
+    st.text(clip.zero_shot_transcript or "(nothing)")
 
 
-def decide(decisions_file: Path, clip: review.Clip, action: str, shown: list[review.Clip]) -> None:
+def authorised() -> bool:
+    """Whether this session typed the server's review token (checked on every run and in
+    every button callback, so a changed token locks every session out at once)."""
+    try:
+        expected = access.configured_token(secrets=lambda: st.secrets)
+    except access.AccessError:
+        return False
+    return access.token_matches(st.session_state.get(TOKEN), expected)
+
+
+def decide(
+    decisions_file: Path,
+    clip: review.Clip,
+    action: str,
+    shown: list[review.Clip],
+    config: page.PageConfig,
+) -> None:
     """Button callback: record the decision, then move on to the next clip."""
+    if not authorised():
+        st.session_state[MESSAGE] = ("error", "The review token is wrong or was changed.")
+        return
     fixed = st.session_state.get(f"fix_text::{clip.path}", "")
     reason = st.session_state.get(f"reason::{clip.path}", "")
+    name = page.shown_path(decisions_file, config.root)
     try:
-        decision = review.make_decision(clip, action, fixed, reason)
+        decision = review.make_decision(clip, action, fixed, reason, config.app.review)
         record_decision(decisions_file, decision)
     except DecisionsError as exc:
-        st.session_state[MESSAGE] = ("error", str(exc))
+        st.session_state[MESSAGE] = ("error", page.without_root(str(exc), config.root))
         return
     except OSError as exc:
-        st.session_state[MESSAGE] = ("error", f"{decisions_file}: cannot be written ({exc})")
+        st.session_state[MESSAGE] = ("error", f"{name}: cannot be written ({exc.strerror})")
         return
     done = {"keep": "Kept", "exclude": "Excluded", "fix": "Fixed"}[action]
     st.session_state[MESSAGE] = ("success", f"{done} clip {clip.path} (rank {clip.rank}).")
@@ -72,6 +103,28 @@ def decide(decisions_file: Path, clip: review.Clip, action: str, shown: list[rev
 
 def go_to(path: str) -> None:
     st.session_state[CURRENT] = path
+
+
+def ask_for_token() -> None:
+    """Stop the script unless this session holds the review token; show nothing else."""
+    try:
+        expected = access.configured_token(secrets=lambda: st.secrets)
+    except access.AccessError as exc:
+        st.warning(escape_markdown(str(exc)))
+        st.stop()
+    typed = st.text_input(
+        "Review token",
+        type="password",
+        key=TOKEN,
+        help="Ask whoever runs this server. It is checked on the server and never shown.",
+    )
+    if not typed:
+        st.info("Type the review token to review clips.")
+        st.stop()
+    if not access.token_matches(typed, expected):
+        time.sleep(WRONG_TOKEN_DELAY)
+        st.error("That is not the review token.")
+        st.stop()
 
 
 def main() -> None:
@@ -84,7 +137,8 @@ def main() -> None:
     try:
         config = page.load_config()
     except (ValueError, FileNotFoundError) as exc:
-        st.error(f"The page's settings cannot be read: {exc}")
+        reason = page.without_root(str(exc), page.REPO)
+        st.error(escape_markdown(f"The page's settings cannot be read: {reason}"))
         st.stop()
     settings = config.app.review
     if not settings.enabled:
@@ -93,25 +147,31 @@ def main() -> None:
             "would play the training clips and record decisions in the server's checkout."
         )
         st.stop()
-    queue_file = review.resolve(settings.queue, config.root)
-    decisions_file = review.resolve(settings.decisions, config.root)
+    ask_for_token()
+    root = config.root
+    queue_file = review.resolve(settings.queue, root)
+    decisions_file = review.resolve(settings.decisions, root)
 
     try:
         modified = queue_file.stat().st_mtime_ns if queue_file.exists() else 0
-        clips = queue(str(queue_file), str(config.root), modified)
+        clips = queue(str(queue_file), str(root), modified)
     except review.NoQueue as exc:
-        st.info(str(exc))
+        st.info(escape_markdown(page.without_root(str(exc), root)))
         st.stop()
     except review.QueueError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(page.without_root(str(exc), root)))
         st.stop()
     if not clips:
-        st.info(f"The review queue ({queue_file}) is empty: no clip to review.")
+        name = page.shown_path(queue_file, root)
+        st.info(escape_markdown(f"The review queue ({name}) is empty: no clip to review."))
         st.stop()
     try:
         decided = review.by_clip(read_decisions(decisions_file))
     except DecisionsError as exc:
-        st.error(f"The decisions file cannot be read, so nothing can be recorded:\n\n{exc}")
+        st.error(
+            "The decisions file cannot be read, so nothing can be recorded:\n\n"
+            + escape_markdown(page.without_root(str(exc), root))
+        )
         st.stop()
 
     counts = review.progress(clips, decided)
@@ -121,7 +181,7 @@ def main() -> None:
     clip = review.current(shown, clips, st.session_state.get(CURRENT))
     message = st.session_state.pop(MESSAGE, None)
     if message:
-        (st.success if message[0] == "success" else st.error)(message[1])
+        (st.success if message[0] == "success" else st.error)(escape_markdown(message[1]))
     if clip is None:
         st.success("Every clip in the queue is decided. Turn on the toggle to look at them again.")
         st.stop()
@@ -146,31 +206,38 @@ def main() -> None:
         args=(review.neighbour(shown, clip, 1).path,),
     )
 
-    st.subheader(clip.path)
+    st.subheader(escape_markdown(clip.path))
     rank, suspicion, split = st.columns(3)
     rank.metric("Rank", clip.rank)
     suspicion.metric("Suspicion", f"{clip.suspicion:.3f}")
-    split.metric("Split", clip.split)
+    split.metric("Split", clip.split)  # a metric's value is plain text
     if line := review.score_line(clip):
-        st.caption(line)
-    if problem := review.audio_problem(clip):
-        st.warning(problem)
+        st.caption(escape_markdown(line))
+    if problem := review.audio_problem(clip, root):
+        st.warning(escape_markdown(problem))
     else:
         try:
             st.audio(clip.audio_file.read_bytes(), format=review.audio_format(clip))
         except OSError as exc:
-            st.warning(f"The audio of clip {clip.path} cannot be read: {exc}")
+            st.warning(
+                escape_markdown(f"The audio of clip {clip.path} cannot be read: {exc.strerror}")
+            )
     show_labels(clip)
 
     earlier = decided.get(clip.path)
     if earlier is not None:
-        st.info(review.describe(earlier))
+        st.info(escape_markdown(review.describe(earlier)))
     st.text_area(
         "Corrected sentence (for Fix)",
         value=earlier.sentence if earlier and earlier.action == "fix" else clip.sentence,
         key=f"fix_text::{clip.path}",
+        max_chars=settings.max_fix_chars,
     )
-    st.text_input("Reason (optional, kept with the decision)", key=f"reason::{clip.path}")
+    st.text_input(
+        "Reason (optional, kept with the decision)",
+        key=f"reason::{clip.path}",
+        max_chars=settings.max_reason_chars,
+    )
     keep, exclude, fix = st.columns(3)
     for column, action, label in (
         (keep, "keep", "Keep"),
@@ -182,9 +249,14 @@ def main() -> None:
             key=action,
             type="primary" if action == "keep" else "secondary",
             on_click=decide,
-            args=(decisions_file, clip, action, shown),
+            args=(decisions_file, clip, action, shown, config),
         )
-    st.caption(f"Decisions are written to {settings.decisions}; the queue is {settings.queue}.")
+    st.caption(
+        escape_markdown(
+            f"Decisions are written to {page.shown_path(decisions_file, root)}; the queue is "
+            f"{page.shown_path(queue_file, root)}."
+        )
+    )
 
 
 if __name__ == "__main__":

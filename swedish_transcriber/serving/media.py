@@ -10,8 +10,15 @@ bad file never takes the page down.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import functools
 import io
 import math
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +32,8 @@ VIDEO_TYPES: tuple[str, ...] = ("mp4", "webm", "mkv")
 
 @dataclass(frozen=True)
 class MediaLimits:
-    """What the page accepts (params.yaml ``app.limits``): file size and duration.
+    """What the page accepts (params.yaml ``app.limits``): file size, duration, the work a
+    file may ask for, and how many uploads the server decodes at once.
 
     (How loud speech is, for refusing a silent clip, is ``app.chunks.silence_threshold_db``:
     the same threshold that finds pauses.)
@@ -34,12 +42,24 @@ class MediaLimits:
     max_upload_mb: float  # larger uploads are refused with a message
     max_seconds: float  # longer audio is refused (trim it first)
     min_seconds: float  # shorter clips are refused: Whisper invents text for them
+    max_samples: int  # samples x channels: refused from the header, before decoding
+    max_concurrent_decodes: int  # across all sessions of the server; the others wait
+    max_concurrent_transcriptions: int  # likewise, for the model's work on a decoded clip
 
     def __post_init__(self) -> None:
         if self.max_upload_mb <= 0 or self.max_seconds <= 0:
             raise ValueError("max_upload_mb and max_seconds must be > 0")
         if not 0 <= self.min_seconds < self.max_seconds:
             raise ValueError("min_seconds must be >= 0 and below max_seconds")
+        if self.max_samples < self.max_seconds * WHISPER_SAMPLE_RATE:
+            raise ValueError(
+                f"max_samples must allow at least max_seconds of 16 kHz mono "
+                f"({self.max_seconds * WHISPER_SAMPLE_RATE:.0f}), got {self.max_samples}"
+            )
+        if self.max_concurrent_decodes < 1 or self.max_concurrent_transcriptions < 1:
+            raise ValueError(
+                "max_concurrent_decodes and max_concurrent_transcriptions must be >= 1"
+            )
 
 
 def decode(
@@ -53,6 +73,7 @@ def decode(
         max_seconds=limits.max_seconds,
         min_seconds=limits.min_seconds,
         sample_rate=sample_rate,
+        max_samples=limits.max_samples,
     )
 
 
@@ -109,3 +130,92 @@ def wav_bytes(audio: np.ndarray, sample_rate: int = WHISPER_SAMPLE_RATE) -> byte
     buffer = io.BytesIO()
     sf.write(buffer, np.clip(audio, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
+
+
+# One semaphore per kind of work and server process (Streamlit runs every session as a thread
+# of it), created on first use with the limit the params give; a changed limit gets a new one.
+_SLOTS: dict[tuple[str, int], threading.BoundedSemaphore] = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+def work_slots(kind: str, limit: int) -> threading.BoundedSemaphore:
+    """The process-wide semaphore that lets ``limit`` jobs of ``kind`` run at once."""
+    with _SLOTS_LOCK:
+        if (kind, limit) not in _SLOTS:
+            _SLOTS[kind, limit] = threading.BoundedSemaphore(limit)
+        return _SLOTS[kind, limit]
+
+
+def decode_slots(limit: int) -> threading.BoundedSemaphore:
+    """The process-wide semaphore that lets ``limit`` decodes run at once."""
+    return work_slots("decode", limit)
+
+
+@contextlib.contextmanager
+def work_turn(
+    kind: str,
+    limit: int,
+    on_wait: Callable[[float], None] = lambda waited: None,
+    poll: float = 0.25,
+) -> Iterator[float]:
+    """Hold one of the ``limit`` slots of ``kind`` for the block; yield the seconds waited.
+
+    While every slot is taken, ``on_wait(seconds waited)`` is called at once and then every
+    ``poll`` seconds: the page shows a message there (and Streamlit may stop a session whose
+    visitor left).
+    """
+    slots = work_slots(kind, limit)
+    began = time.monotonic()
+    if not slots.acquire(blocking=False):
+        on_wait(0.0)
+        while not slots.acquire(timeout=poll):
+            on_wait(time.monotonic() - began)
+    try:
+        yield time.monotonic() - began
+    finally:
+        give_back_memory()
+        slots.release()
+
+
+def give_back_memory() -> None:
+    """Return the C heap's free pages to the system (glibc ``malloc_trim``; elsewhere nothing).
+
+    A decode or transcription frees tens of megabytes in chunks that glibc keeps in the
+    session thread's arena; without this, every session thread keeps its own high-water mark
+    and the server's RSS grows with the number of sessions, not with the work in flight.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        return None
+
+
+def decode_turn(
+    limit: int,
+    on_wait: Callable[[float], None] = lambda waited: None,
+    poll: float = 0.25,
+) -> contextlib.AbstractContextManager[float]:
+    """Hold one of the ``limit`` decode slots (params ``app.limits.max_concurrent_decodes``).
+
+    Each decode holds its upload, ffmpeg's frame and the decoded clip in memory, so the
+    server's peak grows with the number decoding at once, not with the number of sessions.
+    """
+    return work_turn("decode", limit, on_wait, poll)
+
+
+def transcription_turn(
+    limit: int,
+    on_wait: Callable[[float], None] = lambda waited: None,
+    poll: float = 0.25,
+) -> contextlib.AbstractContextManager[float]:
+    """Hold one of the ``limit`` transcription slots (``app.limits.max_concurrent_
+    transcriptions``): each costs features, encoder outputs and decoding guards (about
+    170 MB for a minute of noise), and 8 at once took +1.3 GB."""
+    return work_turn("transcription", limit, on_wait, poll)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,23 +30,40 @@ REPO = Path(__file__).resolve().parents[2]  # the repo root: swedish_transcriber
 PARAMS_ENV = "SWEDISH_TRANSCRIBER_PARAMS"
 
 
+# The decisions file's own cap on a sentence or reason (data.curation.decisions.MAX_TEXT_CHARS,
+# kept equal by tests/test_review_page.py: importing it here would load pandas on the main page).
+DECISION_TEXT_LIMIT = 2_000
+
+
 @dataclass(frozen=True)
 class ReviewParams:
-    """Params ``app.review``: where the review page finds its queue and keeps its decisions.
+    """Params ``app.review``: whether the review page is on, its queue and decisions file, and
+    how long a visitor's text may be.
 
     Here, not in :mod:`.review`, so the main page reads its params without pandas.
 
-    Both relative to the repo root (the params file's directory) unless absolute.
+    Both paths relative to the repo root (the params file's directory) unless absolute. The
+    review token is not a param: params are committed, the token is a secret
+    (:mod:`.access`).
     """
 
-    enabled: bool  # off for a page others can reach: it plays training clips and writes a file
+    enabled: bool  # off by default: the page plays training clips and writes a file
     queue: str  # the rank stage's review queue (parquet)
     decisions: str  # the reviewer's decisions (TSV, git-tracked)
+    max_reason_chars: int  # a longer reason is refused on the page
+    max_fix_chars: int  # a longer corrected sentence is refused on the page
 
     def __post_init__(self) -> None:
         for name in ("queue", "decisions"):
             if not getattr(self, name).strip():
                 raise ValueError(f"review.{name} must be a file path, got an empty string")
+        for name in ("max_reason_chars", "max_fix_chars"):
+            value = getattr(self, name)
+            if not 1 <= value <= DECISION_TEXT_LIMIT:
+                raise ValueError(
+                    f"review.{name} must be between 1 and {DECISION_TEXT_LIMIT} (what the "
+                    f"decisions file holds), got {value}"
+                )
 
 
 @dataclass(frozen=True)
@@ -130,6 +148,42 @@ def default_choice(config: PageConfig, choices: list[ModelChoice], measured: Mea
 def typed_choice(config: PageConfig, typed: str) -> ModelChoice:
     """A directory typed on the page; only one inside ``app.model_roots`` can be usable."""
     return typed_model(typed, config.root, config.model_roots())
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=@\"'])")
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` as literal markdown: every character markdown or Streamlit could read as markup
+    is backslash-escaped (CommonMark allows it for any ASCII punctuation), so a link, an image
+    (which the browser would fetch), HTML, a ``:color[...]`` directive or ``$math$`` shows as
+    typed. Each line keeps its own line (a hard break); other whitespace runs become one space.
+    For anything a visitor typed or a model transcribed that goes into ``st.error``,
+    ``st.info``, ``st.caption`` or a heading.
+    """
+    lines = (" ".join(line.split()) for line in str(text).split("\n"))
+    return "  \n".join(_MARKDOWN_SPECIAL.sub(r"\\\1", line) for line in lines)
+
+
+def shown_path(path: str | Path, root: Path) -> str:
+    """``path`` as the page may show it: relative to ``root`` when inside it, else its name.
+
+    The page never shows where the server keeps its checkout (the main page names uploads by
+    their own names, and models by their params label).
+    """
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except (ValueError, OSError):
+        return path.name
+
+
+def without_root(text: str, root: Path) -> str:
+    """``text`` with every spelling of ``root`` (and its parent's) removed: the last guard
+    against a library message that names a file by its absolute path."""
+    for spelling in sorted({str(root), str(root.resolve())}, key=len, reverse=True):
+        text = text.replace(spelling + os.sep, "").replace(spelling, ".")
+    return text
 
 
 def trim_end(duration: float, step: float = 0.1) -> float:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from swedish_transcriber.data.curation import Decision, DecisionsError, InvalidDecision
 from swedish_transcriber.review.params import COMPONENTS, TEXT_COLUMNS
-from swedish_transcriber.serving.page import ReviewParams  # noqa: F401 (the page reads it here)
+from swedish_transcriber.serving.page import ReviewParams, shown_path
 
 # The columns the page cannot do without (the rank stage writes these and more), and the raw
 # signals behind the suspicion, shown when the queue has them (each with its score_<name>).
@@ -80,23 +80,26 @@ def load_queue(path: str | Path, root: Path) -> list[Clip]:
 
     :class:`NoQueue` when the file does not exist (say which stage writes it);
     :class:`QueueError` naming the file when it cannot be read or lacks a required column,
-    naming the row when a rank is not a whole number or a clip appears twice.
+    naming the row when a rank is not a whole number or a clip appears twice. Messages name
+    the file relative to ``root``: the page shows them to visitors.
     """
     path = Path(path)
+    name = shown_path(path, root)
     if not path.exists():
         raise NoQueue(
-            f"There is no review queue yet ({path}). Run `{RUN_FIRST}` first: it ranks the "
+            f"There is no review queue yet ({name}). Run `{RUN_FIRST}` first: it ranks the "
             f"train and dev clips with the fine-tuned model, so it needs stage `train` "
             f"(dvc runs it too when it is not up to date)."
         )
     try:
         table = pd.read_parquet(path)
     except Exception as exc:  # pyarrow's errors are many; any of them: the file is unusable
-        raise QueueError(f"{path}: the review queue cannot be read ({exc})") from None
+        reason = str(exc).replace(str(path), name)
+        raise QueueError(f"{name}: the review queue cannot be read ({reason})") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise QueueError(
-            f"{path}: the review queue lacks column(s) {', '.join(missing)}; "
+            f"{name}: the review queue lacks column(s) {', '.join(missing)}; "
             f"run `{RUN_FIRST}` again to rewrite it"
         )
     components = [c for c in COMPONENTS if c in table.columns]
@@ -106,13 +109,13 @@ def load_queue(path: str | Path, root: Path) -> list[Clip]:
     for row_number, row in enumerate(table.to_dict("records"), start=1):
         rank = _number(row["rank"])
         if not math.isfinite(rank) or rank != int(rank):
-            raise QueueError(f"{path}: row {row_number}: rank {row['rank']!r} is not a number")
+            raise QueueError(f"{name}: row {row_number}: rank {row['rank']!r} is not a number")
         clip_path = _text(row["path"])
         if not clip_path:
-            raise QueueError(f"{path}: row {row_number}: empty clip path")
+            raise QueueError(f"{name}: row {row_number}: empty clip path")
         if clip_path in seen:
             raise QueueError(
-                f"{path}: rows {seen[clip_path]} and {row_number} are both clip {clip_path!r}"
+                f"{name}: rows {seen[clip_path]} and {row_number} are both clip {clip_path!r}"
             )
         seen[clip_path] = row_number
         clips.append(
@@ -200,34 +203,48 @@ def after_decision(shown_before: Sequence[Clip], clip: Clip) -> str | None:
     return paths[index + 1] if index + 1 < len(paths) else clip.path
 
 
-def make_decision(clip: Clip, action: str, fixed_text: str = "", reason: str = "") -> Decision:
+def make_decision(
+    clip: Clip, action: str, fixed_text: str, reason: str, limits: ReviewParams
+) -> Decision:
     """The :class:`Decision` the page's form describes, or :class:`DecisionsError` saying
     what to change on the form.
 
     A fix needs a text that differs from the label (an unchanged one is a keep); keep and
-    exclude ignore the text field (it is prefilled with the label).
+    exclude ignore the text field (it is prefilled with the label). A reason or fix over
+    ``limits`` (params ``app.review``), or holding a control character, is refused: the
+    decisions file must stay one readable line per clip.
     """
+    fixed = " ".join(fixed_text.split()) if action == "fix" else ""
+    reason = " ".join(reason.split())
+    for what, text, most in (
+        ("reason", reason, limits.max_reason_chars),
+        ("corrected sentence", fixed, limits.max_fix_chars),
+    ):
+        if len(text) > most:
+            raise DecisionsError(
+                f"The {what} is {len(text)} characters long; at most {most} are kept with a "
+                f"decision. Shorten it."
+            )
     if action == "fix":
-        if not " ".join(fixed_text.split()):
+        if not fixed:
             raise DecisionsError("Type the corrected sentence to fix the label (it is empty).")
-        if " ".join(fixed_text.split()) == " ".join(clip.sentence.split()):
+        if fixed == " ".join(clip.sentence.split()):
             raise DecisionsError(
                 "The corrected sentence is the label as it is: press Keep to keep it, "
                 "or change the text to fix it."
             )
-        return Decision(clip.path, "fix", fixed_text, reason)
     try:
-        return Decision(clip.path, action, "", reason)
+        return Decision(clip.path, action, fixed, reason)
     except InvalidDecision as exc:
         raise DecisionsError(exc.problem) from None
 
 
-def audio_problem(clip: Clip) -> str | None:
-    """Why the clip's audio cannot be played, or None."""
+def audio_problem(clip: Clip, root: Path) -> str | None:
+    """Why the clip's audio cannot be played, or None (the file named relative to ``root``)."""
     if not clip.audio_file.is_file():
         return (
-            f"The audio of clip {clip.path} is missing: {clip.audio_file} does not exist "
-            f"(is the data pulled? `dvc pull` or `dvc repro ingest`)"
+            f"The audio of clip {clip.path} is missing: {shown_path(clip.audio_file, root)} "
+            f"does not exist (is the data pulled? `dvc pull` or `dvc repro ingest`)"
         )
     return None
 
@@ -254,7 +271,7 @@ def score_line(clip: Clip) -> str:
 
 
 def describe(decision: Decision) -> str:
-    """A decision already made, in a line for the page."""
+    """A decision already made, in a line for the page (plain text: the page escapes it)."""
     what = {"keep": "kept", "exclude": "excluded", "fix": f"fixed to “{decision.sentence}”"}
     why = f" ({decision.reason})" if decision.reason else ""
     return f"Decided: {what[decision.action]}{why}, {decision.time}"

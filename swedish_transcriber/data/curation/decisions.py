@@ -13,14 +13,20 @@ therefore holds an exclusive ``flock`` on a sidecar lock file around its read-mo
 and replaces the file atomically, so no decision is lost and a reader never sees half a file.
 The reader is strict: every fault is a :class:`DecisionsError` naming the file and line,
 because a decision silently dropped is a wrong label silently trained on.
+
+Reader and writer accept exactly the same rows, because both go through :class:`Decision`:
+no field longer than :data:`MAX_TEXT_CHARS` (a 140,000-character reason once made the file
+unreadable for good: Python's csv field limit is 131,072), no control character (NUL and ANSI
+escapes would sit verbatim in a git-tracked file), and free text in the one-line form the
+writer gives it. Rows are split on tabs by hand, with no csv field limit to trip over.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import fcntl
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,9 +39,14 @@ ACTIONS: tuple[str, ...] = ("keep", "exclude", "fix")
 HEADER: tuple[str, ...] = ("path", "action", "sentence", "reason", "time")
 LOCK_SUFFIX = ".lock"
 MAX_SHOWN = 20  # faults listed in one error; the rest are counted
-
-# Unquoted TSV: a tab ends a field and a newline ends a row, so neither may be inside one.
-_CSV = {"delimiter": "\t", "quoting": csv.QUOTE_NONE, "quotechar": None, "lineterminator": "\n"}
+# The longest sentence or reason the file holds. The page's own caps (params app.review) are
+# lower; this one bounds what a hand-edited file may hold, for the reader and writer alike.
+MAX_TEXT_CHARS = 2_000
+MAX_PATH_CHARS = 1_024  # a clip path (Common Voice's are ~40 characters)
+MAX_TIME_CHARS = 40  # an ISO-8601 time is 20
+# Format characters that reorder or hide text (bidi overrides and isolates): a reason could
+# otherwise read differently in a diff than in the file (CVE-2021-42574, "Trojan Source").
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 class DecisionsError(ValueError):
@@ -53,6 +64,23 @@ class InvalidDecision(DecisionsError):
 def utc_now() -> str:
     """The current time as ISO-8601 UTC to the second (``2026-11-28T15:30:00Z``)."""
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def control_problem(name: str, text: str) -> str | None:
+    """Why ``text`` (field ``name``) holds a character the file refuses, or None.
+
+    Refused: every control character (C0, DEL, C1: NUL, ESC of ANSI sequences, CR...), lone
+    surrogates (not UTF-8) and bidi controls. Each is named by code point and position.
+    """
+    for position, char in enumerate(text, start=1):
+        category = unicodedata.category(char)
+        if category in ("Cc", "Cs") or char in _BIDI:
+            what = "a control character" if category == "Cc" else "a character"
+            return (
+                f"the {name} holds {what} the decisions file refuses (U+{ord(char):04X} at "
+                f"character {position}); remove it"
+            )
+    return None
 
 
 def _one_line(text: str) -> str:
@@ -94,6 +122,17 @@ class Decision:
         """What is wrong with this decision, or None."""
         if not isinstance(self.path, str) or not self.path.strip():
             return "empty clip path"
+        limits = (
+            ("clip path", self.path, MAX_PATH_CHARS),
+            ("sentence", self.sentence, MAX_TEXT_CHARS),
+            ("reason", self.reason, MAX_TEXT_CHARS),
+            ("time", str(self.time), MAX_TIME_CHARS),
+        )
+        for name, text, most in limits:
+            if len(text) > most:
+                return f"the {name} is {len(text)} characters long; at most {most} are allowed"
+            if problem := control_problem(name, text):
+                return problem
         if self.path != self.path.strip() or any(c in self.path for c in "\t\r\n"):
             return f"clip path {self.path!r} has surrounding whitespace, a tab or a newline"
         if self.action not in ACTIONS:
@@ -168,11 +207,7 @@ def read_decisions(path: str | Path) -> list[Decision]:
     decisions: list[Decision] = []
     first_line: dict[str, int] = {}
     for number, text in enumerate(lines[1:], start=2):
-        try:
-            fields = next(csv.reader([text], **_CSV), [])
-        except csv.Error as exc:
-            problems.append(f"line {number}: cannot be parsed ({exc})")
-            continue
+        fields = text.split("\t") if text else []
         if len(fields) != len(HEADER):
             problems.append(
                 f"line {number}: expected {len(HEADER)} tab-separated fields "
@@ -185,6 +220,9 @@ def read_decisions(path: str | Path) -> list[Decision]:
         except InvalidDecision as exc:
             problems.append(f"line {number}: {exc.problem}")
             continue
+        if problem := _unwritten(values, decision):
+            problems.append(f"line {number}: {problem}")
+            continue
         if decision.path in first_line:
             problems.append(
                 f"line {number}: clip {decision.path!r} is decided twice (lines "
@@ -196,6 +234,25 @@ def read_decisions(path: str | Path) -> list[Decision]:
     if problems:
         raise fail(path, problems)
     return decisions
+
+
+def _unwritten(values: dict[str, str], decision: Decision) -> str | None:
+    """Why the row's raw text is not what the writer would write for ``decision``, or None.
+
+    :class:`Decision` folds whitespace runs into one space; a row the writer never writes
+    (a carriage return inside a field, doubled or surrounding spaces) is a hand edit that
+    must be made again the way the page writes it, not read as something else.
+    """
+    for name in ("sentence", "reason"):
+        raw, stored = values[name], getattr(decision, name)
+        if raw != stored:
+            if problem := control_problem(name, raw):
+                return problem
+            return (
+                f"the {name} {raw!r} has surrounding or repeated whitespace; the decisions "
+                f"file holds it as {stored!r}"
+            )
+    return None
 
 
 def lock_file(path: str | Path) -> Path:
@@ -232,11 +289,13 @@ def write_decisions(path: str | Path, decisions: list[Decision]) -> None:
         if decision.path in by_path:
             raise DecisionsError(f"{path}: clip {decision.path!r} is decided twice")
         by_path[decision.path] = decision
+    for decision in by_path.values():  # frozen but not sealed: check what is written
+        if problem := decision.problem():
+            raise InvalidDecision(decision.path, problem)
     with atomic_file(path, "w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh, **_CSV)
-        writer.writerow(HEADER)
+        fh.write("\t".join(HEADER) + "\n")
         for key in sorted(by_path):
-            writer.writerow(by_path[key].row())
+            fh.write("\t".join(by_path[key].row()) + "\n")
 
 
 def record_decision(path: str | Path, decision: Decision) -> Decision | None:
