@@ -44,7 +44,9 @@ def zero_shot_at(out: Path, context: dict) -> float:
         "(dst / 'config.json').write_text(json.dumps(c))"
     )
     subprocess.run([sys.executable, "-c", code], cwd=out, check=True)
-    return stage(out, "transcribe", "models/base_ctx", "data/testsets", "reports/transcripts/zero_shot_ctx")
+    return stage(
+        out, "transcribe", "models/base_ctx", "data/testsets", "reports/transcripts/zero_shot_ctx"
+    )
 
 
 def main() -> None:
@@ -53,6 +55,11 @@ def main() -> None:
     parser.add_argument("--context", choices=("padded", "clip"), required=True)
     parser.add_argument("--min-seconds", type=float, default=10.0)
     parser.add_argument("--teacher", choices=("padded", "student"), default="padded")
+    parser.add_argument(
+        "--zero-shot-from",
+        type=Path,
+        help="another row's OUT: reuse its padded zero-shot transcripts",
+    )
     args = parser.parse_args()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -83,7 +90,14 @@ def main() -> None:
     seconds["transcribe_finetuned"] = stage(
         out, "transcribe", "models/finetuned", "data/testsets", "reports/transcripts/finetuned"
     )
-    seconds["transcribe_zero_shot_ctx"] = zero_shot_at(out, context)
+    if args.context == "clip":
+        seconds["transcribe_zero_shot_ctx"] = zero_shot_at(out, context)
+    else:
+        del params["evaluate"]["models"]["zero_shot_ctx"]  # the same as zero_shot
+        (out / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), "utf-8")
+    done = args.zero_shot_from and args.zero_shot_from / "reports/transcripts/zero_shot"
+    if done and done.is_dir() and not (out / "reports/transcripts/zero_shot").exists():
+        shutil.copytree(done, out / "reports/transcripts/zero_shot")
     if not (out / "reports/transcripts/zero_shot").exists():
         seconds["transcribe_zero_shot"] = stage(
             out, "transcribe", "models/base", "data/testsets", "reports/transcripts/zero_shot"
