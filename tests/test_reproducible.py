@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.test_pipeline_integration import TRACKED, run
+from tests.test_training import tiny_inputs  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -88,3 +89,30 @@ def test_data_stages_write_the_same_bytes_in_two_folders(tmp_path):
     for line in status.stdout.splitlines():  # git-tracked reports: the same bytes in both
         name = line[3:]
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_train_merge_export_write_the_same_bytes_in_two_folders(repo_copy, tiny_inputs):
+    """The tiny random Whisper trained, merged and exported in two folders: the same files."""
+    from tests.dvc_stages import stage_command
+    from tests.test_training import TINY_TRAIN, git_commit_all, run, set_params
+
+    repos = [repo_copy("first"), repo_copy("second-folder/with-a-longer-path")]
+    for repo in repos:
+        for rel in ("models/base", "data/features"):
+            subprocess.run(["cp", "-r", str(tiny_inputs / rel), str(repo / rel)], check=True)
+        set_params(repo, train=TINY_TRAIN, merge={"alpha": 0.5})
+        git_commit_all(repo)
+        run(stage_command("train", repo), repo)
+        # The retrain stage at fraction 0 passes models/trained on (tests/test_retrain.py).
+        subprocess.run(["cp", "-r", str(repo / "models/trained"), str(repo / "models/curated")])
+        run(stage_command("merge", repo), repo)
+        run(stage_command("export", repo), repo)
+    for out in ("models/trained", "models/finetuned", "models/ct2", "dvclive"):
+        first, second = tree(repos[0] / out), tree(repos[1] / out)
+        assert first.keys() == second.keys(), out
+        differ = [name for name in first if first[name] != second[name]]
+        assert not differ, f"{out}: {differ}"
