@@ -95,7 +95,7 @@ def tree(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-def test_train_merge_export_write_the_same_bytes_in_two_folders(repo_copy, tiny_inputs):
+def test_train_merge_export_write_the_same_bytes_in_two_folders(repo_copy, tiny_inputs):  # noqa: F811
     """The tiny random Whisper trained, merged and exported in two folders: the same files."""
     from tests.dvc_stages import stage_command
     from tests.test_training import TINY_TRAIN, git_commit_all, run, set_params
