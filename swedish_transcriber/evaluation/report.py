@@ -240,6 +240,16 @@ def set_metrics(
     return out
 
 
+def summary_line(set_name: str, result: dict, models: Sequence[str]) -> str:
+    """``demo_test (94 clips): wer_norm zero_shot 0.882 [0.84, 0.92], ...`` for the log."""
+    rates = ", ".join(
+        f"{m} {result[m]['wer_norm']:.3f} [{result[m]['wer_norm_low']:.3f}, "
+        f"{result[m]['wer_norm_high']:.3f}]"
+        for m in models
+    )
+    return f"{set_name} ({result['clips']} clips): wer_norm {rates}"
+
+
 def headline(results: dict[str, dict[str, object]], models: Sequence[str]) -> dict[str, object]:
     """``metrics/wer.json``, the one DVC metrics file of test results: each set's ``wer_norm``
     per model with its interval, so ``dvc metrics show`` and ``diff`` lead with them."""
