@@ -7,6 +7,7 @@ The demo pipeline's data stages run in two copies of the repo at different paths
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -80,7 +81,7 @@ def test_data_stages_write_the_same_bytes_in_two_folders(tmp_path):
         k: (v, outs(second).get(k)) for k, v in outs(first).items() if outs(second).get(k) != v
     }
     status = subprocess.run(
-        ["git", "status", "--porcelain", "--", "reports", "metrics"],
+        ["git", "status", "--porcelain", "--untracked-files=all", "--", "reports", "metrics"],
         cwd=second,
         capture_output=True,
         text=True,
@@ -103,12 +104,12 @@ def test_train_merge_export_write_the_same_bytes_in_two_folders(repo_copy, tiny_
     repos = [repo_copy("first"), repo_copy("second-folder/with-a-longer-path")]
     for repo in repos:
         for rel in ("models/base", "data/features"):
-            subprocess.run(["cp", "-r", str(tiny_inputs / rel), str(repo / rel)], check=True)
+            shutil.copytree(tiny_inputs / rel, repo / rel)
         set_params(repo, train=TINY_TRAIN, merge={"alpha": 0.5})
         git_commit_all(repo)
         run(stage_command("train", repo), repo)
         # The retrain stage at fraction 0 passes models/trained on (tests/test_retrain.py).
-        subprocess.run(["cp", "-r", str(repo / "models/trained"), str(repo / "models/curated")])
+        shutil.copytree(repo / "models/trained", repo / "models/curated")
         run(stage_command("merge", repo), repo)
         run(stage_command("export", repo), repo)
     for out in ("models/trained", "models/finetuned", "models/ct2", "dvclive"):
