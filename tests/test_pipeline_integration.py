@@ -317,12 +317,13 @@ def test_review_decisions_and_auto_exclusion_in_one_experiment(pipeline):
     info = json.loads((pipeline / "models/curated/train_info.json").read_text(encoding="utf-8"))
     assert info["excluded_clips"] == sorted(auto.path)
 
-    diff = metric_diff(pipeline)  # HEAD vs the workspace (the experiment's results)
+    # HEAD vs the workspace (the experiment's results); the counts are a report, not a metric.
+    diff = metric_diff(pipeline, "--targets", "reports/validation.json")
     curation = diff["reports/validation.json"]
     assert curation["curation.excluded"]["new"] == 1 and curation["curation.fixed"]["new"] == 1
     # Test WER of the model trained without those clips, beside HEAD's (equal or not: 3 clips).
     every = json.loads(dvc("metrics", "diff", "--all", "--json", cwd=pipeline).stdout)
-    assert "demo_test.finetuned.wer_norm" in every["metrics/eval.json"]
+    assert "demo_test.finetuned.wer_norm" in every["metrics/wer.json"]
     exp_diff = dvc("exp", "diff", "HEAD", "curated", "--md", cwd=pipeline).stdout
     assert "auto_exclude_top_fraction" in exp_diff
 
