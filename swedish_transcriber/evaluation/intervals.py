@@ -102,6 +102,8 @@ def interval(
         data,
         _ratio,
         n_resamples=params.resamples,
+        # At most about 10 million resampled values in memory at once (a 10k-clip set).
+        batch=max(1, min(params.resamples, 10_000_000 // len(data[0]))),
         paired=True,
         vectorized=True,
         confidence_level=params.confidence,
