@@ -7,9 +7,12 @@ and keeps the zero-shot transcripts. This module joins one set's files on the cl
 scores them with :mod:`swedish_transcriber.evaluation.scoring`.
 
 ``metrics/eval.json`` is nested by set, then model (``demo_test.finetuned.wer_norm``), and
-holds numbers only, so ``dvc metrics diff`` can compare every figure between experiments.
-``relative_wer_reduction`` is computed on the normalised WER, the number the project is
-judged by: ``(zero_shot - finetuned) / zero_shot`` (0.5 means the errors halved).
+holds numbers only, so ``dvc metrics diff --targets metrics/eval.json`` can compare every
+figure between experiments; ``metrics/wer.json`` (:func:`headline`), the DVC metric, holds
+only each ``wer_norm`` with its bootstrap interval (:mod:`.intervals`), so ``dvc metrics
+show`` leads with them. ``relative_wer_reduction`` is computed on the normalised WER, the
+number the project is judged by: ``(zero_shot - finetuned) / zero_shot`` (0.5 means the
+errors halved).
 """
 
 from __future__ import annotations
