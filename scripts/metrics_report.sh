@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Write a Markdown report comparing this workspace's pipeline results with a git revision:
 #   scripts/metrics_report.sh <base rev> <out dir>
-# -> <out dir>/report.md (dvc metrics diff and params diff as tables) and
+# -> <out dir>/report.md: first one table of test WER_norm per set and model with its 95 %
+#    interval and the change against <base rev> with its paired interval
+#    (swedish_transcriber/evaluation/pr_report.py); below it every other figure (dvc metrics
+#    diff of the test scores, dev metrics and validation counts) and the params that differ;
 #    <out dir>/plots/ (dvc plots diff: dev WER and loss vs step, WER by slice, synthetic vs
 #    real WER, as HTML + Vega).
 # The pull-request workflow posts report.md as a comment; run it locally the same way.
@@ -9,12 +12,26 @@ set -euo pipefail
 base=${1:?usage: scripts/metrics_report.sh <base rev> <out dir>}
 out=${2:?usage: scripts/metrics_report.sh <base rev> <out dir>}
 mkdir -p "$out"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# The base's files from git (empty where the base has none: the table then says so).
+git show "$base:metrics/eval.json" >"$tmp/eval.json" 2>/dev/null || : >"$tmp/eval.json"
+git show "$base:metrics/clip_errors.csv" >"$tmp/clip_errors.csv" 2>/dev/null || : >"$tmp/clip_errors.csv"
 {
   echo "## Pipeline metrics: \`$base\` vs this branch"
   echo
-  echo "### Metrics (test WER/CER of every model on every test set, as \`set.model.rate\`; dev metrics from training)"
+  echo "### Test WER_norm with its 95 % interval, and the change against \`$base\`"
   echo
-  dvc metrics diff "$base" --all --md
+  python -m swedish_transcriber.evaluation.pr_report metrics/eval.json metrics/clip_errors.csv \
+    "$tmp/eval.json" "$tmp/clip_errors.csv"
+  echo
+  echo "A change is marked **≠ 0** where its paired bootstrap interval (the same clips resampled"
+  echo "for both revisions, \`evaluate.bootstrap\`) excludes 0; other changes are within noise."
+  echo
+  echo "### Every other figure (test scores of every model, dev metrics, validation counts)"
+  echo
+  dvc metrics diff "$base" --md \
+    --targets metrics/wer.json metrics/eval.json dvclive/metrics.json reports/validation.json
   echo
   echo "### Params that differ"
   echo

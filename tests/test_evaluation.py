@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from swedish_transcriber.data import testsets
+from swedish_transcriber.evaluation.intervals import BootstrapParams
 from swedish_transcriber.evaluation.report import (
     TRANSCRIPT_COLUMNS,
     check_models,
@@ -40,6 +41,7 @@ from tests.dvc_stages import stage_args
 from tests.repo_params import repo_params
 
 MODELS = ("zero_shot", "finetuned", "ct2")
+BOOTSTRAP = BootstrapParams(resamples=999, seed=0, confidence=0.95, min_speakers=10)
 DEMO_REFS = ["Det regnar i Göteborg.", "Hon cyklar till jobbet.", "Vi äter middag."]  # 4+4+3
 REAL_REFS = ["Jag heter Anna.", "Tack så mycket!"]  # 3+3 words
 HYPOTHESES = {
@@ -117,12 +119,29 @@ def test_join_matches_clips_by_path(transcripts_dir):
 
 
 def test_metrics_per_set_and_model_are_exact(transcripts_dir):
-    demo = set_metrics(load_set(transcripts_dir, "demo_test", MODELS), MODELS)
-    real = set_metrics(load_set(transcripts_dir, "real_sv", MODELS), MODELS)
-    assert set(demo) == {"clips", *MODELS, "relative_wer_reduction"}
+    demo = set_metrics(load_set(transcripts_dir, "demo_test", MODELS), MODELS, BOOTSTRAP)
+    real = set_metrics(load_set(transcripts_dir, "real_sv", MODELS), MODELS, BOOTSTRAP)
+    assert set(demo) == {
+        "clips",
+        "speakers",
+        "bootstrap_units",
+        *MODELS,
+        "relative_wer_reduction",
+        "differences",
+    }
     assert demo["clips"] == 3 and real["clips"] == 2
+    assert set(demo["differences"]) == {"finetuned-zero_shot", "ct2-zero_shot", "ct2-finetuned"}
     for model in MODELS:
-        assert set(demo[model]) == {"wer", "cer", "wer_norm", "cer_norm"}
+        assert set(demo[model]) == {
+            "wer",
+            "cer",
+            "wer_norm",
+            "cer_norm",
+            "wer_norm_low",
+            "wer_norm_high",
+        }
+        assert demo[model]["wer_norm_low"] <= demo[model]["wer_norm"]
+        assert demo[model]["wer_norm"] <= demo[model]["wer_norm_high"]
     expected = {
         ("demo_test", "zero_shot"): 5 / 11,
         ("demo_test", "finetuned"): 1 / 11,
@@ -139,8 +158,8 @@ def test_metrics_per_set_and_model_are_exact(transcripts_dir):
     assert demo["relative_wer_reduction"] == pytest.approx(0.8, abs=1e-5)
     assert real["relative_wer_reduction"] == pytest.approx(0.5, abs=1e-5)
     # Without both halves of the pair there is no reduction to report.
-    only = set_metrics(load_set(transcripts_dir, "real_sv", ["ct2"]), ["ct2"])
-    assert set(only) == {"clips", "ct2"}
+    only = set_metrics(load_set(transcripts_dir, "real_sv", ["ct2"]), ["ct2"], BOOTSTRAP)
+    assert set(only) == {"clips", "speakers", "bootstrap_units", "ct2"}
 
 
 def test_predictions_have_a_set_column_and_per_utterance_wer(transcripts_dir):
@@ -190,7 +209,9 @@ def test_slices_by_set_model_group_and_duration(transcripts_dir):
 
 
 def test_tradeoff_rows_and_a_missing_real_set(transcripts_dir):
-    results = {s: set_metrics(load_set(transcripts_dir, s, MODELS), MODELS) for s in SETS}
+    results = {
+        s: set_metrics(load_set(transcripts_dir, s, MODELS), MODELS, BOOTSTRAP) for s in SETS
+    }
     rows = tradeoff(results, SETS, MODELS)
     assert [r["model"] for r in rows] == ["finetuned", "zero_shot"]
     assert rows[0]["synthetic_wer_norm"] == pytest.approx(1 / 11, abs=1e-6)
@@ -303,7 +324,7 @@ DEMO_SET = {"format": "features", "path": "data/features", "split": "test", "spe
 MODEL_DIRS = {"zero_shot": "models/base", "finetuned": "models/finetuned", "ct2": "models/ct2"}
 
 
-def test_evaluate_stage_writes_the_four_files(repo_copy, monkeypatch, capsys):
+def test_evaluate_stage_writes_its_files(repo_copy, monkeypatch, capsys):
     import stages.evaluate
 
     repo = repo_copy()
@@ -323,6 +344,22 @@ def test_evaluate_stage_writes_the_four_files(repo_copy, monkeypatch, capsys):
         return isinstance(value, int | float) and not isinstance(value, bool)
 
     assert numbers_only(result)
+    # The DVC metric: WER_norm per set and model with its interval, nothing else.
+    headline = json.loads((repo / "metrics/wer.json").read_text(encoding="utf-8"))
+    assert numbers_only(headline)
+    assert headline["real_sv"]["ct2"] == {
+        k: result["real_sv"]["ct2"][k] for k in ("wer_norm", "wer_norm_low", "wer_norm_high")
+    }
+    errors = pd.read_csv(repo / "metrics/clip_errors.csv", keep_default_na=False)
+    assert list(errors.columns) == [
+        "set",
+        "path",
+        "client_id",
+        "words",
+        *(f"{m}_errors" for m in MODELS),
+    ]
+    demo = errors[errors["set"] == "demo_test"]
+    assert demo["finetuned_errors"].sum() / demo["words"].sum() == pytest.approx(1 / 11)
     table = pd.read_csv(repo / "reports/predictions.csv", keep_default_na=False)
     assert table["set"].tolist() == ["demo_test"] * 3 + ["real_sv"] * 2
     assert {"reference", *MODELS, "ct2_wer"} <= set(table.columns)
@@ -333,9 +370,7 @@ def test_evaluate_stage_writes_the_four_files(repo_copy, monkeypatch, capsys):
     assert [r["model"] for r in trade] == ["finetuned", "zero_shot"]
     assert trade[0]["real_wer_norm"] == pytest.approx(1 / 6, abs=1e-6)
     out = capsys.readouterr().out
-    assert (
-        "evaluate: real_sv (2 clips): wer_norm zero_shot 0.333, finetuned 0.167, ct2 0.167" in out
-    )
+    assert "evaluate: real_sv (2 clips): wer_norm zero_shot 0.333 [0.000, 0.667]," in out
 
 
 def test_evaluate_stage_without_a_models_file_is_a_clear_error(repo_copy, monkeypatch, capsys):

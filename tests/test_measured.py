@@ -172,3 +172,22 @@ def test_default_is_the_best_on_real_speech_else_the_export(tmp_path):
     assert (
         None not in paths and default_index([None, *paths], Measurements({}, (), ()), tmp_path) == 1
     )
+
+
+def test_the_caption_shows_the_wer_interval(tmp_path):
+    data = {
+        "demo_test": {
+            "clips": 94,
+            "ct2": {"wer_norm": 0.805398, "wer_norm_low": 0.75, "wer_norm_high": 0.861},
+            "finetuned": {"wer_norm": 0.808239, "wer_norm_low": "?", "wer_norm_high": 0.9},
+            "differences": {"ct2-finetuned": {"wer_norm": -0.003, "low": -0.02, "high": 0.01}},
+        }
+    }
+    by_dir, skipped = scores_by_dir(data, SCORED, tmp_path)
+    m = Measurements(by_dir, ("demo_test",), ())
+    ct2 = (tmp_path / "models/ct2").resolve()
+    assert m.caption(ct2) == "WER 80.5% (75.0%–86.1%) on demo_test (synthetic speech, 94 clips)"
+    # An entry without a usable interval is shown without one (an eval.json from before them).
+    finetuned = (tmp_path / "models/finetuned").resolve()
+    assert m.caption(finetuned) == "WER 80.8% on demo_test (synthetic speech, 94 clips)"
+    assert skipped == []

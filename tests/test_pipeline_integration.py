@@ -122,8 +122,10 @@ def test_repro_fine_tunes_and_evaluates(pipeline):
     result = json.loads((pipeline / "metrics/eval.json").read_text(encoding="utf-8"))
     demo = result["demo_test"]  # eval.json: set -> model -> rates
     for name in ("zero_shot", "finetuned", "ct2"):
-        assert set(demo[name]) == {"wer", "cer", "wer_norm", "cer_norm"}
+        rates = {"wer", "cer", "wer_norm", "cer_norm", "wer_norm_low", "wer_norm_high"}
+        assert set(demo[name]) == rates
         assert all(0 <= v < 10 for v in demo[name].values())
+        assert demo[name]["wer_norm_low"] <= demo[name]["wer_norm"] <= demo[name]["wer_norm_high"]
     assert "relative_wer_reduction" in demo and demo["clips"] == 3
     predictions = __import__("pandas").read_csv(pipeline / "reports/predictions.csv")
     assert len(predictions) == 3 and set(predictions["set"]) == {"demo_test"}
@@ -136,7 +138,9 @@ def test_repro_fine_tunes_and_evaluates(pipeline):
     live = json.loads((pipeline / "dvclive/metrics.json").read_text(encoding="utf-8"))
     assert live["step"] == 4 and "wer_norm" in live["eval"]
     shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], pipeline).stdout
-    assert "metrics/eval.json" in shown and "dvclive/metrics.json" in shown
+    # The DVC metrics: test WER with intervals and the dev metrics, not the data counts.
+    assert "metrics/wer.json" in shown and "dvclive/metrics.json" in shown
+    assert "reports/validation.json" not in shown and "metrics/eval.json" not in shown
 
 
 def test_repro_exports_the_fine_tuned_model_for_the_page(pipeline):
@@ -239,14 +243,17 @@ def test_two_experiments_differ_in_dvc_metrics_diff(pipeline):
     result = json.loads((pipeline / "metrics/eval.json").read_text(encoding="utf-8"))
     demo = result["demo_test"]
     assert demo["finetuned"] == demo["zero_shot"]  # nothing learnt at learning rate 0
-    diff = metric_diff(pipeline)  # HEAD (5e-4) vs the workspace (0)
+    diff = metric_diff(pipeline, "--targets", "metrics/eval.json")  # HEAD (5e-4) vs workspace (0)
     evaluated = diff["metrics/eval.json"]
     changed = {
         k for k, v in evaluated.items() if k.startswith("demo_test.finetuned.") and v.get("diff")
     }
     assert {"demo_test.finetuned.wer", "demo_test.finetuned.wer_norm"} & changed, evaluated
     assert not any(k.startswith("demo_test.zero_shot.") for k in evaluated)
-    assert "dvclive/metrics.json" in diff  # the dev curves changed too
+    headline = metric_diff(pipeline)["metrics/wer.json"]  # the DVC metric: WER with intervals
+    assert "demo_test.finetuned.wer_norm" in headline
+    assert not any(k.startswith("demo_test.zero_shot.") for k in headline)
+    assert "dvclive/metrics.json" in metric_diff(pipeline)  # the dev curves changed too
 
     shown = json.loads(dvc("exp", "show", "--json", cwd=pipeline).stdout)
     assert "lr-zero" in json.dumps(shown)
@@ -257,6 +264,10 @@ def test_two_experiments_differ_in_dvc_metrics_diff(pipeline):
     run(["bash", "scripts/metrics_report.sh", "HEAD", "report"], pipeline)
     report = (pipeline / "report" / "report.md").read_text(encoding="utf-8")
     assert "| metrics/eval.json" in report and "finetuned.wer" in report
+    # The first table: every model on the set, WER with its interval and the paired change.
+    first = report.split("### Every other figure")[0]
+    assert "| demo_test | zero_shot |" in first and "| demo_test | finetuned |" in first
+    assert "| demo_test | zero_shot |" in first and "+0.000 [+0.000, +0.000] |  |" in first
     assert "train.learning_rate" in report
     assert (pipeline / "report" / "plots" / "index.html").is_file()
     vega = json.loads((pipeline / "report" / "plots" / "dev_wer_vs_step.vega.json").read_text())
@@ -306,12 +317,13 @@ def test_review_decisions_and_auto_exclusion_in_one_experiment(pipeline):
     info = json.loads((pipeline / "models/curated/train_info.json").read_text(encoding="utf-8"))
     assert info["excluded_clips"] == sorted(auto.path)
 
-    diff = metric_diff(pipeline)  # HEAD vs the workspace (the experiment's results)
+    # HEAD vs the workspace (the experiment's results); the counts are a report, not a metric.
+    diff = metric_diff(pipeline, "--targets", "reports/validation.json")
     curation = diff["reports/validation.json"]
     assert curation["curation.excluded"]["new"] == 1 and curation["curation.fixed"]["new"] == 1
     # Test WER of the model trained without those clips, beside HEAD's (equal or not: 3 clips).
     every = json.loads(dvc("metrics", "diff", "--all", "--json", cwd=pipeline).stdout)
-    assert "demo_test.finetuned.wer_norm" in every["metrics/eval.json"]
+    assert "demo_test.finetuned.wer_norm" in every["metrics/wer.json"]
     exp_diff = dvc("exp", "diff", "HEAD", "curated", "--md", cwd=pipeline).stdout
     assert "auto_exclude_top_fraction" in exp_diff
 

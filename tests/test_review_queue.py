@@ -411,11 +411,15 @@ def test_stage_writes_the_queue_with_the_exact_columns(rank_repo, monkeypatch, c
     summary = json.loads((reports / "review_queue.json").read_text(encoding="utf-8"))
     assert summary["clips"] == {"train": ORIGINAL_TRAIN, "dev": DEV_ROWS}
     assert summary["weights"] == weights
+    # The committed summary holds no wall time or cache state: those are printed instead.
+    assert not set(summary) & {"seconds", "encoder_outputs", "stored_outputs"}
     out = capsys.readouterr().out
-    assert "rank: 10 clips" in out and "1. " in out
+    assert "rank: 10 clips" in out and "1. " in out and '"seconds"' in out
     # The same inputs give the same queue (the page and auto-exclusion rely on its order).
+    written = (reports / "review_queue.json").read_bytes()
     main(stages.rank.run, stage_args("rank", rank_repo))
     pd.testing.assert_frame_equal(pd.read_parquet(reports / "review_queue.parquet"), queue)
+    assert (reports / "review_queue.json").read_bytes() == written
 
 
 @pytest.mark.parametrize(

@@ -122,7 +122,17 @@ def test_every_model_transcribes_every_set_and_evaluate_scores_them(repo, monkey
     assert result["demo_test"]["clips"] == 3 and result["real_sv"]["clips"] == 2
     assert result["demo_test"]["zero_shot"] == result["demo_test"]["finetuned"]
     assert result["real_sv"]["relative_wer_reduction"] == 0.0
-    assert set(result["real_sv"]["ct2"]) == {"wer", "cer", "wer_norm", "cer_norm"}
+    assert set(result["real_sv"]["ct2"]) == {
+        "wer",
+        "cer",
+        "wer_norm",
+        "cer_norm",
+        "wer_norm_low",
+        "wer_norm_high",
+    }
+    # The same transcripts: a difference of exactly 0, with a zero-width paired interval.
+    same = {"wer_norm": 0.0, "low": 0.0, "high": 0.0}
+    assert result["demo_test"]["differences"]["finetuned-zero_shot"] == same
     assert "transcribe: models/ct2: demo_test, real_sv -> reports/transcripts/ct2" in (
         capsys.readouterr().out
     )

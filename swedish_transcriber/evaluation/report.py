@@ -7,9 +7,12 @@ and keeps the zero-shot transcripts. This module joins one set's files on the cl
 scores them with :mod:`swedish_transcriber.evaluation.scoring`.
 
 ``metrics/eval.json`` is nested by set, then model (``demo_test.finetuned.wer_norm``), and
-holds numbers only, so ``dvc metrics diff`` can compare every figure between experiments.
-``relative_wer_reduction`` is computed on the normalised WER, the number the project is
-judged by: ``(zero_shot - finetuned) / zero_shot`` (0.5 means the errors halved).
+holds numbers only, so ``dvc metrics diff --targets metrics/eval.json`` can compare every
+figure between experiments; ``metrics/wer.json`` (:func:`headline`), the DVC metric, holds
+only each ``wer_norm`` with its bootstrap interval (:mod:`.intervals`), so ``dvc metrics
+show`` leads with them. ``relative_wer_reduction`` is computed on the normalised WER, the
+number the project is judged by: ``(zero_shot - finetuned) / zero_shot`` (0.5 means the
+errors halved).
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import datasets
+import numpy as np
 import pandas as pd
 
+from swedish_transcriber.evaluation.intervals import BootstrapParams, clip_errors, interval, units
 from swedish_transcriber.evaluation.normalizer import normalize
 from swedish_transcriber.evaluation.scoring import scores, wer
 
@@ -39,7 +44,18 @@ TRANSCRIPT_COLUMNS = (
 METADATA_COLUMNS = ("client_id", "gender", "age", "accent")
 SLICE_GROUPS = ("gender", "age", "accent", "duration")
 # Names that a model key would collide with: columns of predictions.csv, keys of eval.json.
-RESERVED = frozenset(TRANSCRIPT_COLUMNS) | {"set", "clips", "relative_wer_reduction"}
+# Each pair's difference in eval.json: ``<set>.differences.<second>-<first>`` (second minus first
+# in evaluate.models' order, e.g. finetuned-zero_shot).
+DIFFERENCES = "differences"
+RESERVED = frozenset(TRANSCRIPT_COLUMNS) | {
+    "set",
+    "clips",
+    "speakers",
+    "bootstrap_units",
+    "words",
+    "relative_wer_reduction",
+    DIFFERENCES,
+}
 
 
 def check_models(models: Sequence[str]) -> None:
@@ -175,19 +191,76 @@ def predictions(joined: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
     return out
 
 
-def set_metrics(joined: pd.DataFrame, models: Sequence[str]) -> dict[str, object]:
-    """One set's entry of ``metrics/eval.json``: clips, the four rates per model, the gain."""
-    out: dict[str, object] = {"clips": len(joined)}
+def clip_table(joined: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
+    """One set's rows of ``metrics/clip_errors.csv``: each clip's normalised reference words
+    and each model's word errors, the counts every interval is resampled from (committed, so
+    the pull-request report can pair a model with the base branch's on the same clips)."""
+    out = joined[["set", "path", "client_id"]].copy()
     for name in models:
-        result = scores(list(joined["reference"]), list(joined[name]))
-        out[name] = {k: round(v, 6) for k, v in result.items()}
+        errors, words = clip_errors(list(joined["reference"]), list(joined[name]))
+        out["words"] = words
+        out[f"{name}_errors"] = errors
+    return out[["set", "path", "client_id", "words", *(f"{m}_errors" for m in models)]]
+
+
+def set_metrics(
+    joined: pd.DataFrame, models: Sequence[str], bootstrap: BootstrapParams
+) -> dict[str, object]:
+    """One set's entry of ``metrics/eval.json``: clips, the four rates per model with the
+    interval of ``wer_norm``, the gain, and each pair's difference with its paired interval."""
+    counts = clip_table(joined, models)
+    unit = units(counts["client_id"], bootstrap)
+    words = counts["words"].to_numpy()
+    out: dict[str, object] = {
+        "clips": len(joined),
+        "speakers": int(counts["client_id"].replace("", np.nan).nunique()),
+        "bootstrap_units": int(unit.max()) + 1,
+    }
+    for name in models:
+        result = {
+            k: round(v, 6) for k, v in scores(list(joined["reference"]), list(joined[name])).items()
+        }
+        _, low, high = interval(unit, words, bootstrap, counts[f"{name}_errors"].to_numpy())
+        out[name] = result | {"wer_norm_low": round(low, 6), "wer_norm_high": round(high, 6)}
     if BASELINE in models and FINETUNED in models:
         baseline = out[BASELINE]["wer_norm"]  # type: ignore[index]
         finetuned = out[FINETUNED]["wer_norm"]  # type: ignore[index]
         out["relative_wer_reduction"] = (
             round((baseline - finetuned) / baseline, 6) if baseline else 0.0
         )
+    differences = {}
+    for i, first in enumerate(models):
+        for second in models[i + 1 :]:
+            errors = (counts[f"{second}_errors"].to_numpy(), counts[f"{first}_errors"].to_numpy())
+            diff, low, high = interval(unit, words, bootstrap, *errors)
+            differences[f"{second}-{first}"] = {
+                "wer_norm": round(diff, 6),
+                "low": round(low, 6),
+                "high": round(high, 6),
+            }
+    if differences:
+        out[DIFFERENCES] = differences
     return out
+
+
+def summary_line(set_name: str, result: dict, models: Sequence[str]) -> str:
+    """``demo_test (94 clips): wer_norm zero_shot 0.882 [0.84, 0.92], ...`` for the log."""
+    rates = ", ".join(
+        f"{m} {result[m]['wer_norm']:.3f} [{result[m]['wer_norm_low']:.3f}, "
+        f"{result[m]['wer_norm_high']:.3f}]"
+        for m in models
+    )
+    return f"{set_name} ({result['clips']} clips): wer_norm {rates}"
+
+
+def headline(results: dict[str, dict[str, object]], models: Sequence[str]) -> dict[str, object]:
+    """``metrics/wer.json``, the one DVC metrics file of test results: each set's ``wer_norm``
+    per model with its interval, so ``dvc metrics show`` and ``diff`` lead with them."""
+    keep = ("wer_norm", "wer_norm_low", "wer_norm_high")
+    return {
+        name: {m: {k: result[m][k] for k in keep} for m in models}  # type: ignore[index]
+        for name, result in results.items()
+    }
 
 
 def slices(

@@ -21,6 +21,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from swedish_transcriber.data.features import PAD_COLUMN, load_processor, pad_features
 from swedish_transcriber.data.testsets import TestSet, check_names
 from swedish_transcriber.decoding import Attempt, transcripts
+from swedish_transcriber.evaluation.intervals import BootstrapParams
 from swedish_transcriber.whisper import DecodeOptions, EncoderContext
 
 
@@ -38,6 +39,7 @@ class EvaluateParams:
     seed: int
     # Upper edges (seconds) of the duration buckets that WER is sliced by.
     duration_buckets: tuple[float, ...]
+    bootstrap: BootstrapParams  # the intervals of every WER and WER difference (intervals.py)
 
     def __post_init__(self) -> None:
         check_names(self.sets)

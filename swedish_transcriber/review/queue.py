@@ -242,6 +242,10 @@ def measure(
     return clips, summary
 
 
+# Summary keys that describe one run rather than the queue: printed, not in the JSON file.
+RUN_FACTS = ("encoder_outputs", "stored_outputs", "seconds")
+
+
 def build_queue(clips: pd.DataFrame, params: RankParams) -> pd.DataFrame:
     """The ranked queue with exactly :func:`queue_columns`."""
     ranked = rank_clips(clips, params.weights)
@@ -270,5 +274,9 @@ def rank(
     clips, summary = measure(inputs, params, language, task, log, context)
     queue = build_queue(clips, params)
     summary["weights"] = dict(params.weights)
+    # How this run went (wall time, encoder outputs reused from checkpoints/) is logged, not
+    # written: the summary is committed, and must be a function of the stage's deps and params.
+    run_facts = {k: summary.pop(k) for k in RUN_FACTS}
+    log(f"rank: this run: {json.dumps(run_facts, ensure_ascii=False)}")
     write_queue(queue, *outputs, summary)
     return queue

@@ -46,11 +46,15 @@ class Score:
     speech: str | None  # "real" or "synthetic"; None for a set params no longer list
     clips: int | None
     wer_norm: float
+    # The bootstrap interval (evaluate.bootstrap, 95 % by default): on a hundred clips a few
+    # words move WER by a point, so a visitor sees how far apart two models really are.
+    interval: tuple[float, float] | None = None
 
     def describe(self) -> str:
         kind = f"{self.speech} speech" if self.speech else "speech of unknown kind"
         clips = f", {self.clips} clips" if self.clips is not None else ""
-        return f"WER {self.wer_norm:.1%} on {self.set_name} ({kind}{clips})"
+        spread = f" ({self.interval[0]:.1%}–{self.interval[1]:.1%})" if self.interval else ""
+        return f"WER {self.wer_norm:.1%}{spread} on {self.set_name} ({kind}{clips})"
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,18 @@ def _wer(value: Any) -> float | None:
     return float(wer) if wer >= 0 else None
 
 
+def _interval(value: Any) -> tuple[float, float] | None:
+    """A model entry's ``(wer_norm_low, wer_norm_high)`` when both are numbers, else None."""
+    bounds = [
+        value.get(k) if isinstance(value, dict) else None for k in ("wer_norm_low", "wer_norm_high")
+    ]
+    if all(
+        isinstance(b, int | float) and not isinstance(b, bool) and math.isfinite(b) for b in bounds
+    ):
+        return float(bounds[0]), float(bounds[1])
+    return None
+
+
 def scores_by_dir(
     metrics: dict[str, Any], scored: ScoredParams, root: Path
 ) -> tuple[dict[Path, tuple[Score, ...]], list[str]]:
@@ -116,7 +132,8 @@ def scores_by_dir(
                 skipped.append(f"{set_name}/{key}")
                 continue
             speech = test_set.speech if test_set else None
-            found.setdefault(dirs[key], []).append(Score(set_name, speech, clips, wer))
+            score = Score(set_name, speech, clips, wer, _interval(value))
+            found.setdefault(dirs[key], []).append(score)
     return {d: tuple(s) for d, s in found.items()}, skipped
 
 
