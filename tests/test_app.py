@@ -274,6 +274,19 @@ def test_a_refusal_is_cached_so_a_rerun_does_not_decode_again(app, monkeypatch):
     assert calls == ["cached.flac"]
 
 
+def recording(turn, seen: list[float]):
+    """``turn`` (media's wait for a slot) that also records each wait it reports."""
+
+    def watched(limit, on_wait, poll=0.25):
+        def told(seconds):
+            seen.append(seconds)
+            on_wait(seconds)
+
+        return turn(limit, told, poll)
+
+    return watched
+
+
 def test_uploads_beyond_the_decode_limit_wait_with_a_message(app, params_file):
     """Finding 6 (issue 19): any number of decodes ran at once. Every slot is taken here, so
     the upload waits, is told so, and is decoded once a slot frees."""
@@ -282,15 +295,7 @@ def test_uploads_beyond_the_decode_limit_wait_with_a_message(app, params_file):
     for _ in range(limit):
         assert slots.acquire(blocking=False)
     seen: list[float] = []
-    wait = media.decode_turn
-
-    def watched(limit, on_wait, poll=0.25):
-        def told(seconds):
-            seen.append(seconds)
-            on_wait(seconds)
-
-        return wait(limit, told, poll)
-
+    watched = recording(media.decode_turn, seen)
     release = threading.Timer(1.5, lambda: [slots.release() for _ in range(limit)])
     release.start()
     try:
@@ -318,15 +323,7 @@ def test_transcriptions_beyond_the_limit_wait_with_a_message(app, params_file):
     for _ in range(limit):
         assert slots.acquire(blocking=False)
     seen: list[float] = []
-    turn = media.transcription_turn
-
-    def watched(limit, on_wait, poll=0.25):
-        def told(seconds):
-            seen.append(seconds)
-            on_wait(seconds)
-
-        return turn(limit, told, poll)
-
+    watched = recording(media.transcription_turn, seen)
     release = threading.Timer(1.5, lambda: [slots.release() for _ in range(limit)])
     release.start()
     try:
