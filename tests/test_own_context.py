@@ -41,10 +41,13 @@ def test_clip_context_frames(min_seconds, own, want):
     assert EncoderContext("clip", min_seconds).frames(own) == want
 
 
-def test_frames_for_samples_counts_hops():
+def test_frames_for_samples_counts_the_frames_that_hear_the_clip():
+    """As featurize stores a clip: frames up to ceil((n + 200) / 160), so the page and the
+    transcribe stages give one clip one context."""
     ctx = EncoderContext("clip", 0.0)
-    assert ctx.frames_for_samples(16_000) == 100
-    assert ctx.frames_for_samples(16_001) == 200
+    assert ctx.frames_for_samples(15_800) == 100  # (15800 + 200) / 160 = 100 frames
+    assert ctx.frames_for_samples(15_801) == 200
+    assert ctx.frames_for_samples(16_000) == 200  # 102 frames hear a 1 s clip
 
 
 @pytest.mark.parametrize(
