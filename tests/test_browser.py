@@ -415,9 +415,12 @@ def review_clips(tab, server: Server) -> None:
     # The reason holding markdown and HTML shows as the text typed: no image, no link.
     tab.get_by_text("Show clips already decided").click()
     idle(tab)
-    expect(tab.get_by_role("button", name="◀ Previous")).to_be_enabled(timeout=30_000)
+    previous = tab.get_by_role("button", name="◀ Previous")
     for clip in ("clip_b.mp3", "clip_a.mp3"):
-        tab.get_by_role("button", name="◀ Previous").click()
+        # Until the rerun ends the old (disabled) button stays beside the new one.
+        expect(previous).to_have_count(1, timeout=30_000)
+        expect(previous).to_be_enabled(timeout=30_000)
+        previous.click()
         expect(tab.get_by_role("heading", name=clip)).to_be_visible(timeout=30_000)
         idle(tab)
     expect(tab.get_by_text(MARKUP_REASON, exact=False)).to_be_visible(timeout=30_000)
