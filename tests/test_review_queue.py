@@ -220,7 +220,7 @@ def test_the_train_stages_own_store_is_found(inputs, tmp_path, count_encoder_row
     train_params = dataclasses.replace(
         train_params,
         trainable=["cross_attention"],
-        distill=DistillParams(weight=0.0, temperature=2.0),
+        distill=DistillParams(weight=0.0, temperature=2.0, teacher_context="padded"),
         max_steps=1,
         eval_steps=1,
         save_steps=1,
