@@ -33,6 +33,7 @@ def make_repo(path: Path, source: Path, changes) -> Path:
     for item in TRACKED:
         src = REPO / item
         if src.is_dir():
+            (path / item).parent.mkdir(parents=True, exist_ok=True)
             subprocess.run(["cp", "-r", str(src), str(path / item)], check=True)
         elif src.exists():
             (path / item).parent.mkdir(parents=True, exist_ok=True)
