@@ -39,10 +39,16 @@ def test_dvc_metrics_show_first_table_is_narrow(tmp_path):
     first = shown.strip().split("\n\n")[0].splitlines()
     header = [c.strip() for c in first[0].strip("|").split("|")]
     per_set = len(MODELS) * len(rates)
-    # Path, then WER with its interval per set and model, then the dev metrics (DVCLive).
-    assert header[1 : 1 + per_set * len(sets)] == [
+    # Path, then WER with its interval per set and model, and the dev metrics (DVCLive's
+    # eval.*, step, train.*). DVC sorts the columns by name, so the dev metrics stand between
+    # sets named before and after "eval"; the first set leads.
+    wer_columns = [
         f"{s}.{m}.{k}" for s in sorted(sets) for m in sorted(MODELS) for k in sorted(rates)
     ]
+    assert [c for c in header if c in wer_columns] == wer_columns
+    assert header[1 : 1 + per_set] == wer_columns[:per_set]
+    dev = [c for c in header[1:] if c not in wer_columns]
+    assert all(c.startswith(("eval.", "train.")) or c == "step" for c in dev), dev
     assert len(header) <= 1 + per_set * len(sets) + 12, header
     assert not [c for c in header if c.startswith(("failed", "curation", "train_", "clips"))]
     assert [r.split("|")[1].strip() for r in first[2:]] == [
