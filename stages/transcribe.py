@@ -24,13 +24,12 @@ import datasets
 
 from swedish_transcriber import stage
 from swedish_transcriber.atomic import atomic_dir
-from swedish_transcriber.data.features import PAD_COLUMN, load_split, pad_features
+from swedish_transcriber.data.features import PAD_COLUMN, load_split, pad_features, stored_frames_of
 from swedish_transcriber.evaluation.report import transcripts_frame
 from swedish_transcriber.evaluation.transcription import (
     EvaluateParams,
     context_batches,
     load_model,
-    stored_frames_of,
     subset,
     transcribe_table,
 )

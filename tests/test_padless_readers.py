@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from swedish_transcriber.data.features import stored_frames_of
 from swedish_transcriber.whisper import N_FRAMES, DecodeOptions, EncoderContext
 from tests.tiny import feature_table, tiny_whisper
 
@@ -115,7 +116,7 @@ def test_transcribe_table_buckets_clip_contexts_and_keeps_row_order(monkeypatch)
     monkeypatch.setattr(transcription, "transcribe_features", fake)
     table = feature_table(5, seed=1, split="test")
     context = EncoderContext("clip", 0.0)
-    frames = transcription.stored_frames_of(table)
+    frames = stored_frames_of(table)
     options = DecodeOptions.plain(batch_size=8, num_beams=1, max_new_tokens=10)
     texts = transcription.transcribe_table(None, None, table, options, "sv", "transcribe", context)
     assert texts == [f"{d:.3f}" for d in table["duration"]]  # table order, whatever the batches

@@ -446,3 +446,28 @@ def test_missing_inputs_are_clear_errors(rank_repo, monkeypatch, capsys, missing
     if "merge" in message:
         assert "dvc repro train" in err
     assert not (rank_repo / "reports" / "review_queue.parquet").exists()
+
+
+def test_clip_context_ranks_every_clip_in_batches_of_one_context(inputs, monkeypatch):
+    """Under whisper.context: clip both models read each clip at its own rounded context,
+    one context per encoder call, and every clip is still measured."""
+    from swedish_transcriber.data.features import stored_frames_of
+    from swedish_transcriber.own_context import OwnContextEncoder
+    from swedish_transcriber.whisper import EncoderContext
+
+    context = EncoderContext("clip", 0.0)
+    widths: list[int] = []
+    original = OwnContextEncoder.forward
+
+    def seen(self, input_features, *args, **kwargs):
+        widths.append(int(input_features.shape[-1]))
+        return original(self, input_features, *args, **kwargs)
+
+    monkeypatch.setattr(OwnContextEncoder, "forward", seen)
+    clips, summary = measure(inputs, PARAMS, "sv", "transcribe", quiet, context)
+    tables = {s: datasets.load_from_disk(str(inputs.features / s)) for s in ("train", "dev")}
+    wanted = {context.frames(n) for t in tables.values() for n in stored_frames_of(t)}
+    # Only original clips are ranked (not every table row): their contexts, several of them.
+    assert set(widths) <= wanted and len(set(widths)) > 1 and max(widths) < 3000
+    assert len(clips) == sum(summary["clips"].values())
+    assert clips["ft_loss"].notna().all() and clips["zs_wer"].notna().all()

@@ -111,6 +111,12 @@ def load_processor(model_dir: str | Path, language: str, task: str):
 stored_frames = frames_touching
 
 
+def stored_frames_of(table: datasets.Dataset) -> list[int]:
+    """Each row's own log-mel frames (the stored ``input_features``' first dimension)."""
+    frames = table.select_columns(["input_features"]).with_format("numpy")
+    return [len(f) for f in frames["input_features"]]
+
+
 def pad_features(
     frames: Sequence[ArrayLike], pad_values: Sequence[float] | ArrayLike, n_frames: int = N_FRAMES
 ) -> np.ndarray:

@@ -18,7 +18,12 @@ import numpy as np
 import torch
 from transformers.modeling_outputs import BaseModelOutput
 
-from swedish_transcriber.data.features import PAD_COLUMN, load_processor, pad_features
+from swedish_transcriber.data.features import (
+    PAD_COLUMN,
+    load_processor,
+    pad_features,
+    stored_frames_of,
+)
 from swedish_transcriber.data.testsets import TestSet, check_names
 from swedish_transcriber.decoding import Attempt, transcripts
 from swedish_transcriber.evaluation.intervals import BootstrapParams
@@ -224,12 +229,6 @@ def context_batches(
         for frames, rows in sorted(groups.items())
         for start in range(0, len(rows), batch_size)
     ]
-
-
-def stored_frames_of(table: datasets.Dataset) -> list[int]:
-    """Each row's own log-mel frames (the stored ``input_features``' first dimension)."""
-    frames = table.select_columns(["input_features"]).with_format("numpy")
-    return [len(f) for f in frames["input_features"]]
 
 
 def transcribe_table(

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from swedish_transcriber.atomic import atomic_dir
-from swedish_transcriber.data.features import load_processor, load_split
+from swedish_transcriber.data.features import load_processor, load_split, stored_frames_of
 from swedish_transcriber.evaluation.scoring import scores
 from swedish_transcriber.model.collator import SpeechSeq2SeqCollator
 from swedish_transcriber.model.distill import load_teacher
@@ -157,8 +157,7 @@ def context_lengths(
     table: datasets.Dataset, context: EncoderContext, rows: Sequence[int] | None = None
 ) -> list[int]:
     """The encoder context (frames) of each row of a feature table, or of ``rows`` of it."""
-    frames = table.select_columns(["input_features"]).with_format("numpy")["input_features"]
-    lengths = [context.frames(len(f)) for f in frames]
+    lengths = [context.frames(n) for n in stored_frames_of(table)]
     return lengths if rows is None else [lengths[i] for i in rows]
 
 

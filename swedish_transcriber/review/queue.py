@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from swedish_transcriber.atomic import atomic_file, write_text
-from swedish_transcriber.data.features import PAD_COLUMN, load_split, pad_features
+from swedish_transcriber.data.features import PAD_COLUMN, load_split, pad_features, stored_frames_of
 from swedish_transcriber.data.manifest import read_split
 from swedish_transcriber.decoding import token_cap
 from swedish_transcriber.evaluation.normalizer import normalize
@@ -137,12 +137,6 @@ def encode(model, table, rows: list[int], frames: int = N_FRAMES) -> torch.Tenso
     return model.get_encoder()(features).last_hidden_state.float()
 
 
-def own_frames(table, rows) -> list[int]:
-    """The stored frames of feature-table ``rows``, in that order."""
-    frames = table.select_columns(["input_features"]).with_format("numpy")["input_features"]
-    return [len(frames[int(r)]) for r in rows]
-
-
 def error_rates(reference: str, hypothesis: str) -> tuple[float, float]:
     """WER and CER of one clip, normalised (as written when the label normalises to nothing)."""
     ref, hyp = normalize(reference), normalize(hypothesis)
@@ -185,10 +179,11 @@ def measure(
     for split, (table, clips) in splits.items():
         log(f"rank: {split}: {len(clips)} original clips of {len(table)}; {stored[split].note}")
         order = clips.sort_values(["duration", "row"], kind="mergesort")
+        own = stored_frames_of(table)
         results: dict[int, dict] = {}
         done = 0
         for width, positions in context_batches(
-            own_frames(table, order["row"]), context, params.batch_size
+            [own[int(r)] for r in order["row"]], context, params.batch_size
         ):
             batch = order.iloc[positions]
             rows = [int(r) for r in batch["row"]]
