@@ -231,7 +231,11 @@ def main() -> None:
                 print(f"{name}: finished before ({done})")
                 results[name] = saved
                 continue
-        base = {"corpus.label_noise.fraction": 0.0, "curation.auto_exclude_top_fraction": 0.0}
+        base = {
+            "corpus.label_noise.fraction": 0.0,
+            "curation.auto_exclude_top_fraction": 0.0,
+            "curation.rank.enabled": True,  # every run ranks: the queue is what is measured
+        }
         set_params(repo, {**base, **params})
         print(f"{name}: dvc repro with {changes or 'the repo params'} ...", flush=True)
         info = repro(repo, args.workdir / f"{name}.log")
@@ -257,7 +261,7 @@ def main() -> None:
         for name, model in trained.items()
     }
     print(f"trained models before merge, test WER_norm: {unmerged}", flush=True)
-    # The queue of the last run is the noisy run's: rank does not read the auto-exclude fraction.
+    # The queue of the last run ranks the noisy run's clips: the fraction does not change it.
     findings = queue_findings(repo, args.top)
     s = findings["suspicion"]
     print(f"queue top {args.top:g}: recall {s['recall']}, precision {s['precision']}")

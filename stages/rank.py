@@ -10,6 +10,8 @@ measures, each turned into a percentile score and weighted into ``suspicion`` (p
 ``curation.rank``). The most suspicious clips (a label read differently, a truncated
 recording, a clip under the wrong sentence) come first, for the review page. ``checkpoints``
 is only read: the train stage's stored encoder outputs are reused where they fit.
+Only when the queue is needed (``curation.rank.enabled``, or auto-exclusion on): otherwise
+the stage writes the queue's files empty, saying why, and loads no model.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from pathlib import Path
 from swedish_transcriber import stage
 from swedish_transcriber.model.source import ModelLanguage
 from swedish_transcriber.params import section
-from swedish_transcriber.review.params import RankParams
-from swedish_transcriber.review.queue import RankInputs, rank
+from swedish_transcriber.review.params import CurationParams
+from swedish_transcriber.review.queue import RankInputs, rank, write_empty_queue
 from swedish_transcriber.whisper import EncoderContext
 
 
@@ -35,12 +37,17 @@ def run(
     summary: Path,
 ) -> None:
     """Read params, measure and rank the clips, write the queue; print its top."""
-    params = section("curation.rank", RankParams)
+    curation = section("curation", CurationParams)
+    outputs = (queue_parquet, queue_csv, summary)
+    if not curation.queue_needed:
+        why = "curation.rank.enabled is false and curation.auto_exclude_top_fraction is 0"
+        write_empty_queue(curation.rank, outputs, why)
+        print(f"rank: not ranked ({why}); {queue_parquet} is empty")
+        return
     model = section("model", ModelLanguage, subset=True)
     inputs = RankInputs(base_model, finetuned, features, validated, checkpoints)
     context = section("whisper", EncoderContext)
-    outputs = (queue_parquet, queue_csv, summary)
-    queue = rank(inputs, params, model.language, model.task, outputs, context=context)
+    queue = rank(inputs, curation.rank, model.language, model.task, outputs, context=context)
     print(f"rank: {len(queue)} clips -> {queue_parquet}, {queue_csv}; the most suspicious:")
     for row in queue.head(5).itertuples():
         said = f"{row.sentence!r} -> {row.transcript!r}"

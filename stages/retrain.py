@@ -59,9 +59,15 @@ def run(
     params = section("train", TrainParams)
     model = section("model", ModelLanguage, subset=True)
     context = section("whisper", EncoderContext)
+    ranked = read_queue(queue)
+    if fraction > 0 and ranked.empty:
+        raise ValueError(
+            f"{queue}: the review queue is empty, but curation.auto_exclude_top_fraction is "
+            f"{fraction:g}; run `dvc repro rank` (it ranks whenever the fraction is above 0)"
+        )
     train_paths = load_split(features, "train")["path"]
     human = read_decisions(decisions) if decisions.is_file() else []
-    excluded = excluded_train_clips(read_queue(queue), train_paths, fraction, human)
+    excluded = excluded_train_clips(ranked, train_paths, fraction, human)
     first = int(os.environ.get("RANK", "0")) == 0  # under torchrun, one process writes
     if first:
         write_excluded(excluded, excluded_csv)

@@ -113,6 +113,9 @@ def test_repro_builds_features_from_raw_audio(pipeline):
     assert report, "validation report is empty"
     assert (pipeline / "reports/data_docs/index.html").is_file()
     assert (pipeline / "dvc.lock").is_file()
+    # Nobody asked for the review queue (curation.rank.enabled false, fraction 0): not ranked.
+    queue = json.loads((pipeline / "reports/review_queue.json").read_text(encoding="utf-8"))
+    assert queue["built"] is False and queue["clips"] == {"train": 0, "dev": 0}
 
 
 def test_repro_fine_tunes_and_evaluates(pipeline):

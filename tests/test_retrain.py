@@ -90,6 +90,24 @@ def test_a_missing_queue_says_what_to_run(tmp_path):
         read_queue(tmp_path / "review_queue.parquet")
 
 
+def test_a_fraction_on_an_empty_queue_is_a_clear_error(tmp_path, monkeypatch):
+    """The rank stage writes an empty queue while nobody asks for it; a fraction above 0 on
+    such a queue (a stale one) stops, naming the queue and the param, before any training."""
+    import stages.retrain
+
+    params = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
+    params["curation"]["auto_exclude_top_fraction"] = 0.25
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    queue = tmp_path / "review_queue.parquet"
+    queue_of([]).to_parquet(queue, index=False)
+    monkeypatch.chdir(tmp_path)
+    paths = [tmp_path / name for name in ("base", "features", "trained")]
+    rest = [tmp_path / n for n in ("decisions.tsv", "ckpt", "curated", "own", "excluded.csv")]
+    with pytest.raises(ValueError, match=r"review_queue.parquet: .*empty.*auto_exclude_top_fr"):
+        stages.retrain.run(*paths, queue, *rest)
+    assert not (tmp_path / "curated").exists() and not (tmp_path / "excluded.csv").exists()
+
+
 def retrain_stage(repo: Path, check: bool = True):
     return run(stage_command("retrain", repo), repo, check=check)
 

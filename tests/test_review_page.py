@@ -147,6 +147,16 @@ def test_a_missing_queue_says_to_run_the_rank_stage(tmp_path):
         review.load_queue(tmp_path / "reports" / "review_queue.parquet", tmp_path)
 
 
+def test_an_empty_queue_says_how_to_fill_it(tmp_path):
+    """A default repro writes the queue empty (curation.rank.enabled false): the page names
+    the param and the command instead of showing nothing."""
+    path = write_queue(tmp_path)
+    pd.read_parquet(path).iloc[:0].to_parquet(path)
+    with pytest.raises(review.NoQueue, match=r"empty.*curation\.rank\.enabled") as exc:
+        review.load_queue(path, tmp_path)
+    assert "dvc exp run -S curation.rank.enabled=true" in str(exc.value)
+
+
 def test_a_queue_without_a_required_column_or_unreadable_is_named(tmp_path):
     path = write_queue(tmp_path)
     pd.read_parquet(path).drop(columns=["transcript", "suspicion"]).to_parquet(path)

@@ -339,7 +339,7 @@ def test_a_mislabelled_and_a_truncated_clip_lead_the_queue():
 
 
 def test_rank_params_are_strict(tmp_path):
-    rank = "{weights: {ft_loss: 1.0}, batch_size: 2, max_new_tokens: 8, "
+    rank = "{enabled: true, weights: {ft_loss: 1.0}, batch_size: 2, max_new_tokens: 8, "
     rank += "max_tokens_per_second: 12.0, max_tokens_slack: 4}"
     path = tmp_path / "params.yaml"
     path.write_text(f"curation:\n  rank: {rank}\n  auto_exclude_top_fraction: 0.1\n")
@@ -376,6 +376,7 @@ def rank_repo(repo_copy, inputs) -> Path:
     params_file = repo / "params.yaml"
     params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
     params["curation"]["rank"]["max_new_tokens"] = 8
+    params["curation"]["rank"]["enabled"] = True  # off in the repo: a default repro skips it
     params_file.write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False))
     return repo
 
@@ -420,6 +421,35 @@ def test_stage_writes_the_queue_with_the_exact_columns(rank_repo, monkeypatch, c
     main(stages.rank.run, stage_args("rank", rank_repo))
     pd.testing.assert_frame_equal(pd.read_parquet(reports / "review_queue.parquet"), queue)
     assert (reports / "review_queue.json").read_bytes() == written
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.05])
+def test_stage_ranks_only_when_the_queue_is_asked_for(rank_repo, monkeypatch, capsys, fraction):
+    """Off and fraction 0 (the repo's default): the queue's files with its columns and no
+    rows, and no model loaded (the models are gone here). A fraction above 0 ranks."""
+    import stages.rank
+
+    params_file = rank_repo / "params.yaml"
+    params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
+    params["curation"]["rank"]["enabled"] = False
+    params["curation"]["auto_exclude_top_fraction"] = fraction
+    params_file.write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False))
+    if not fraction:
+        shutil.rmtree(rank_repo / "models")
+    monkeypatch.chdir(rank_repo)
+    main(stages.rank.run, stage_args("rank", rank_repo))
+    reports = rank_repo / "reports"
+    queue = pd.read_parquet(reports / "review_queue.parquet")
+    summary = json.loads((reports / "review_queue.json").read_text(encoding="utf-8"))
+    weights = params["curation"]["rank"]["weights"]
+    assert list(queue.columns) == queue_columns(weights)
+    assert pd.read_csv(reports / "review_queue.csv").columns.tolist() == list(queue.columns)
+    if fraction:
+        assert len(queue) == ORIGINAL_TRAIN + DEV_ROWS and summary["built"] is True
+    else:
+        assert queue.empty and summary["built"] is False
+        assert "curation.rank.enabled" in summary["why"]
+        assert "not ranked" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

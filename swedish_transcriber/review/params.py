@@ -1,8 +1,8 @@
 """Params section ``curation``: how the review queue is ranked (``curation.rank``) and how
 much of its top the retrain stage leaves out unreviewed (``auto_exclude_top_fraction``).
 
-The rank stage lists only ``curation.rank`` in dvc.yaml and the retrain stage only
-``curation.auto_exclude_top_fraction``, so a new fraction re-trains without re-ranking.
+The rank stage ranks only when the queue is needed (:attr:`CurationParams.queue_needed`), so
+it lists both; the retrain stage lists only ``curation.auto_exclude_top_fraction``.
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ TEXT_COLUMNS: tuple[str, ...] = (
 class RankParams:
     """Params section ``curation.rank``."""
 
+    # Rank even while auto-exclusion is off (the review page needs the queue); see
+    # CurationParams.queue_needed.
+    enabled: bool
     # Component -> weight (>= 0) in the suspicion score; every component named here gets a
     # score_<component> column in the queue, also with weight 0 (shown, not counted).
     weights: dict[str, float]
@@ -102,3 +105,10 @@ class CurationParams:
                 "curation.auto_exclude_top_fraction must be in [0, 1), got "
                 f"{self.auto_exclude_top_fraction}"
             )
+
+    @property
+    def queue_needed(self) -> bool:
+        """Whether stage rank scores the clips: for the review page (``rank.enabled``) or for
+        the retrain stage's automatic mode. Otherwise it writes an empty queue and loads no
+        model, so a default ``dvc repro`` does not pay for the ranking."""
+        return self.rank.enabled or self.auto_exclude_top_fraction > 0

@@ -256,6 +256,13 @@ def write_queue(queue: pd.DataFrame, parquet: Path, csv: Path, summary_file: Pat
     write_text(summary_file, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
 
 
+def write_empty_queue(params: RankParams, outputs: tuple[Path, Path, Path], why: str) -> None:
+    """The queue's files with its columns and no rows, when ranking is not asked for: the
+    outs exist (DVC and the retrain stage read them) and say why they are empty."""
+    empty = pd.DataFrame({c: pd.Series(dtype="object") for c in queue_columns(params.weights)})
+    write_queue(empty, *outputs, {"built": False, "why": why, "clips": dict.fromkeys(SPLITS, 0)})
+
+
 def rank(
     inputs: RankInputs,
     params: RankParams,
@@ -268,7 +275,7 @@ def rank(
     """Measure, rank and write the queue (Parquet, CSV, summary JSON); return it."""
     clips, summary = measure(inputs, params, language, task, log, context)
     queue = build_queue(clips, params)
-    summary["weights"] = dict(params.weights)
+    summary = {"built": True, **summary, "weights": dict(params.weights)}
     # How this run went (wall time, encoder outputs reused from checkpoints/) is logged, not
     # written: the summary is committed, and must be a function of the stage's deps and params.
     run_facts = {k: summary.pop(k) for k in RUN_FACTS}

@@ -29,6 +29,7 @@ from swedish_transcriber.serving.page import ReviewParams, shown_path
 REQUIRED_COLUMNS = TEXT_COLUMNS
 SCORE_PREFIX = "score_"
 RUN_FIRST = "dvc repro rank"  # what writes the queue (it needs a trained model: stage train)
+RUN_ENABLED = "dvc exp run -S curation.rank.enabled=true"  # what fills an empty one
 
 
 class QueueError(ValueError):
@@ -96,6 +97,11 @@ def load_queue(path: str | Path, root: Path) -> list[Clip]:
     except Exception as exc:  # pyarrow's errors are many; any of them: the file is unusable
         reason = str(exc).replace(str(path), name)
         raise QueueError(f"{name}: the review queue cannot be read ({reason})") from None
+    if table.empty:
+        raise NoQueue(
+            f"The review queue ({name}) is empty: stage rank ranks the clips only when params "
+            f"curation.rank.enabled is true (or auto-exclusion is on). Run `{RUN_ENABLED}`."
+        )
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise QueueError(
