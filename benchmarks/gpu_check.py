@@ -9,7 +9,9 @@ checkpoint and an evaluation every 100. Three runs of the train stage's own code
 
 * ``straight``: 300 steps, uninterrupted (the reference);
 * ``killed``: the same, SIGKILLed right after step 150 (50 steps past the step-100 checkpoint);
-* ``resumed``: the killed run started again: it resumes from checkpoint-100 and ends at 300.
+* ``resumed``: the killed run started again: it resumes from checkpoint-100 and ends at 300;
+* ``clip``: ``straight`` with the encoder context of the ``cv-small-gpu-clip`` preset (each
+  batch at its longest clip's own frames, length-bucketed; docs/context.md), for its samples/s.
 
 It reports the training samples/s (step time only, evaluations and checkpoints excluded),
 the peak GPU memory (``torch.cuda.max_memory_allocated``), and whether ``resumed`` ends as
@@ -27,6 +29,7 @@ the whole script on a CPU in a minute.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -47,6 +50,7 @@ COPY = (
     "conf",
 )
 PRESET = "cv-small-gpu"
+CLIP_PRESET = "cv-small-gpu-clip"  # PRESET with whisper.context clip: the fourth run's context
 KILL_AT_STEP_ENV = "SWEDISH_TRANSCRIBER_KILL_AT_STEP"  # swedish_transcriber.model.training's
 
 
@@ -165,17 +169,24 @@ def step_timer():
     return StepTimer()
 
 
-def run_once(name: str) -> None:
-    """Train in the scratch repo (the cwd) into runs/<name>; write runs/<name>/run.json."""
+def run_once(name: str, context_preset: str | None = None) -> None:
+    """Train in the scratch repo (the cwd) into runs/<name>; write runs/<name>/run.json.
+    ``context_preset``: take params ``whisper`` (the encoder context) from that preset."""
     import torch
 
     from swedish_transcriber.model.source import ModelLanguage
     from swedish_transcriber.model.train_params import TrainParams, cuda_support, resolve_precision
     from swedish_transcriber.model.training import TrainPaths, train
     from swedish_transcriber.params import section
+    from swedish_transcriber.presets import load, merge
+    from swedish_transcriber.whisper import EncoderContext
 
     params = section("train", TrainParams)
     model = section("model", ModelLanguage, subset=True)
+    context = section("whisper", EncoderContext)
+    if context_preset:
+        whisper = load(context_preset, Path("conf/presets")).get("whisper", {})
+        context = EncoderContext(**merge(dataclasses.asdict(context), whisper))
     out = Path("runs") / name
     paths = TrainPaths(
         Path("models/base"), Path("data/features"), out / "trained", out / "checkpoints",
@@ -185,7 +196,9 @@ def run_once(name: str) -> None:
         torch.cuda.reset_peak_memory_stats()
     timer = step_timer()
     started = time.perf_counter()
-    final = train(params, model.language, model.task, paths, extra_callbacks=[timer])
+    final = train(
+        params, model.language, model.task, paths, extra_callbacks=[timer], context=context
+    )
     wall = time.perf_counter() - started
     world = int(os.environ.get("WORLD_SIZE", "1"))
     samples = params.batch_size * params.gradient_accumulation_steps * world
@@ -197,6 +210,7 @@ def run_once(name: str) -> None:
         "median_step_s": round(statistics.median(steady), 4),
         "samples_per_s": round(samples / statistics.median(steady), 1),
         "precision": resolve_precision(params.precision, *cuda_support()),
+        "encoder_context": dataclasses.asdict(context),
         "peak_gpu_memory_gib": (
             round(torch.cuda.max_memory_allocated() / 2**30, 2)
             if torch.cuda.is_available()
@@ -269,6 +283,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", nargs="?", default="check", choices=["check", "run"])
     parser.add_argument("--name", help="(run) the run's folder under runs/")
+    parser.add_argument("--context-preset", help="(run) the preset whose whisper section to use")
     parser.add_argument("--work", type=Path, default=Path(os.environ.get("WORK", "/tmp/gpu_check")))
     parser.add_argument("--dry-run", action="store_true", help="tiny model, 6 steps, any CPU")
     parser.add_argument("--base-model", type=Path, help="an existing models/base to use")
@@ -277,7 +292,7 @@ def main() -> int:
     parser.add_argument("--quick", type=int, help="that many steps, batch 4 (a CPU try)")
     args = parser.parse_args()
     if args.command == "run":
-        run_once(args.name)
+        run_once(args.name, args.context_preset)
         return 0
 
     started = time.perf_counter()
@@ -290,9 +305,9 @@ def main() -> int:
     env.pop(KILL_AT_STEP_ENV, None)
     me = [sys.executable, str(Path(__file__).resolve()), "run", "--work", str(args.work)]
 
-    def train_run(name: str, **extra: str) -> subprocess.CompletedProcess:
+    def train_run(name: str, *more: str, **extra: str) -> subprocess.CompletedProcess:
         t0 = time.perf_counter()
-        proc = subprocess.run(me + ["--name", name], cwd=args.work, env={**env, **extra})
+        proc = subprocess.run(me + ["--name", name, *more], cwd=args.work, env={**env, **extra})
         report.setdefault("run_wall_s", {})[name] = round(time.perf_counter() - t0, 1)
         return proc
 
@@ -305,15 +320,19 @@ def main() -> int:
     shutil.move(killed, args.work / "runs" / "resumed")  # the same folders, started again
     if train_run("resumed").returncode != 0:
         return 1
+    if train_run("clip", "--context-preset", CLIP_PRESET).returncode != 0:
+        return 1
     runs = {
         n: json.loads((args.work / "runs" / n / "run.json").read_text(encoding="utf-8"))
-        for n in ("straight", "resumed")
+        for n in ("straight", "resumed", "clip")
     }
     report |= {
         "max_steps": max_steps,
         "killed_after_step": kill_at,
         "straight": runs["straight"],
         "resumed": runs["resumed"],
+        "clip": runs["clip"],
+        "clip_speedup": round(runs["clip"]["samples_per_s"] / runs["straight"]["samples_per_s"], 2),
         "resume": compare(args.work / "runs" / "straight", args.work / "runs" / "resumed"),
         "total_wall_s": round(time.perf_counter() - started, 1),
     }
@@ -326,6 +345,9 @@ def main() -> int:
     print(f"  precision            {s['precision']}")
     print(f"  samples/s (train)    {s['samples_per_s']}  (median step {s['median_step_s']} s)")
     print(f"  peak GPU memory GiB  {s['peak_gpu_memory_gib']}")
+    c = runs["clip"]
+    print(f"  clip context         {c['samples_per_s']} samples/s ({report['clip_speedup']}x), "
+          f"peak GPU memory GiB {c['peak_gpu_memory_gib']}")  # fmt: skip
     print(f"  data / runs / total  {report['data_s']} s / {report['run_wall_s']} / "
           f"{report['total_wall_s']} s")  # fmt: skip
     print(

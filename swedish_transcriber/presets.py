@@ -40,15 +40,35 @@ def names(presets_dir: Path = PRESETS_DIR) -> list[str]:
     return sorted(p.stem for p in Path(presets_dir).glob("*.yaml"))
 
 
-def load(name: str, presets_dir: Path = PRESETS_DIR) -> dict[str, Any]:
-    """Preset ``name`` as a nested mapping of the keys it overrides."""
+EXTENDS = "extends"  # a preset's one key that is not a param: the preset it starts from
+
+
+def load(name: str, presets_dir: Path = PRESETS_DIR, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Preset ``name`` as a nested mapping of the keys it overrides; with ``extends: other``,
+    ``other``'s keys first and its own over them (a variant names only what it changes)."""
     path = Path(presets_dir) / f"{name}.yaml"
     if not path.is_file():
         raise ParamsError(
             f"{path}: no preset {name!r}; presets: {', '.join(names(presets_dir)) or 'none'}"
         )
     data = load_params(path) if path.read_text(encoding="utf-8").strip() else {}
-    return data
+    parent = data.pop(EXTENDS, None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str) or parent in (*_seen, name):
+        raise ParamsError(f"{path}: extends {parent!r}: not a preset name, or a circle")
+    return merge(load(parent, presets_dir, (*_seen, name)), data)
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over``'s keys set, nested mappings merged key by key."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and value and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:

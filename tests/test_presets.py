@@ -45,21 +45,46 @@ def load_every_section(path: Path) -> dict:
 
 
 def test_the_presets_are_there():
-    assert presets.names(PRESETS_DIR) == ["cv-small-gpu", "demo-cpu"]
+    assert presets.names(PRESETS_DIR) == ["cv-small-gpu", "cv-small-gpu-clip", "demo-cpu"]
 
 
 def test_demo_cpu_is_params_yaml_exactly():
     assert resolved("demo-cpu") == BASELINE
     # Its args name every key another preset sets, at params.yaml's value.
     values = presets.overrides("demo-cpu", BASELINE, PRESETS_DIR)
-    assert set(values) == set(presets.flatten(presets.load("cv-small-gpu", PRESETS_DIR)))
+    others = [presets.flatten(presets.load(n, PRESETS_DIR)) for n in presets.names(PRESETS_DIR)]
+    assert set(values) == set().union(*others)
     assert all(values[k] == presets.lookup(BASELINE, k) for k in values)
 
 
-@pytest.mark.parametrize("name", ["demo-cpu", "cv-small-gpu"])
+@pytest.mark.parametrize("name", ["demo-cpu", "cv-small-gpu", "cv-small-gpu-clip"])
 def test_every_section_of_a_preset_loads_strictly(name, tmp_path):
     loaded = load_every_section(write_params(tmp_path, resolved(name)))
     assert isinstance(loaded["train"], TrainParams)
+
+
+def test_the_clip_variant_is_the_recipe_with_the_encoder_on_each_clips_frames():
+    """cv-small-gpu-clip extends cv-small-gpu: every key of it, and whisper.context clip."""
+    clip, small = resolved("cv-small-gpu-clip"), resolved("cv-small-gpu")
+    assert clip["whisper"] == {"context": "clip", "min_context_seconds": 10.0}
+    assert {k: v for k, v in clip.items() if k != "whisper"} == {
+        k: v for k, v in small.items() if k != "whisper"
+    }
+    assert small["whisper"] == BASELINE["whisper"]  # cv-small-gpu itself stays padded
+    args = presets.set_param_args("cv-small-gpu-clip", PARAMS_FILE, PRESETS_DIR)
+    assert "whisper.context=clip" in args and "extends" not in " ".join(args)
+
+
+def test_an_extends_circle_or_a_missing_parent_is_named(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b\ntrain: {max_steps: 1}\n")
+    (tmp_path / "b.yaml").write_text("extends: a\n")
+    with pytest.raises(ParamsError, match=r"a.yaml: extends 'b'|b.yaml: extends 'a'"):
+        presets.load("a", tmp_path)
+    (tmp_path / "b.yaml").write_text("extends: nothing\n")
+    with pytest.raises(ParamsError, match=r"nothing.yaml: no preset 'nothing'"):
+        presets.load("a", tmp_path)
+    (tmp_path / "b.yaml").write_text("train: {max_steps: 2, batch_size: 4}\n")
+    assert presets.load("a", tmp_path) == {"train": {"max_steps": 1, "batch_size": 4}}
 
 
 def test_cv_small_gpu_is_the_recipe(tmp_path):
@@ -170,7 +195,7 @@ def test_the_command_line_prints_args_without_spaces(tmp_path):
         text=True,
         check=True,
     )
-    assert listed.stdout.split() == ["cv-small-gpu", "demo-cpu"]
+    assert listed.stdout.split() == ["cv-small-gpu", "cv-small-gpu-clip", "demo-cpu"]
 
 
 def test_a_preset_key_params_yaml_lacks_is_an_error(tmp_path):
@@ -227,5 +252,9 @@ def test_the_gpu_check_dry_run_resumes_as_it_ran(tmp_path):
     assert report["killed_after_step"] == 3 and report["straight"]["final"]["step"] == 6
     assert report["resume"]["resume_matches"] and report["resume"]["weights_bitwise_equal"]
     assert report["straight"]["samples_per_s"] > 0
+    # The fourth run: the clip variant's encoder context, its own samples/s.
+    assert report["clip"]["encoder_context"]["context"] == "clip"
+    assert report["straight"]["encoder_context"]["context"] == "padded"
+    assert report["clip_speedup"] > 0 and report["clip"]["final"]["step"] == 6
     params = load_params(tmp_path / "w" / "params.yaml")
     assert params["train"]["mask_time_prob"] == 0.05 and params["data"] == BASELINE["data"]
