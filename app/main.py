@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sys
 import time
 from pathlib import Path
 
 import streamlit as st
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
 
 from swedish_transcriber.audio import AudioError  # noqa: E402
 from swedish_transcriber.evaluation.word_diff import word_diff  # noqa: E402

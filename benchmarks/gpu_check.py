@@ -128,7 +128,6 @@ def prepare(
 
     started = time.perf_counter()
     if dry_run:
-        sys.path.insert(0, str(REPO))
         from tests.tiny import save_tiny_base, save_tiny_features
 
         save_tiny_base(work / "models" / "base")

@@ -56,7 +56,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from benchmarks.inference_lib.compare import (  # noqa: E402
     BASELINE,

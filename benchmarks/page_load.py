@@ -53,7 +53,6 @@ import yaml
 from playwright.async_api import async_playwright
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from swedish_transcriber.data.demo_corpus import check_espeak  # noqa: E402
 

@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 import pandas as pd  # noqa: E402
 import psutil  # noqa: E402

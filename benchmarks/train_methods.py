@@ -4,7 +4,7 @@ Usage (repo root, .venv active; needs a whisper-base checkpoint such as models/b
 ``dvc repro base_model``):
 
     python benchmarks/train_methods.py                       # models/base, 5 timed steps each
-    python benchmarks/train_methods.py /work/main/models/base --steps 3 --methods decoder lora_r8
+    python benchmarks/train_methods.py models/base --steps 3 --methods decoder lora_r8
 
 Each method runs the train stage's own step: the project's ``WhisperTrainer`` (the
 ``Seq2SeqTrainer`` subclass of the train stage) with ``train.trainable``, LoRA and the
@@ -45,13 +45,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
 from swedish_transcriber.params import section  # noqa: E402
 
-DEFAULT_MODEL = Path("/work/main/models/base")
+DEFAULT_MODEL = REPO / "models" / "base"
 METHODS: dict[str, dict] = {
     "decoder": {"trainable": ["decoder"]},
     "cross_attention": {"trainable": ["cross_attention"]},

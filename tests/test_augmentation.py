@@ -265,7 +265,7 @@ def test_background_noise_from_a_folder_is_recorded(tmp_path):
 
 
 def test_recorded_paths_under_the_working_folder_are_relative(tmp_path, monkeypatch):
-    # The stage runs from the repo root: a noise file is recorded as data/..., not /home/...
+    # The stage runs from the repo root: a noise file is recorded as data/..., not an absolute path
     noise_dir = tmp_path / "noise" / "b"
     noise_dir.mkdir(parents=True)
     (tmp_path / "noise" / "a").mkdir()

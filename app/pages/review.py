@@ -16,13 +16,10 @@ path on the server.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import streamlit as st
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a plain checkout too
 
 from swedish_transcriber.data.curation import (  # noqa: E402
     DecisionsError,
