@@ -1,68 +1,23 @@
-"""Shared fixtures: tiny Common Voice releases made on the fly, so tests need no download."""
+"""Fixtures every layer's tests share: tiny Common Voice releases made on the fly (so tests
+need no download), a copy of the repo to run stages in, a Whisper processor, the tiny model
+and features the training runs start from, and ``__main__`` kept for pages under AppTest.
+
+Plain helpers live in modules beside this one (``tests/repo_params.py``, ``tests/tiny.py``,
+...); a folder's own ``conftest.py`` holds the fixtures only its tests use.
+"""
 
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from swedish_transcriber.audio import write_audio
-from swedish_transcriber.data.demo_corpus import TSV_COLUMNS
-
-REPO = Path(__file__).resolve().parents[1]
-
-HEADER_NEW = [
-    "client_id",
-    "path",
-    "sentence_id",
-    "sentence",
-    "sentence_domain",
-    "up_votes",
-    "down_votes",
-    "age",
-    "gender",
-    "accents",
-    "variant",
-    "locale",
-    "segment",
-]
-# The columns of older releases, which the demo corpus also writes.
-HEADER_OLD = list(TSV_COLUMNS)
-
-
-def tone(
-    seconds: float, sample_rate: int = 48_000, amplitude: float = 0.3, seed: int = 0
-) -> np.ndarray:
-    """A speech-like test signal: a few harmonics with noise, syllable-rate amplitude."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    f0 = 120 + 40 * rng.random()
-    signal = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 5))
-    envelope = 0.55 + 0.45 * np.sin(2 * np.pi * 4 * t)
-    noise = 0.02 * rng.standard_normal(t.shape)
-    out = amplitude * signal * envelope / 2 + noise
-    return out.astype(np.float32)
-
-
-def write_clip(
-    path: Path, seconds: float = 2.0, sample_rate: int = 48_000, seed: int = 0, silent: bool = False
-) -> Path:
-    """Write an MP3 clip like Common Voice's (48 kHz mono)."""
-    audio = (
-        np.zeros(int(seconds * sample_rate), np.float32)
-        if silent
-        else tone(seconds, sample_rate, seed=seed)
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_audio(path, audio, sample_rate)
-    return path
-
-
-def tsv_line(values: dict[str, str], header: list[str]) -> str:
-    return "\t".join(values.get(c, "") for c in header)
+from tests.media_files import write_clip
+from tests.releases import HEADER_NEW, tsv_line
+from tests.repo_params import REPO
 
 
 @pytest.fixture
@@ -149,3 +104,25 @@ def processor_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("processor")
     WhisperProcessor(WhisperFeatureExtractor(feature_size=80), tokenizer).save_pretrained(out)
     return out
+
+
+@pytest.fixture(autouse=True)
+def keep_main_module(monkeypatch):
+    """AppTest leaves the page script in ``sys.modules["__main__"]``; put pytest's back.
+
+    Otherwise every later ``multiprocessing`` "spawn" child (datasets, the ingest and augment
+    stages) would start by importing the page instead of pytest.
+    """
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
+
+
+@pytest.fixture(scope="session")
+def tiny_inputs(tmp_path_factory) -> Path:
+    """A tiny models/base and tiny data/features, made once a session and copied into each repo
+    (never written to)."""
+    from tests.tiny import save_tiny_base, save_tiny_features
+
+    root = tmp_path_factory.mktemp("tiny_inputs")
+    save_tiny_base(root / "models" / "base")
+    save_tiny_features(root / "data" / "features")
+    return root
