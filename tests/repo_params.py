@@ -1,5 +1,5 @@
 """The repo's root and params.yaml, as tests' starting values (the dataclasses hold no defaults),
-and the one way tests write a changed params file.
+the one way tests write a changed params file, and a scratch copy of the repo's sources.
 
 ``REPO`` is the only place that knows where the tests live relative to the repo root: every
 other module imports it rather than counting ``parents`` of its own path.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +22,23 @@ REPO = Path(__file__).resolve().parents[1]
 PARAMS_FILE = REPO / "params.yaml"
 
 T = TypeVar("T")
+
+# What a stage run needs of the repo (a scratch copy's sources).
+SOURCES = ("params.yaml", "dvc.yaml", "stages", "swedish_transcriber", ".dvc")
+
+
+def copy_repo(dest: Path) -> Path:
+    """Copy the repo's tracked sources (``SOURCES``) into ``dest``, to run stages there."""
+    for item in SOURCES:
+        src = REPO / item
+        if src.is_dir():
+            shutil.copytree(
+                src, dest / item, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache")
+            )
+        else:
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / item)
+    return dest
 
 
 def repo_params(name: str, cls: type[T], *, subset: bool = False, **changes: Any) -> T:
