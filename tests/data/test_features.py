@@ -18,12 +18,15 @@ from swedish_transcriber.data.features import (
 )
 from swedish_transcriber.data.ingest import MeasureSettings, ingest_release
 from swedish_transcriber.whisper import CHUNK_LENGTH, N_FRAMES, N_TEXT_CTX, SAMPLE_RATE
+from tests.releases import build_release
 from tests.repo_params import repo_params
 
 
-@pytest.fixture
-def manifest(make_release):
-    root = make_release(
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory) -> pd.DataFrame:
+    """Four clips (one over Whisper's window) ingested once for the module (never changed)."""
+    root = build_release(
+        tmp_path_factory.mktemp("features_release"),
         {
             "train": [
                 {"path": "a.mp3", "sentence": "Hej, hur mår du?", "_seconds": 1.0},
@@ -31,11 +34,17 @@ def manifest(make_release):
                 {"path": "long.mp3", "sentence": "En mycket lång mening.", "_seconds": 31.0},
                 {"path": "c.mp3", "sentence": "Vi ses i morgon!", "_seconds": 1.5},
             ]
-        }
+        },
     )
     return ingest_release(root, 0, 0, repo_params("ingest.measure", MeasureSettings)).splits[
         "train"
     ]
+
+
+@pytest.fixture
+def manifest(ingested) -> pd.DataFrame:
+    """The module's ingested manifest, this test's own copy."""
+    return ingested.copy(deep=True)
 
 
 def test_features_labels_and_quarantine(manifest, processor_dir):
