@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.repo_params import REPO
 
 
 def stage_command(stage: str, repo: Path = REPO) -> list[str]:

@@ -1,13 +1,46 @@
-"""Audio and video files in every format the demo page accepts, made on the fly with PyAV."""
+"""Test audio: a speech-like signal, Common Voice-like clips, and audio and video files in every
+format the demo page accepts, made on the fly with PyAV."""
 
 from __future__ import annotations
 
 import io
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
 import soundfile as sf
+
+from swedish_transcriber.audio import write_audio
+
+
+def tone(
+    seconds: float, sample_rate: int = 48_000, amplitude: float = 0.3, seed: int = 0
+) -> np.ndarray:
+    """A speech-like test signal: a few harmonics with noise, syllable-rate amplitude."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    f0 = 120 + 40 * rng.random()
+    signal = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 5))
+    envelope = 0.55 + 0.45 * np.sin(2 * np.pi * 4 * t)
+    noise = 0.02 * rng.standard_normal(t.shape)
+    out = amplitude * signal * envelope / 2 + noise
+    return out.astype(np.float32)
+
+
+def write_clip(
+    path: Path, seconds: float = 2.0, sample_rate: int = 48_000, seed: int = 0, silent: bool = False
+) -> Path:
+    """Write an MP3 clip like Common Voice's (48 kHz mono)."""
+    audio = (
+        np.zeros(int(seconds * sample_rate), np.float32)
+        if silent
+        else tone(seconds, sample_rate, seed=seed)
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_audio(path, audio, sample_rate)
+    return path
+
 
 # extension -> (container format, audio codec, video codec or None)
 CONTAINERS: dict[str, tuple[str, str, str | None]] = {

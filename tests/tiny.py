@@ -7,7 +7,10 @@ milliseconds on a CPU.
 
 from __future__ import annotations
 
+import atexit
 import importlib.resources
+import shutil
+import tempfile
 from pathlib import Path
 
 import datasets
@@ -72,8 +75,30 @@ def tiny_processor():
     return WhisperProcessor(WhisperFeatureExtractor(feature_size=80), tokenizer)
 
 
+# save_tiny_base's checkpoints, built once per process and seed: (folder, torch's RNG state
+# after building). A test gets its own copy, byte for byte what a fresh build writes.
+_BUILT: dict[int, tuple[Path, torch.Tensor]] = {}
+
+
 def save_tiny_base(out: Path, seed: int = 0) -> Path:
-    """A complete ``models/base``-style checkpoint: weights, processor, Swedish generation."""
+    """A complete ``models/base``-style checkpoint: weights, processor, Swedish generation.
+
+    Built once per process (and seed), then copied into ``out``; torch's global RNG is left
+    as a fresh build leaves it.
+    """
+    if seed not in _BUILT:
+        folder = Path(tempfile.mkdtemp(prefix=f"tiny-base-{seed}-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _build_tiny_base(folder, seed)
+        _BUILT[seed] = (folder, torch.get_rng_state())
+    folder, rng_state = _BUILT[seed]
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(folder, out, dirs_exist_ok=True)
+    torch.set_rng_state(rng_state)
+    return out
+
+
+def _build_tiny_base(out: Path, seed: int) -> Path:
     from transformers import GenerationConfig
     from transformers.models.whisper.tokenization_whisper import LANGUAGES
 

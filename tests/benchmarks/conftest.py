@@ -1,0 +1,5 @@
+"""Fixtures of the tests of the benchmark scripts' helpers and tables.
+
+None of their own yet: they use the shared ones in ``tests/conftest.py``. A fixture two of
+this folder's test files need goes here, not in a test module.
+"""

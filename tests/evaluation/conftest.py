@@ -1,0 +1,6 @@
+"""Fixtures of the tests of evaluation (transcription, scoring, intervals, reports, the
+metrics table).
+
+None of their own yet: they use the shared ones in ``tests/conftest.py``. A fixture two of
+this folder's test files need goes here, not in a test module.
+"""

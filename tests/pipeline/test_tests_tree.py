@@ -1,0 +1,80 @@
+"""The test suite's own layout: folders that mirror the package, no test module importing
+another, one home for the repo root.
+
+A test module is a leaf: what two of them share is a fixture in a ``conftest.py`` (of the
+lowest folder above both) or a plain helper in a module beside ``tests/conftest.py``. Importing
+a test module from another runs its tests' module-level code twice and hides the dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.repo_params import REPO
+
+TESTS = REPO / "tests"
+# One folder per layer of the package (and the pipeline and benchmarks around it).
+FOLDERS = {"data", "model", "evaluation", "review", "serving", "pipeline", "benchmarks"}
+
+
+def python_files() -> list[Path]:
+    return sorted(p for p in TESTS.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """Every module ``path`` imports (``from a import b`` gives ``a`` and ``a.b``), by line."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # a relative import: resolve it against the file's package
+                package = path.parent.relative_to(REPO).parts
+                base = package[: len(package) - (node.level - 1)]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            found.append((node.lineno, module))
+            found += [(node.lineno, f"{module}.{alias.name}") for alias in node.names]
+    return found
+
+
+def is_test_or_conftest(module: str) -> bool:
+    last = module.rsplit(".", 1)[-1]
+    return last.startswith("test_") or last == "conftest"
+
+
+def test_no_test_module_imports_a_test_module_or_a_conftest():
+    offenders = [
+        f"{path.relative_to(REPO)}:{line}: imports {module}"
+        for path in python_files()
+        for line, module in imported_modules(path)
+        if is_test_or_conftest(module)
+    ]
+    assert not offenders, (
+        "share fixtures through conftest.py, helpers through a helper module:\n"
+        + ("\n".join(offenders))
+    )
+
+
+def test_every_test_module_is_in_a_folder_of_the_layers_with_a_conftest():
+    top = sorted(p.name for p in TESTS.glob("test_*.py"))
+    assert not top, f"test modules belong in a layer's folder, not in tests/: {top}"
+    folders = {p.parent for p in TESTS.rglob("test_*.py")}
+    assert {f.name for f in folders} <= FOLDERS, sorted(f.name for f in folders)
+    for folder in sorted(folders | {TESTS / name for name in FOLDERS}):
+        for name in ("conftest.py", "__init__.py"):
+            assert (folder / name).is_file(), f"{folder.relative_to(REPO)} lacks {name}"
+
+
+def test_the_repo_root_has_one_home():
+    """Only tests/repo_params.py counts ``parents`` of its own path; the rest import ``REPO``
+    (a file moved one folder deeper would otherwise point at the wrong root)."""
+    counting = [
+        str(path.relative_to(REPO))
+        for path in python_files()
+        if "parents[" in path.read_text(encoding="utf-8")
+        and path.resolve() != Path(__file__).resolve()
+    ]
+    assert counting == ["tests/repo_params.py"], counting
