@@ -127,7 +127,7 @@ def make_mix(work: Path) -> list[Upload]:
 
 
 def worst_mkv(seed: int, frames: int = 3_000_000, channels: int = 8, rate: int = 48_000) -> bytes:
-    """48 MB of 8-channel 16-bit PCM in one Matroska packet (as tests/test_decode_fuzz.py)."""
+    """48 MB of 8-channel 16-bit PCM in one Matroska packet (as tests/data/test_decode_fuzz.py)."""
     rng = np.random.default_rng(seed)
     samples = rng.integers(-3000, 3000, size=(1, frames * channels), dtype=np.int16)
     buffer = io.BytesIO()

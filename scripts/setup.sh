@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 # System packages, installed with apt-get as root or with passwordless sudo. espeak-ng is
-# required; chromium is needed only by the browser test (tests/test_browser.py), which is
+# required; chromium is needed only by the browser test (tests/serving/test_browser.py), which is
 # skipped when it is missing, so failing to install it is a note, not an error.
 have_chromium() { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; }
 APT_GET=""
@@ -51,7 +51,7 @@ if [ -n "$need_chromium" ]; then
     $APT_GET install -y -qq chromium fonts-dejavu-core >/dev/null || true
   fi
   if ! have_chromium; then
-    say "note: chromium is not installed, so the browser test (tests/test_browser.py) is skipped."
+    say "note: chromium is not installed, so the browser test (tests/serving/test_browser.py) is skipped."
     say "  To run it: sudo apt-get install chromium (Debian), or put a chromium on PATH."
   fi
 fi

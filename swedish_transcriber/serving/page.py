@@ -31,7 +31,7 @@ PARAMS_ENV = "SWEDISH_TRANSCRIBER_PARAMS"
 
 
 # The decisions file's own cap on a sentence or reason (data.curation.decisions.MAX_TEXT_CHARS,
-# kept equal by tests/test_review_page.py: importing it here would load pandas on the main page).
+# kept equal by tests/review/test_review_page.py: importing it would load pandas on the page).
 DECISION_TEXT_LIMIT = 2_000
 
 

@@ -22,7 +22,7 @@ sends an endless page, or trickles one byte at a time is cut off too.
 
 Residual risks, by design small: (1) the guard relies on yt-dlp sending every request
 through the request director it is given (``url._YoutubeDL``); yt-dlp's networking is
-internal API, so an upgrade must pass tests/test_url.py (redirect and rebinding tests) and
+internal API, so an upgrade must pass tests/serving/test_url.py (redirect and rebinding tests) and
 pyproject.toml bounds the version. (2) Programs yt-dlp may start connect by themselves:
 ``url.py`` allows only yt-dlp's native download protocols (no ffmpeg, rtmp, aria2c), runs
 no post-processors and allows no remote components. (3) An HTTP request *to a public

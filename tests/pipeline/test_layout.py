@@ -84,3 +84,15 @@ def test_no_machine_paths_in_the_repo():
         if m
     ]
     assert not found, f"machine paths: {found}"
+
+
+def test_every_test_file_a_doc_names_exists():
+    """A moved or renamed test file leaves no stale path in README, docs or comments."""
+    stale = [
+        f"{p.relative_to(REPO)}:{n}: {m.group(0)}"
+        for p in tracked_files("*.py", "*.md", "*.sh", "*.yaml", "*.yml", "*.toml", "Makefile")
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        for m in re.finditer(r"tests/[\w/]*test_\w+\.py", line)
+        if not (REPO / m.group(0)).is_file()
+    ]
+    assert not stale, f"paths of test files that do not exist: {stale}"
