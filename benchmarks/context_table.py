@@ -1,6 +1,7 @@
 """The context table (docs/context.md): train and score one encoder context, stage by stage.
 
-``python benchmarks/context_table.py OUT --context clip --min-seconds 10 [--teacher student]``
+``python benchmarks/context_table.py OUT --context clip --min-seconds 10 [--teacher student]
+[--set train.trainable=[encoder_top,decoder] --set merge.alpha=1.0]``
 copies the repo's stages and package into OUT, links the built ``models/base``,
 ``data/features`` and ``data/testsets`` (run ``dvc repro testset`` first), sets params
 ``whisper`` (and ``train.distill.teacher_context``) there, and runs ``train``, ``merge`` and
@@ -32,6 +33,24 @@ def stage(out: Path, name: str, *args: str) -> float:
     return round(time.perf_counter() - started, 1)
 
 
+def dvc_args(name: str) -> list[str]:
+    """Stage ``name``'s arguments as dvc.yaml's ``cmd`` passes them (paths written once)."""
+    spec = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"][name]
+    words = spec["cmd"].split()
+    return words[words.index(f"stages.{name}") + 1 :]
+
+
+def set_dotted(params: dict, dotted: str, value: object) -> None:
+    """``params[a][b][c] = value`` for ``a.b.c``; a key params.yaml lacks is an error."""
+    *parents, leaf = dotted.split(".")
+    node = params
+    for part in parents:
+        node = node[part]
+    if leaf not in node:
+        raise SystemExit(f"--set {dotted}: params.yaml has no such key")
+    node[leaf] = value
+
+
 def zero_shot_at(out: Path, context: dict) -> float:
     """The base model transcribed at the run's context (not its own), as a transcribe stage."""
     code = (
@@ -60,6 +79,13 @@ def main() -> None:
         type=Path,
         help="another row's OUT: reuse its padded zero-shot transcripts",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another param of the row (YAML value), as dvc exp run -S",
+    )
     args = parser.parse_args()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -76,6 +102,8 @@ def main() -> None:
     context = {"context": args.context, "min_context_seconds": args.min_seconds}
     params["whisper"] = context
     params["train"]["distill"]["teacher_context"] = args.teacher
+    for key, value in (item.split("=", 1) for item in args.set):
+        set_dotted(params, key, yaml.safe_load(value))
     params["evaluate"]["models"] = {
         "zero_shot": "models/base",
         "zero_shot_ctx": "models/base_ctx",
@@ -102,13 +130,10 @@ def main() -> None:
         seconds["transcribe_zero_shot"] = stage(
             out, "transcribe", "models/base", "data/testsets", "reports/transcripts/zero_shot"
         )
-    seconds["evaluate"] = stage(
-        out, "evaluate", "reports/transcripts", "reports/predictions.csv", "metrics/eval.json",
-        "metrics/slices.json", "metrics/tradeoff.json",
-    )  # fmt: skip
+    seconds["evaluate"] = stage(out, "evaluate", *dvc_args("evaluate"))
     metrics = json.loads((out / "metrics/eval.json").read_text(encoding="utf-8"))
-    row = {"whisper": context, "teacher_context": args.teacher, "seconds": seconds,
-           "metrics": metrics}  # fmt: skip
+    row = {"whisper": context, "teacher_context": args.teacher, "set": args.set,
+           "seconds": seconds, "metrics": metrics}  # fmt: skip
     (out / "context_row.json").write_text(json.dumps(row, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(row, indent=2))
 
