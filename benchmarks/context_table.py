@@ -23,6 +23,8 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks.common import add_set_argument, parse_sets, set_dotted
+
 REPO = Path(__file__).resolve().parents[1]
 LINKED = ("models/base", "data/features", "data/testsets")
 
@@ -38,17 +40,6 @@ def dvc_args(name: str) -> list[str]:
     spec = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"][name]
     words = spec["cmd"].split()
     return words[words.index(f"stages.{name}") + 1 :]
-
-
-def set_dotted(params: dict, dotted: str, value: object) -> None:
-    """``params[a][b][c] = value`` for ``a.b.c``; a key params.yaml lacks is an error."""
-    *parents, leaf = dotted.split(".")
-    node = params
-    for part in parents:
-        node = node[part]
-    if leaf not in node:
-        raise SystemExit(f"--set {dotted}: params.yaml has no such key")
-    node[leaf] = value
 
 
 def zero_shot_at(out: Path, context: dict) -> float:
@@ -79,13 +70,7 @@ def main() -> None:
         type=Path,
         help="another row's OUT: reuse its padded zero-shot transcripts",
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="another param of the row (YAML value), as dvc exp run -S",
-    )
+    add_set_argument(parser, "another param of the row (YAML value), as dvc exp run -S")
     args = parser.parse_args()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -102,8 +87,8 @@ def main() -> None:
     context = {"context": args.context, "min_context_seconds": args.min_seconds}
     params["whisper"] = context
     params["train"]["distill"]["teacher_context"] = args.teacher
-    for key, value in (item.split("=", 1) for item in args.set):
-        set_dotted(params, key, yaml.safe_load(value))
+    for key, value in parse_sets(args.set).items():
+        set_dotted(params, key, value)
     params["evaluate"]["models"] = {
         "zero_shot": "models/base",
         "zero_shot_ctx": "models/base_ctx",

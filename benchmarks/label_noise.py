@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
+from benchmarks.common import add_set_argument, parse_sets, set_dotted  # noqa: E402
 from benchmarks.inference_lib.machine import machine_busy_seconds, versions, write_report  # noqa: E402
 from swedish_transcriber.evaluation.scoring import scores  # noqa: E402
 from swedish_transcriber.review.params import DIRECTIONS  # noqa: E402
@@ -74,13 +75,7 @@ def set_params(repo: Path, changes: dict[str, object]) -> None:
     path = repo / "params.yaml"
     params = yaml.safe_load(path.read_text(encoding="utf-8"))
     for key, value in changes.items():
-        *parents, leaf = key.split(".")
-        node = params
-        for part in parents:
-            node = node[part]
-        if leaf not in node:
-            raise KeyError(f"params.yaml has no {key}")
-        node[leaf] = value
+        set_dotted(params, key, value)
     path.write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
@@ -199,15 +194,9 @@ def main() -> None:
         action="store_true",
         help="keep the workdir's repo and the runs already finished there (<run>.json)",
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a param for every run (YAML value), e.g. merge.alpha=1.0",
-    )
+    add_set_argument(parser, "a param for every run (YAML value), e.g. merge.alpha=1.0")
     args = parser.parse_args()
-    common = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
+    common = parse_sets(args.set)
     if args.resume and (args.workdir / "repo").is_dir():
         repo = args.workdir / "repo"  # `dvc repro` there goes on from what is done
     else:
