@@ -4,24 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from benchmarks.scale_release import TSV_COLUMNS as NEW_TSV_COLUMNS
 from swedish_transcriber.data.demo_corpus import TSV_COLUMNS
 from tests.media_files import write_clip
 
-HEADER_NEW = [
-    "client_id",
-    "path",
-    "sentence_id",
-    "sentence",
-    "sentence_domain",
-    "up_votes",
-    "down_votes",
-    "age",
-    "gender",
-    "accents",
-    "variant",
-    "locale",
-    "segment",
-]
+# The columns of current releases (the release-scale benchmark writes the same).
+HEADER_NEW = list(NEW_TSV_COLUMNS)
 # The columns of older releases, which the demo corpus also writes.
 HEADER_OLD = list(TSV_COLUMNS)
 
