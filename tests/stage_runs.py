@@ -15,7 +15,7 @@ import torch
 from swedish_transcriber.model.training import KILL_AT_STEP_ENV
 from swedish_transcriber.stage import main
 from tests.dvc_stages import stage_args, stage_command
-from tests.repo_params import load_yaml
+from tests.repo_params import dotted, load_yaml, write_params
 
 # The train stage's mechanics on plain decoder training, not the repo's default recipe
 # (cross-attention with distillation; tests/model/test_train_methods.py covers the methods).
@@ -111,3 +111,14 @@ def train_stage_error(repo: Path, capsys, monkeypatch) -> str:
     assert not (repo / "checkpoints").exists(), "work started before the check"
     assert not (repo / "models" / "trained").exists()
     return err
+
+
+def assert_trains_alike_uncached(repo: Path) -> None:
+    """Train ``repo`` again with ``train.cache_encoder_outputs: false`` and compare its final
+    train and dev losses with the run just made from stored encoder outputs."""
+    cached = read_json(repo / "dvclive" / "metrics.json")
+    write_params(repo, dotted("train", {"cache_encoder_outputs": False}))
+    train_stage(repo)
+    live = read_json(repo / "dvclive" / "metrics.json")
+    assert live["train"]["loss"] == pytest.approx(cached["train"]["loss"], rel=1e-3)
+    assert live["eval"]["loss"] == pytest.approx(cached["eval"]["loss"], rel=1e-3)

@@ -20,7 +20,15 @@ import torch
 from swedish_transcriber.model.train_params import DistillParams, LoraParams, TrainParams
 from swedish_transcriber.model.training import KILL_AT_STEP_ENV
 from tests.repo_params import dotted, repo_params, write_params
-from tests.stage_runs import git_commit_all, read_json, run, train_stage, train_stage_error, weights
+from tests.stage_runs import (
+    assert_trains_alike_uncached,
+    git_commit_all,
+    read_json,
+    run,
+    train_stage,
+    train_stage_error,
+    weights,
+)
 from tests.tiny import save_tiny_base, tiny_whisper
 
 
@@ -362,13 +370,8 @@ def test_encoder_top_trains_on_stored_lower_states(tiny_repo):
     cache = tiny_repo / "checkpoints" / "encoder_cache" / "below_layer_1"
     assert (cache / "train" / "fingerprint.json").is_file()
     assert not (tiny_repo / "checkpoints" / "encoder_cache" / "train").exists()
-    cached = read_json(tiny_repo / "dvclive" / "metrics.json")
     # Without the cache the whole encoder runs each step: the same losses.
-    write_params(tiny_repo, dotted("train", {"cache_encoder_outputs": False}))
-    train_stage(tiny_repo)
-    live = read_json(tiny_repo / "dvclive" / "metrics.json")
-    assert live["train"]["loss"] == pytest.approx(cached["train"]["loss"], rel=1e-3)
-    assert live["eval"]["loss"] == pytest.approx(cached["eval"]["loss"], rel=1e-3)
+    assert_trains_alike_uncached(tiny_repo)
 
 
 @pytest.mark.slow  # trains in a subprocess

@@ -19,6 +19,7 @@ from tests.dvc_stages import stage_command
 from tests.repo_params import PARAMS_FILE, dotted, repo_params, write_params
 from tests.stage_runs import (
     TINY_TRAIN,
+    assert_trains_alike_uncached,
     git_commit_all,
     read_json,
     run,
@@ -232,12 +233,7 @@ def test_cached_and_uncached_frozen_encoder_train_alike(tiny_repo, tmp_path):
     """Stored float16 encoder outputs give the decoder what the live encoder gives it."""
     write_params(tiny_repo, dotted("train", {"max_steps": 2, "eval_steps": 2, "save_steps": 2}))
     train_stage(tiny_repo)
-    cached = read_json(tiny_repo / "dvclive" / "metrics.json")
-    write_params(tiny_repo, dotted("train", {"cache_encoder_outputs": False}))
-    train_stage(tiny_repo)
-    live = read_json(tiny_repo / "dvclive" / "metrics.json")
-    assert live["train"]["loss"] == pytest.approx(cached["train"]["loss"], rel=1e-3)
-    assert live["eval"]["loss"] == pytest.approx(cached["eval"]["loss"], rel=1e-3)
+    assert_trains_alike_uncached(tiny_repo)
 
 
 @pytest.mark.slow  # trains in a subprocess
