@@ -4,8 +4,11 @@
 #  - chromium (Debian package) runs the browser test of the demo page, which is skipped
 #    when chromium cannot be installed (no root and no passwordless sudo); SETUP_BROWSER=0
 #    (what `make repro` sets) leaves it out;
-#  - .venv/ at the repo root holds the project (pip install -e '.[dev]', torch pinned to 2.13.0).
-# The install is redone only when pyproject.toml changes (a stamp in .venv records its hash).
+#  - .venv/ at the repo root holds the project (pip install -e '.[dev]', torch pinned to 2.13.0),
+#    with every other library at the version in constraints.txt: the versions that wrote the
+#    committed dvc.lock (a newer pandas alone changes the bytes of every parquet file).
+# The install is redone only when pyproject.toml or constraints.txt changes (a stamp in .venv
+# records their hash).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -77,11 +80,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 stamp=.venv/.swedish-transcriber-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   say "installing the project into .venv (torch==2.13.0, transformers, dvc, ...)"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
   echo "$want" >"$stamp"
 else
   say ".venv is up to date"
