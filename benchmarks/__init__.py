@@ -1,5 +1,6 @@
-"""The benchmarks users run (``python benchmarks/<name>.py``); shared parts in inference_lib/.
+"""The benchmarks users run (``python benchmarks/<name>.py``); what they share in lib/, what
+the inference benchmarks share in inference_lib/, one-off studies in studies/.
 
-A package so that the editable install makes ``benchmarks.inference_lib`` importable from any
-script here, with no ``sys.path`` edits.
+A package so that the editable install makes ``benchmarks.lib`` and the rest importable from
+any script here, with no ``sys.path`` edits.
 """

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from benchmarks.lib.checkout import commit_id
 from swedish_transcriber.data.features import load_split
 from swedish_transcriber.evaluation.transcription import load_model, transcribe_table
 from swedish_transcriber.model.encoder_cache import build
@@ -68,12 +68,9 @@ def main() -> None:
             base["encoder_cache_cpu_s_per_clip"] / row["encoder_cache_cpu_s_per_clip"]
         )
         row["greedy_speedup"] = base["greedy_cpu_s_per_clip"] / row["greedy_cpu_s_per_clip"]
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
     report = {
         "command": f"python benchmarks/context_speed.py --clips {args.clips}",
-        "commit": commit,
+        "commit": commit_id(short=True, dirty=False),
         "date": time.strftime("%Y-%m-%d"),
         "machine": "2 CPU cores (torch threads 2), CPU seconds of the process",
         "clips": len(table),

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.common import add_set_argument, parse_sets, set_dotted
+from benchmarks.lib.checkout import REPO, copy_paths
+from benchmarks.lib.params import add_set_argument, parse_sets, set_dotted
 
-REPO = Path(__file__).resolve().parents[1]
 LINKED = ("models/base", "data/features", "data/testsets")
 
 
@@ -74,11 +74,7 @@ def main() -> None:
     args = parser.parse_args()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("stages", "swedish_transcriber", "params.yaml"):
-        target = out / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, target)
+    copy_paths(("stages", "swedish_transcriber", "params.yaml"), out)
     for rel in LINKED:
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         if not (out / rel).exists():

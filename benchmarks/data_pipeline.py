@@ -18,20 +18,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from swedish_transcriber.audio import load_audio  # noqa: E402
-from swedish_transcriber.data.demo_corpus import CorpusParams, build_corpus  # noqa: E402
-from swedish_transcriber.data.features import (  # noqa: E402
-    FeatureSettings,
-    featurize_split,
-    load_processor,
-)
-from swedish_transcriber.data.ingest import MeasureSettings, ingest_release  # noqa: E402
-from swedish_transcriber.params import section  # noqa: E402
-from swedish_transcriber.whisper import SAMPLE_RATE  # noqa: E402
+from benchmarks.lib.checkout import REPO
+from swedish_transcriber.audio import load_audio
+from swedish_transcriber.data.demo_corpus import CorpusParams, build_corpus
+from swedish_transcriber.data.features import FeatureSettings, featurize_split, load_processor
+from swedish_transcriber.data.ingest import MeasureSettings, ingest_release
+from swedish_transcriber.params import section
+from swedish_transcriber.whisper import SAMPLE_RATE
 
 
 def timed(fn, *args, **kwargs):

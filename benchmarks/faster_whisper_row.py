@@ -46,25 +46,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from benchmarks.inference_lib import compare, machine, worker  # noqa: E402
-from benchmarks.inference_lib.faster_whisper import FasterWhisperEngine  # noqa: E402
-from benchmarks.inference_lib.recording import build_recording  # noqa: E402
-from benchmarks.inference_lib.settings import decode_settings  # noqa: E402
-from benchmarks.inference_lib.short_clips import (  # noqa: E402
+from benchmarks.inference_lib import compare, worker
+from benchmarks.inference_lib.faster_whisper import FasterWhisperEngine
+from benchmarks.inference_lib.recording import build_recording
+from benchmarks.inference_lib.settings import chunk_plan, decode_settings
+from benchmarks.inference_lib.short_clips import (
     DEFAULT_MIN_CONTEXT_SECONDS,
     OWN_CONTEXT,
     SHORT_SECONDS,
@@ -75,13 +70,18 @@ from benchmarks.inference_lib.short_clips import (  # noqa: E402
     short_indices,
     short_table,
 )
-from swedish_transcriber.whisper import SAMPLE_RATE as WHISPER_SAMPLE_RATE  # noqa: E402
+from benchmarks.lib import machine, workers
+from benchmarks.lib.checkout import REPO
+from benchmarks.lib.memory import peak_rss_mb
+from benchmarks.lib.report import write_report
+from swedish_transcriber.whisper import SAMPLE_RATE as WHISPER_SAMPLE_RATE
 
 DEFAULT_OUT = REPO / "benchmarks/results/faster_whisper_row.json"
 DEFAULT_MODEL = "models/ct2"
 OURS = "ct2-int8"
 FASTER_WHISPER = "faster-whisper"
 ENGINES = (OURS, OWN_CONTEXT, FASTER_WHISPER)
+MORE_PACKAGES = ("faster-whisper", "tokenizers")  # beside machine.versions()
 
 
 def synthetic_clips(n: int = 40, seed: int = 0) -> list[np.ndarray]:
@@ -169,20 +169,14 @@ LOADERS = {OURS: load_ours, OWN_CONTEXT: load_own_context, FASTER_WHISPER: load_
 
 def run_worker(name: str, s: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Measure one engine in this (fresh) process."""
-    from swedish_transcriber.serving.long_form import ChunkPlan, plan_chunks
+    from swedish_transcriber.serving.long_form import plan_chunks
 
     clips = load_clips(args)
     recording = build_recording(clips)
-    plan = ChunkPlan(
-        chunk_seconds=s["chunk_seconds"],
-        min_pause=s["min_pause"],
-        silence_threshold_db=s["silence_threshold_db"],
-        padding=s["padding"],
-    )
-    ranges = plan_chunks(recording.audio, plan)
+    ranges = plan_chunks(recording.audio, chunk_plan(s))
     chunks = [recording.audio[a:b] for a, b in ranges]
     model_dir = Path(args.model_dir)
-    rss_before_load = machine.peak_rss_mb()
+    rss_before_load = peak_rss_mb()
     start = time.perf_counter()
     transcribe, engine = LOADERS[name](model_dir, s)
     load_seconds = time.perf_counter() - start
@@ -200,19 +194,14 @@ def run_worker(name: str, s: dict[str, Any], args: argparse.Namespace) -> dict[s
     others: list[float | None] = []
     outputs: list[tuple[list[str], list[int]]] = []
     for i in range(args.repeats):
-        own, busy = machine.own_cpu_seconds(), machine.machine_busy_seconds()
-        texts, tokens, seconds = timed()
-        own = machine.own_cpu_seconds() - own
-        other = None if busy is None else max(0.0, machine.machine_busy_seconds() - busy - own)
+        (texts, tokens, seconds), own, other = machine.cpu_during(timed)
         runs.append(seconds)
         cpu.append(own)
         others.append(other)
         outputs.append((texts, tokens))
         print(
             f"[{name}] run {i + 1}/{args.repeats}: {seconds:.2f} s, {sum(tokens)} tokens "
-            f"(own CPU {own:.1f} s"
-            + ("" if other is None else f", other processes' CPU {other:.1f} s")
-            + ")",
+            f"({machine.cpu_note(own, other)})",
             file=sys.stderr,
             flush=True,
         )
@@ -249,7 +238,7 @@ def run_worker(name: str, s: dict[str, Any], args: argparse.Namespace) -> dict[s
         "long_form_text": " ".join(t for t in texts if t),
         "deterministic": all(o == (texts, tokens) for o in outputs),
         "rss_before_load_mb": rss_before_load,
-        "peak_rss_mb": machine.peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
@@ -301,18 +290,6 @@ def same_chunk_words(a: dict[str, Any], b: dict[str, Any]) -> int:
         compare.words(x) == compare.words(y)
         for x, y in zip(a["chunk_texts"], b["chunk_texts"], strict=True)
     )
-
-
-def spawn_worker(name: str, argv: list[str], threads: int) -> dict[str, Any]:
-    """One engine in a fresh interpreter (Linux carries peak RSS across fork and exec)."""
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[var] = str(threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / f"{name}.json"
-        cmd = [sys.executable, str(Path(__file__).resolve()), *argv]
-        subprocess.run([*cmd, "--worker", name, "--worker-out", str(out)], check=True, env=env)
-        return json.loads(out.read_text(encoding="utf-8"))
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -383,7 +360,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         if getattr(args, flag) is not None:
             forwarded += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     print(f"settings: {json.dumps(settings)}; {args.repeats} timed runs after a warm-up")
-    results = {name: spawn_worker(name, forwarded, settings["threads"]) for name in args.engines}
+    results = {
+        name: workers.spawn_worker(__file__, name, forwarded, settings["threads"])
+        for name in args.engines
+    }
     rows = [row(r) for r in results.values()]
     first = next(iter(results.values()))
     table = markdown_table(rows, first["recording_seconds"])
@@ -405,32 +385,21 @@ def main(argv: Sequence[str] | None = None) -> None:
             f" s); tokens per chunk {r['chunk_tokens']}; RSS before load "
             f"{r['rss_before_load_mb']:.0f} MB; deterministic {r['deterministic']}"
         )
-    report = {
-        "settings": settings,
-        "repeats": args.repeats,
-        "audio": "synthetic tones"
-        if args.synthetic
-        else (args.pairs_dir or args.audio_dir or "test clips (benchmarks/inference.py)"),
-        "short_seconds": args.short_seconds if args.pairs_dir else None,
-        "short_table_markdown": short,
-        "environment": {**machine.versions(), **_more_versions()},
-        "rows": rows,
-        "engines": results,
-        "table_markdown": table,
-    }
-    machine.write_report(args.out, report)
-
-
-def _more_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for package in ("faster-whisper", "tokenizers"):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = "not installed"
-    return out
+    audio = args.pairs_dir or args.audio_dir or "test clips (benchmarks/inference.py)"
+    write_report(
+        args.out,
+        {
+            "settings": settings,
+            "repeats": args.repeats,
+            "audio": "synthetic tones" if args.synthetic else audio,
+            "short_seconds": args.short_seconds if args.pairs_dir else None,
+            "short_table_markdown": short,
+            "environment": machine.versions() | machine.package_versions(MORE_PACKAGES),
+            "rows": rows,
+            "engines": results,
+            "table_markdown": table,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.lib.checkout import REPO, copy_paths
+
 COPY = (
     "params.yaml",
     "dvc.yaml",
@@ -106,13 +107,7 @@ def prepare(
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    for rel in COPY:
-        src, dest = REPO / rel, work / rel
-        if src.is_dir():
-            shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest)
+    copy_paths(COPY, work)
     # The preset's knobs, but the demo data: its data section (Common Voice) stays params.yaml's.
     values = {
         k: v for k, v in flatten(load(PRESET, REPO / "conf" / "presets")).items()

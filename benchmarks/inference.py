@@ -39,8 +39,8 @@ with the same words; a second table the short clips. Results go to ``--out`` as 
 
 This file is the command (settings, the parent that spawns and compares the workers); its
 parts are in ``benchmarks/inference_lib/``: ``recording`` (the 60 s recording), ``compare``
-(agreement, speed-up, table), ``machine`` (memory, CPU, versions) and ``worker``
-(the engines and one engine's measurement).
+(agreement, speed-up, table) and ``worker`` (the engines and one engine's measurement); memory,
+CPU, versions and the fresh worker processes in ``benchmarks/lib/``.
 """
 
 from __future__ import annotations
@@ -50,41 +50,25 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-
-from benchmarks.inference_lib.compare import (  # noqa: E402
-    BASELINE,
-    contention,
-    markdown_table,
-    summarize,
-)
-from benchmarks.inference_lib.machine import versions, write_report  # noqa: E402
-from benchmarks.inference_lib.recording import (  # noqa: E402
-    GAP_SECONDS,
-    RECORDING_SECONDS,
-)
-from benchmarks.inference_lib.settings import decode_settings  # noqa: E402
-from benchmarks.inference_lib.short_clips import (  # noqa: E402
+from benchmarks.inference_lib.compare import BASELINE, contention, markdown_table, summarize
+from benchmarks.inference_lib.recording import GAP_SECONDS, RECORDING_SECONDS
+from benchmarks.inference_lib.settings import decode_settings
+from benchmarks.inference_lib.short_clips import (
     DEFAULT_MIN_CONTEXT_SECONDS,
     SHORT_SECONDS,
     short_table,
 )
-from benchmarks.inference_lib.worker import (  # noqa: E402
-    ENGINES,
-    FASTER_WHISPER,
-    TEST_TABLE,
-    run_worker,
-)
+from benchmarks.inference_lib.worker import ENGINES, FASTER_WHISPER, TEST_TABLE, run_worker
+from benchmarks.lib import workers
+from benchmarks.lib.checkout import REPO
+from benchmarks.lib.machine import versions
+from benchmarks.lib.report import write_report
 
 DEFAULT_OUT = REPO / "benchmarks/results/inference.json"
-
-
-# --------------------------------------------------------------------------- settings
 
 
 # --------------------------------------------------------------------------- parent
@@ -108,40 +92,25 @@ def check_inputs(names: Sequence[str]) -> None:
 def spawn_worker(name: str, argv: list[str], threads: int) -> dict[str, Any]:
     """Run one engine in a fresh interpreter, so no other engine's memory counts against it.
 
-    An engine with ``export`` set gets its export made here first, in a temporary directory,
-    so that the conversion's memory does not count against the engine either.
+    An engine with ``export`` set gets its export made first, in the worker's scratch folder
+    and in a process of its own, so that the conversion's memory does not count against the
+    engine either.
     """
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[var] = str(threads)
     spec = ENGINES[name]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / f"{name}.json"
-        cmd = [sys.executable, str(Path(__file__).resolve()), *argv]
-        cmd += ["--worker", name, "--worker-out", str(out)]
-        if spec.export:
-            # In its own process too: Linux carries a process's peak RSS across fork and exec,
-            # so a parent that had loaded the model would inflate the worker's figure.
-            exported = Path(tmp) / "model"
-            convert = (
-                "import sys; from swedish_transcriber.model.export import export_ct2; "
-                "export_ct2(sys.argv[1], sys.argv[2], sys.argv[3])"
-            )
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-c",
-                    convert,
-                    str(REPO / spec.model_dir),
-                    str(exported),
-                    spec.export,
-                ],
-                check=True,
-                cwd=REPO,
-            )
-            cmd += ["--model-dir", str(exported)]
-        subprocess.run(cmd, check=True, env=env, cwd=REPO)
-        return json.loads(out.read_text(encoding="utf-8"))
+
+    def export(scratch: Path) -> list[str]:
+        exported = scratch / "model"
+        convert = (
+            "import sys; from swedish_transcriber.model.export import export_ct2; "
+            "export_ct2(sys.argv[1], sys.argv[2], sys.argv[3])"
+        )
+        source = str(REPO / spec.model_dir)
+        command = [sys.executable, "-c", convert, source, str(exported), spec.export]
+        subprocess.run(command, check=True, cwd=REPO)
+        return ["--model-dir", str(exported)]
+
+    prepare = export if spec.export else None
+    return workers.spawn_worker(__file__, name, argv, threads, cwd=REPO, prepare=prepare)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -44,8 +44,10 @@ REPO = Path(__file__).resolve().parents[1]
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from benchmarks.common import add_set_argument, parse_sets, set_dotted  # noqa: E402
-from benchmarks.inference_lib.machine import machine_busy_seconds, versions, write_report  # noqa: E402
+from benchmarks.lib.checkout import copy_tracked  # noqa: E402
+from benchmarks.lib.machine import machine_busy_seconds, versions  # noqa: E402
+from benchmarks.lib.params import add_set_argument, parse_sets, set_dotted  # noqa: E402
+from benchmarks.lib.report import write_report  # noqa: E402
 from swedish_transcriber.evaluation.scoring import scores  # noqa: E402
 from swedish_transcriber.review.params import DIRECTIONS  # noqa: E402
 from swedish_transcriber.review.suspicion import component_score  # noqa: E402
@@ -53,21 +55,6 @@ from swedish_transcriber.review.suspicion import component_score  # noqa: E402
 RECALL_TARGET = 0.8
 RECOVERY_TARGET = 0.5
 MODELS = ("finetuned", "ct2", "zero_shot")
-
-
-def make_repo(dest: Path, cache: Path) -> Path:
-    """This checkout's tracked files at ``dest``, a DVC repo using ``cache`` (no git)."""
-    shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
-    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, check=True, capture_output=True)
-    for name in filter(None, listed.stdout.decode().split("\0")):
-        src = REPO / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    local = f'[core]\n    no_scm = true\n[cache]\n    dir = "{cache.resolve()}"\n'
-    (dest / ".dvc" / "config.local").write_text(local, encoding="utf-8")
-    return dest
 
 
 def set_params(repo: Path, changes: dict[str, object]) -> None:
@@ -200,7 +187,7 @@ def main() -> None:
     if args.resume and (args.workdir / "repo").is_dir():
         repo = args.workdir / "repo"  # `dvc repro` there goes on from what is done
     else:
-        repo = make_repo(args.workdir / "repo", args.cache)
+        repo = copy_tracked(args.workdir / "repo", dir=str(args.cache.resolve()))
     runs = {
         "clean": {},
         "noisy": {"corpus.label_noise.fraction": args.noise},

@@ -37,7 +37,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -52,9 +51,9 @@ import soundfile as sf
 import yaml
 from playwright.async_api import async_playwright
 
-REPO = Path(__file__).resolve().parents[1]
-
-from swedish_transcriber.data.demo_corpus import check_espeak  # noqa: E402
+from benchmarks.lib.checkout import REPO, commit_id
+from benchmarks.lib.memory import TreeSampler, tree_memory
+from swedish_transcriber.data.demo_corpus import check_espeak
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
 MODEL_LABEL = "load check model"
@@ -163,54 +162,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class RssSampler(threading.Thread):
-    """Peak resident memory of a process and its children, sampled every 100 ms."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.process = psutil.Process(pid)
-        self.peak = 0
-        self.timeline: list[tuple[int, int]] = []  # (seconds, RSS MiB)
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        began = time.monotonic()
-        while not self.stop.is_set():
-            try:
-                procs = [self.process, *self.process.children(recursive=True)]
-                rss = sum(p.memory_info().rss for p in procs)
-                self.peak = max(self.peak, rss)
-                second = int(time.monotonic() - began)
-                if not self.timeline or self.timeline[-1][0] < second:
-                    self.timeline.append((second, round(rss / 2**20)))  # MiB, once a second
-            except psutil.Error:
-                pass
-            self.stop.wait(0.1)
-
-
-def tree_rss(pid: int) -> int:
-    """Resident memory of a process and its children now (bytes)."""
-    process = psutil.Process(pid)
-    return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
-
-
-def commit() -> str:
-    """The checkout's commit, with "+dirty" when it has changes."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
 
 
 def healthy(port: int) -> bool:
@@ -365,9 +316,9 @@ def main() -> None:
         server = start_server(params_file, port, log)
         asyncio.run(warm_up(f"http://127.0.0.1:{port}/"))
         time.sleep(2.0)
-        idle = tree_rss(server.pid)  # the page imported, no upload, no model loaded
-        sampler = RssSampler(server.pid)
-        sampler.start()
+        process = psutil.Process(server.pid)
+        idle = tree_memory(process).rss  # the page imported, no upload, no model loaded
+        sampler = TreeSampler(process).start()  # every 100 ms
         began = time.monotonic()
         try:
             outcomes = asyncio.run(
@@ -376,8 +327,7 @@ def main() -> None:
             alive = server.poll() is None and healthy(port)
         finally:
             wall = time.monotonic() - began
-            sampler.stop.set()
-            sampler.join()
+            sampler.stop()
             server.terminate()
             try:
                 server.wait(timeout=10)
@@ -396,15 +346,15 @@ def main() -> None:
         "p95_s": round(percentile(latencies, 95), 2),
         "wall_s": round(wall, 1),
         "idle_server_rss_mb": round(idle / 2**20),
-        "peak_server_rss_mb": round(sampler.peak / 2**20),
-        "peak_above_idle_mb": round((sampler.peak - idle) / 2**20),
+        "peak_server_rss_mb": round(sampler.peak.rss / 2**20),
+        "peak_above_idle_mb": round((sampler.peak.rss - idle) / 2**20),
         "server_alive_after": alive,
         "tracebacks_in_server_log": server_log.count("Traceback"),
         "mix": args.mix,
         "max_concurrent_decodes": params["app"]["limits"]["max_concurrent_decodes"],
         "model": args.model,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "commit": commit(),
+        "commit": commit_id(short=True),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     print(json.dumps(summary, indent=2))
@@ -424,7 +374,7 @@ def main() -> None:
         + "\n",
         encoding="utf-8",
     )
-    within = (sampler.peak - idle) / 2**20 <= args.max_rss_mb_above_idle
+    within = (sampler.peak.rss - idle) / 2**20 <= args.max_rss_mb_above_idle
     print(f"peak RSS above idle within {args.max_rss_mb_above_idle:g} MB: {within}")
     ok = alive and summary["errors"] == 0 and within
     raise SystemExit(0 if ok else 1)

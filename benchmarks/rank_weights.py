@@ -35,7 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.inference_lib.machine import versions, write_report  # noqa: E402
+from benchmarks.lib.machine import versions  # noqa: E402
+from benchmarks.lib.report import write_report  # noqa: E402
 from swedish_transcriber.data.features import load_split  # noqa: E402
 from swedish_transcriber.data.label_noise import KINDS, LabelNoiseParams, plant  # noqa: E402
 from swedish_transcriber.evaluation.transcription import load_model  # noqa: E402

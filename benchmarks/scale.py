@@ -39,14 +39,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import pandas as pd
+import psutil
+import yaml
 
-import pandas as pd  # noqa: E402
-import psutil  # noqa: E402
-import yaml  # noqa: E402
-
-from benchmarks.inference_lib.machine import write_report  # noqa: E402
-from benchmarks.scale_release import cached_release  # noqa: E402
+from benchmarks.lib.checkout import REPO, commit_id, copy_tracked
+from benchmarks.lib.memory import TreeSampler
+from benchmarks.lib.report import write_report
+from benchmarks.scale_release import cached_release
 
 STAGES = ("ingest", "validate", "augment", "featurize")
 TARGET_STAGES = ("ingest", "validate", "featurize")
@@ -81,56 +81,25 @@ def run_measured(
         out.write(f"$ {shlex.join(argv)}\n".encode())
         out.flush()
         proc = psutil.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        peak, peak_n, largest, peak_pss = 0, 0, 0, 0
-        while proc.poll() is None:
-            total, count, pss = 0, 0, 0
-            try:
-                tree = [proc, *proc.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                tree = []
-            for p in tree:
-                try:
-                    mem = p.memory_full_info()
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    continue
-                rss = mem.rss
-                pss += getattr(mem, "pss", rss)
-                total += rss
-                count += 1
-                largest = max(largest, rss)
-            if total > peak:
-                peak, peak_n = total, count
-            peak_pss = max(peak_pss, pss)
-            time.sleep(interval)
-    wall = time.perf_counter() - start
+        sampler = TreeSampler(proc, interval, pss=True).start()
+        proc.wait()
+        wall = time.perf_counter() - start
+        sampler.stop()
     if proc.returncode != 0:
         tail = log.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{shlex.join(argv)} failed ({proc.returncode}); log {log}:\n{tail}")
-    return Measured(wall, peak, peak_n, largest, peak_pss)
+    peak = sampler.peak
+    return Measured(wall, peak.rss, peak.processes, sampler.largest_rss, sampler.peak_pss)
 
 
 def make_repo(dest: Path, release: Path, models_base: Path, cache_type: str | None) -> Path:
     """A fresh DVC repo at ``dest``: this checkout's git-tracked files (as in the working
     tree, so .dvc/config's cache.type too, unless ``cache_type`` overrides it), params
     pointed at ``release``, models/base a symlink (not counted), no SCM."""
-    shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
-    listed = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO, check=True, capture_output=True
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        src = REPO / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
+    copy_tracked(dest, **({"type": cache_type} if cache_type else {}))
     (dest / "dvc.lock").unlink(missing_ok=True)  # hashes of the demo run, not this one
     (dest / "models").mkdir(exist_ok=True)
     (dest / "models/base").symlink_to(models_base.resolve())
-    (dest / ".dvc").mkdir(exist_ok=True)
-    local = "[core]\n    no_scm = true\n"
-    if cache_type:
-        local += f'[cache]\n    type = "{cache_type}"\n'
-    (dest / ".dvc/config.local").write_text(local)
     params_file = dest / "params.yaml"
     params = yaml.safe_load(params_file.read_text())
     params["data"].update(source="commonvoice", raw_dir=str(release), max_clips=0)
@@ -477,16 +446,6 @@ def machine() -> dict:
     except OSError:
         pass
     return info
-
-
-def commit_id() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    return git("rev-parse", "HEAD") + ("+dirty" if dirty else "")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,7 @@
-"""The parts of ``benchmarks/inference.py``: the recording, the comparison, the machine, a worker.
+"""The parts of the inference benchmarks (``benchmarks/inference.py`` and
+``faster_whisper_row.py``): the recording, the comparison, the settings, short clips, a worker.
 
-``benchmarks/inference.py`` is the command; these modules hold what it is made of, so that
-each can be read (and tested) on its own.
+The scripts are the commands; these modules hold what they are made of, so that each can be
+read (and tested) on its own. What every benchmark shares (memory, CPU, worker processes,
+reports) is in ``benchmarks/lib/``.
 """

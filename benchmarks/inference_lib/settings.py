@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from swedish_transcriber.serving.long_form import ChunkPlan
 
 
 def decode_settings(params_file: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -35,3 +38,11 @@ def decode_settings(params_file: Path, args: argparse.Namespace) -> dict[str, An
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     return settings
+
+
+def chunk_plan(settings: dict[str, Any]) -> ChunkPlan:
+    """How the page cuts long audio (``long_form.ChunkPlan``), from ``decode_settings``."""
+    from swedish_transcriber.serving.long_form import ChunkPlan
+
+    keys = ("chunk_seconds", "min_pause", "silence_threshold_db", "padding")
+    return ChunkPlan(**{k: settings[k] for k in keys})

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.inference_lib.faster_whisper import PROMPT_TOKENS
-from benchmarks.inference_lib.machine import machine_busy_seconds, own_cpu_seconds
+from benchmarks.lib.machine import cpu_during, cpu_note
 from swedish_transcriber.decoding import token_cap
 from swedish_transcriber.whisper import SAMPLE_RATE, DecodeOptions, EncoderContext, model_context
 
@@ -115,25 +115,27 @@ def measure_short(
     options = cap_options(settings)
     caps = [token_cap(clip.shape[0] / SAMPLE_RATE, options) for clip in clips]
     transcribe_capped(engine, clips[0], caps[0])  # warm-up: first-call allocations
-    passes: list[float] = []
-    cpu: list[float] = []  # own CPU seconds: steadier than wall time on a shared machine
-    others: list[float | None] = []
-    for r in range(repeats):
+
+    def one_pass() -> tuple[list[str], list[int], float]:
         texts, tokens = [], []
-        own, busy = own_cpu_seconds(), machine_busy_seconds()
         start = time.perf_counter()
         for clip, cap in zip(clips, caps, strict=True):
             text, n = transcribe_capped(engine, clip, cap)
             texts.append(text)
             tokens.append(n)
-        passes.append(time.perf_counter() - start)
-        cpu.append(own_cpu_seconds() - own)
-        others.append(None if busy is None else max(0.0, machine_busy_seconds() - busy - cpu[-1]))
+        return texts, tokens, time.perf_counter() - start
+
+    passes: list[float] = []
+    cpu: list[float] = []  # own CPU seconds: steadier than wall time on a shared machine
+    others: list[float | None] = []
+    for r in range(repeats):
+        (texts, tokens, seconds), own, other = cpu_during(one_pass)
+        passes.append(seconds)
+        cpu.append(own)
+        others.append(other)
         log(
-            f"short clips, pass {r + 1}/{repeats}: {passes[-1]:.2f} s, {sum(tokens)} tokens "
-            f"(own CPU {cpu[-1]:.1f} s"
-            + ("" if others[-1] is None else f", other processes' CPU {others[-1]:.1f} s")
-            + ")"
+            f"short clips, pass {r + 1}/{repeats}: {seconds:.2f} s, {sum(tokens)} tokens "
+            f"({cpu_note(own, other)})"
         )
     audio_seconds = sum(clip.shape[0] for clip in clips) / SAMPLE_RATE
     wall = statistics.median(passes)

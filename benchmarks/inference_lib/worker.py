@@ -13,12 +13,8 @@ import numpy as np
 
 from benchmarks.inference_lib.compare import BASELINE, PAGE_ENGINE
 from benchmarks.inference_lib.faster_whisper import FasterWhisperEngine
-from benchmarks.inference_lib.machine import (
-    machine_busy_seconds,
-    own_cpu_seconds,
-    peak_rss_mb,
-)
 from benchmarks.inference_lib.recording import build_recording
+from benchmarks.inference_lib.settings import chunk_plan
 from benchmarks.inference_lib.short_clips import (
     OWN_CONTEXT,
     context_label,
@@ -26,9 +22,11 @@ from benchmarks.inference_lib.short_clips import (
     serving_context,
     short_indices,
 )
+from benchmarks.lib.checkout import REPO
+from benchmarks.lib.machine import cpu_during, cpu_note
+from benchmarks.lib.memory import peak_rss_mb
 from swedish_transcriber.whisper import SAMPLE_RATE as WHISPER_SAMPLE_RATE
 
-REPO = Path(__file__).resolve().parents[2]
 FASTER_WHISPER = "faster-whisper"
 TEST_TABLE = REPO / "data/validated/test.parquet"
 
@@ -85,7 +83,7 @@ def run_worker(name: str, settings: dict[str, Any], args: argparse.Namespace) ->
     from swedish_transcriber.evaluation.scoring import scores
     from swedish_transcriber.model.source import ModelLanguage
     from swedish_transcriber.serving.engines import EngineSettings, load_engine
-    from swedish_transcriber.serving.long_form import ChunkPlan, plan_chunks, transcribe_audio
+    from swedish_transcriber.serving.long_form import plan_chunks, transcribe_audio
     from swedish_transcriber.whisper import DecodeOptions
 
     spec = ENGINES[name]
@@ -102,12 +100,7 @@ def run_worker(name: str, settings: dict[str, Any], args: argparse.Namespace) ->
         max_new_tokens=settings["max_new_tokens"],
     )
     engine_settings = EngineSettings(settings["threads"], spec.ct2_compute_type)
-    plan = ChunkPlan(
-        chunk_seconds=settings["chunk_seconds"],
-        min_pause=settings["min_pause"],
-        silence_threshold_db=settings["silence_threshold_db"],
-        padding=settings["padding"],
-    )
+    plan = chunk_plan(settings)
     model_dir = Path(args.model_dir) if args.model_dir else REPO / spec.model_dir
     start = time.perf_counter()
     if name == FASTER_WHISPER:
@@ -138,20 +131,12 @@ def run_worker(name: str, settings: dict[str, Any], args: argparse.Namespace) ->
     others: list[float | None] = []
     texts: list[str] = []
     for i in range(args.repeats):
-        own, busy = own_cpu_seconds(), machine_busy_seconds()
-        text, seconds = long_form()
-        own = own_cpu_seconds() - own
-        other = None if busy is None else max(0.0, machine_busy_seconds() - busy - own)
+        (text, seconds), own, other = cpu_during(long_form)
         runs.append(seconds)
         cpu.append(own)
         others.append(other)
         texts.append(text)
-        _log(
-            name,
-            f"run {i + 1}/{args.repeats}: {seconds:.2f} s (own CPU {own:.1f} s"
-            + ("" if other is None else f", other processes' CPU {other:.1f} s")
-            + ")",
-        )
+        _log(name, f"run {i + 1}/{args.repeats}: {seconds:.2f} s ({cpu_note(own, other)})")
     rss_speed = peak_rss_mb()
 
     clips = audio[: args.clips] if args.clips else audio

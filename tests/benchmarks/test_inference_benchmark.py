@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from benchmarks.inference_lib import compare, machine, recording
+from benchmarks.inference_lib import compare, recording
 from tests.repo_params import PARAMS_FILE, REPO, dotted, write_params
 
 SR = 16_000
@@ -200,23 +198,6 @@ def test_contention_warns_only_when_other_processes_took_a_real_share():
     assert "b's timed runs" in warnings[0] and "50%" in warnings[0]
 
 
-def test_machine_busy_seconds_counts_all_but_idle_and_iowait(tmp_path):
-    stat = tmp_path / "stat"
-    # user nice system idle iowait irq softirq steal guest guest_nice
-    stat.write_text("cpu  100 5 50 1000 20 3 7 2 40 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
-    ticks = os.sysconf("SC_CLK_TCK")
-    assert machine.machine_busy_seconds(stat) == pytest.approx((100 + 5 + 50 + 3 + 7 + 2) / ticks)
-    assert machine.machine_busy_seconds(tmp_path / "missing") is None
-
-
-def test_own_cpu_seconds_agrees_with_the_process_clock():
-    own, clock = machine.own_cpu_seconds(), time.process_time()
-    while time.process_time() - clock < 0.2:  # spin: CPU time, whatever else runs
-        pass
-    spent = time.process_time() - clock
-    assert machine.own_cpu_seconds() - own == pytest.approx(spent, abs=0.03)
-
-
 # ---------------------------------------------------------------- the parent process
 
 
@@ -230,23 +211,21 @@ def test_main_compares_workers_and_writes_json(tmp_path, capsys, monkeypatch):
 
     def fake_spawn(name, argv, threads):
         calls.append((name, argv, threads))
-        r = _result([12.0] if name == "transformers" else [4.0])
-        r.update(
-            run_cpu_seconds=[20.0],
-            run_other_cpu_seconds=[0.0],
-            test_clips=2,
-            test_audio_seconds=5.0,
-            test_seconds=1.0,
-            recording_clips=16,
-            recording_speech_seconds=52.0,
-            recording_chunks=3,
-            long_form_wer_norm=0.1,
-            warmup_seconds=13.0,
-            long_form_deterministic=True,
-            rss_before_load_mb=200.0,
-            peak_rss_after_test_clips_mb=600.0,
-        )
-        return r
+        return _result([12.0] if name == "transformers" else [4.0]) | {
+            "run_cpu_seconds": [20.0],
+            "run_other_cpu_seconds": [0.0],
+            "test_clips": 2,
+            "test_audio_seconds": 5.0,
+            "test_seconds": 1.0,
+            "recording_clips": 16,
+            "recording_speech_seconds": 52.0,
+            "recording_chunks": 3,
+            "long_form_wer_norm": 0.1,
+            "warmup_seconds": 13.0,
+            "long_form_deterministic": True,
+            "rss_before_load_mb": 200.0,
+            "peak_rss_after_test_clips_mb": 600.0,
+        }
 
     out = tmp_path / "sub" / "inference.json"
     bench.main(
@@ -335,3 +314,11 @@ def test_pairs_need_their_reference(tmp_path):
     clips, references, names = load_pairs(tmp_path)
     assert names == ["a.wav", "b.wav"] and references == ["hej", "då"]
     assert short_indices(clips, 5.0) == [0]
+
+
+def test_chunks_are_cut_as_the_page_cuts_them():
+    from benchmarks.inference_lib.settings import chunk_plan, decode_settings
+    from swedish_transcriber.serving.page import load_config
+
+    settings = decode_settings(PARAMS_FILE, bench.parse_args([]))
+    assert chunk_plan(settings) == load_config(PARAMS_FILE).app.chunks
