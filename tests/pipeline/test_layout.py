@@ -41,8 +41,10 @@ def test_every_package_folder_and_module_is_on_the_layout():
 def test_every_page_and_benchmark_script_is_on_the_layout():
     names = layout_names()
     pages = [f"app/pages/{p.name}" for p in (REPO / "app" / "pages").glob("*.py")]
-    scripts = [*(REPO / "benchmarks").glob("*.py"), *(REPO / "benchmarks").glob("*.sh")]
-    wanted = pages + [p.name for p in scripts if p.name != "__init__.py"]
+    benchmarks, studies = REPO / "benchmarks", REPO / "benchmarks" / "studies"
+    scripts = [*benchmarks.glob("*.py"), *benchmarks.glob("*.sh"), *studies.glob("*.py")]
+    folders = [p.name + "/" for p in benchmarks.iterdir() if (p / "__init__.py").is_file()]
+    wanted = pages + folders + [p.name for p in scripts if p.name != "__init__.py"]
     missing = sorted(n for n in wanted if n not in names)
     assert not missing, f"README.md's layout lacks {missing}"
 

@@ -2,8 +2,8 @@
 
 Usage (repo root, .venv active, after `dvc repro rank`):
 
-    python benchmarks/rank_weights.py [--seeds 1 2 3] [--noise 0.05] [--top 0.10] \
-        [--out benchmarks/results/rank_weights.json]
+    python benchmarks/studies/rank_weights.py [--seeds 1 2 3] [--noise 0.05] [--top 0.10] \
+        [--out benchmarks/studies/results/rank_weights.json]
 
 benchmarks/label_noise.py answers the issue's question end to end, but one run of it costs
 the whole pipeline; choosing ``curation.rank.weights`` needs many rankings. Only some of a
@@ -26,27 +26,25 @@ from __future__ import annotations
 import argparse
 import datetime
 import math
-import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import pandas as pd
+import torch
 
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from benchmarks.lib.machine import versions  # noqa: E402
-from benchmarks.lib.report import write_report  # noqa: E402
-from swedish_transcriber.data.features import load_split  # noqa: E402
-from swedish_transcriber.data.label_noise import KINDS, LabelNoiseParams, plant  # noqa: E402
-from swedish_transcriber.evaluation.transcription import load_model  # noqa: E402
-from swedish_transcriber.model.source import ModelLanguage  # noqa: E402
-from swedish_transcriber.params import section  # noqa: E402
-from swedish_transcriber.review import stored_states  # noqa: E402
-from swedish_transcriber.review.model_passes import token_losses  # noqa: E402
-from swedish_transcriber.review.params import COMPONENTS, RankParams  # noqa: E402
-from swedish_transcriber.review.queue import error_rates  # noqa: E402
-from swedish_transcriber.review.suspicion import rank_clips  # noqa: E402
+from benchmarks.lib.checkout import REPO, commit_id
+from benchmarks.lib.machine import versions
+from benchmarks.lib.report import write_report
+from swedish_transcriber.data.features import load_split
+from swedish_transcriber.data.label_noise import KINDS, LabelNoiseParams, plant
+from swedish_transcriber.evaluation.transcription import load_model
+from swedish_transcriber.model.source import ModelLanguage
+from swedish_transcriber.params import section
+from swedish_transcriber.review import stored_states
+from swedish_transcriber.review.model_passes import token_losses
+from swedish_transcriber.review.params import COMPONENTS, RankParams
+from swedish_transcriber.review.queue import error_rates
+from swedish_transcriber.review.suspicion import rank_clips
 
 # Candidate weightings: each component alone, the repo's, and label-centred mixes.
 WEIGHTINGS: dict[str, dict[str, float]] = {
@@ -114,7 +112,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--noise", type=float, default=0.05)
     parser.add_argument("--top", type=float, default=0.10)
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/rank_weights.json")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "benchmarks/studies/results/rank_weights.json"
+    )
     parser.add_argument("--queue", type=Path, default=REPO / "reports/review_queue.parquet")
     args = parser.parse_args()
     lang = section("model", ModelLanguage, REPO / "params.yaml", subset=True)
@@ -154,14 +154,13 @@ def main() -> None:
     }
     for name, row in sorted(summary.items(), key=lambda kv: -kv[1]["mean_recall"]):
         print(f"{row['mean_recall']:.3f} recall, {row['mean_precision']:.3f} precision: {name}")
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True)
     write_report(
         args.out,
         {
             "benchmark": "rank_weights",
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "commit": commit.stdout.strip(),
-            "command": " ".join(["python", "benchmarks/rank_weights.py", *sys.argv[1:]]),
+            "commit": commit_id(dirty=False),
+            "command": " ".join(["python", "benchmarks/studies/rank_weights.py", *sys.argv[1:]]),
             "versions": versions(),
             "noise_fraction": args.noise,
             "top_fraction": args.top,

@@ -7,9 +7,10 @@ interpolations ``(1 - a) * base + a * trained`` for each ``a`` of ``alphas`` on 
 wav/txt pairs (``../shared/eval/real-sv``-style, decoded as ``pairs_wer.py`` does: greedy,
 Swedish forced, 96 new tokens) and on 32 clips of the featurized demo test split. It was used to
 choose which methods to run through the pipeline (docs/forgetting.md); each run appends a JSON
-line to ``benchmarks/results/forgetting_trials.jsonl``.
+line to ``benchmarks/studies/results/forgetting_trials.jsonl``.
 
-    python benchmarks/forgetting_trials.py '{"name": "xattn_distill1", "part": "cross", "lwf": 1.0}'
+    python benchmarks/studies/forgetting_trials.py \
+        '{"name": "xattn_distill1", "part": "cross", "lwf": 1.0}'
 
 Config keys: name, steps (100), lr (2e-4), lwf (distillation weight, 0), T (2.0), part
 (decoder | cross), lora (rank, 0 = off), emb (train the embeddings, false), alphas ([1.0, 0.5]).
@@ -36,13 +37,14 @@ import torch
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 from transformers.modeling_outputs import BaseModelOutput
 
+from benchmarks.lib.checkout import REPO
 from swedish_transcriber.data.features import pad_features
 
 BASE = os.environ.get("BASE", "models/base")
 CACHE = os.environ.get("CACHE", "checkpoints/encoder_cache/train/table")
 TEST = os.environ.get("TEST", "data/features/test")
 REAL = os.environ.get("REAL", "../shared/eval/real-sv")
-OUT = "benchmarks/results/forgetting_trials.jsonl"
+OUT = REPO / "benchmarks/studies/results/forgetting_trials.jsonl"
 BATCH = 8
 WARMUP = 8
 PROMPT = ["<|startoftranscript|>", "<|sv|>", "<|transcribe|>", "<|notimestamps|>"]

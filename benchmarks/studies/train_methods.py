@@ -3,8 +3,9 @@
 Usage (repo root, .venv active; needs a whisper-base checkpoint such as models/base from
 ``dvc repro base_model``):
 
-    python benchmarks/train_methods.py                       # models/base, 5 timed steps each
-    python benchmarks/train_methods.py models/base --steps 3 --methods decoder lora_r8
+    python benchmarks/studies/train_methods.py      # models/base, 5 timed steps each
+    python benchmarks/studies/train_methods.py models/base --steps 3 \
+        --methods decoder lora_r8_decoder
 
 Each method runs the train stage's own step: the project's ``WhisperTrainer`` (the
 ``Seq2SeqTrainer`` subclass of the train stage) with ``train.trainable``, LoRA and the
@@ -44,11 +45,10 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import torch
 
-import torch  # noqa: E402
-
-from swedish_transcriber.params import section  # noqa: E402
+from benchmarks.lib.checkout import REPO
+from swedish_transcriber.params import section
 
 DEFAULT_MODEL = REPO / "models" / "base"
 METHODS: dict[str, dict] = {
@@ -226,7 +226,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed optimizer steps per method")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=DEFAULT_METHODS)
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/train_methods.json")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "benchmarks/studies/results/train_methods.json"
+    )
     args = parser.parse_args(argv)
     if not (args.model / "config.json").is_file():
         raise SystemExit(f"{args.model}: no transformers checkpoint (run `dvc repro base_model`)")
@@ -251,7 +253,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         results.append(result)
     report = {
-        "command": " ".join(["python", "benchmarks/train_methods.py", *(argv or sys.argv[1:])]),
+        "command": " ".join(
+            ["python", "benchmarks/studies/train_methods.py", *(argv or sys.argv[1:])]
+        ),
         "model": str(args.model),
         "batch": args.batch,
         "label_tokens": LABEL_TOKENS,
