@@ -17,6 +17,20 @@ import numpy as np
 from swedish_transcriber.whisper import EncoderContext
 
 PROMPT_TOKENS = 4  # <|startoftranscript|><|sv|><|transcribe|><|notimestamps|>
+# ``WhisperModel.transcribe`` set to decode as our engine: one pass at temperature 0 (no
+# fallback, so no compression-ratio, log-prob or no-speech checks), no timestamps, no VAD,
+# no previous text as a prompt.
+AS_OUR_ENGINE: dict[str, object] = {
+    "best_of": 1,
+    "temperature": 0.0,
+    "compression_ratio_threshold": None,
+    "log_prob_threshold": None,
+    "no_speech_threshold": None,
+    "condition_on_previous_text": False,
+    "without_timestamps": True,
+    "vad_filter": False,
+    "word_timestamps": False,
+}
 
 
 class FasterWhisperEngine:
@@ -57,16 +71,8 @@ class FasterWhisperEngine:
                 language=self.language,
                 task=self.task,
                 beam_size=self.num_beams,
-                best_of=1,
-                temperature=0.0,
-                compression_ratio_threshold=None,
-                log_prob_threshold=None,
-                no_speech_threshold=None,
-                condition_on_previous_text=False,
-                without_timestamps=True,
-                vad_filter=False,
-                word_timestamps=False,
                 max_new_tokens=self.max_new_tokens,
+                **AS_OUR_ENGINE,
             )
             segments = list(segments)  # a generator: decoding happens here
             texts.append(" ".join(seg.text.strip() for seg in segments).strip())
