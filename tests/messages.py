@@ -27,7 +27,7 @@ def _pattern(fact: Fact) -> re.Pattern[str]:
     pattern = re.escape(text)
     if re.fullmatch(r"-?\d+(\.\d+)?", text):
         # A number, not part of a longer one (3 in 13 or 18.3) nor of a path (pytest-3/).
-        return re.compile(r"(?<![\w/-])(?<!\d\.)" + pattern + r"(?![\w/])(?!\.\d)")
+        return re.compile(r"(?<![\w/])(?<!\d\.)" + pattern + r"(?![\w/])(?!\.\d)")
     if re.match(r"\w", text):
         pattern = r"(?<!\w)" + pattern
     if re.search(r"\w$", text):
