@@ -32,7 +32,7 @@ from swedish_transcriber.whisper import (
 )
 from tests.dvc_stages import stage_command
 from tests.media_files import tone
-from tests.messages import assert_names, raises_naming
+from tests.messages import assert_a_line_names, assert_names, raises_naming
 from tests.repo_params import REPO, repo_params, write_params
 from tests.tiny import save_tiny_base
 
@@ -148,14 +148,14 @@ def test_export_stage_runs_from_params(repo_copy, tiny_dirs):
         stage_command("export", repo), cwd=repo, env=env, capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr
-    assert "models/ct2 (int8_float32" in run.stdout
+    assert_a_line_names(run.stdout, "models/ct2", "int8_float32")
     written = json.loads((repo / "models/ct2/decode_options.json").read_text(encoding="utf-8"))
     assert written == {
         **dataclasses.asdict(APP),
         "temperatures": list(APP.temperatures),
         CONTEXT_KEY: EncoderContext.padded().record(),
     }
-    assert "encoder context padded" in run.stdout
+    assert_a_line_names(run.stdout, "models/ct2", "padded")
     assert model_kind(repo / "models/ct2") == CTRANSLATE2
     (repo / "params.yaml").write_text(
         (repo / "params.yaml").read_text(encoding="utf-8").replace("int8_float32", "int3"),
