@@ -19,7 +19,7 @@ import torch
 
 from swedish_transcriber.model.train_params import DistillParams, LoraParams, TrainParams
 from swedish_transcriber.model.training import KILL_AT_STEP_ENV
-from tests.messages import assert_names, raises_naming
+from tests.messages import assert_a_line_names, assert_names, raises_naming
 from tests.repo_params import dotted, repo_params, write_params
 from tests.stage_runs import (
     assert_trains_alike_uncached,
@@ -424,7 +424,7 @@ def test_lora_run_writes_a_plain_checkpoint_and_resumes_after_a_kill(tiny_repo, 
     first = train_stage(killed, check=False, **{KILL_AT_STEP_ENV: "3"})
     assert first.returncode != 0 and not (killed / "models" / "trained").exists()
     second = train_stage(killed)
-    assert "resuming from" in second.stdout and "checkpoint-2" in second.stdout
+    assert_a_line_names(second.stdout, "resuming", "checkpoint-2")
     again = weights(killed / "models" / "trained")
     assert all(torch.equal(tuned[n], again[n]) for n in tuned)  # bit for bit
     # A finished run whose outputs were lost: the adapters of its last checkpoint.
