@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from swedish_transcriber.data import commonvoice
 from swedish_transcriber.data.commonvoice import ReleaseError, read_tsv, take_subset
-from tests.messages import raises_naming
+from tests.messages import assert_names, raises_naming
 from tests.releases import HEADER_NEW, HEADER_OLD, write_tsv
 
 
@@ -66,7 +66,7 @@ def test_malformed_line_is_kept_as_a_quarantine_row(make_release):
     assert len(table.rows) == 1
     bad = table.malformed.iloc[0]
     assert bad["tsv_row"] == 3
-    assert "train.tsv: line 3" in bad["reason"] and "found 2" in bad["reason"]
+    assert_names(bad["reason"], "train.tsv", "line 3", 2)  # the fields found
 
 
 def test_non_utf8_tsv_names_file_and_line(tmp_path):
