@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from swedish_transcriber.model.export import export_ct2
+from tests.messages import raises_naming
 from tests.repo_params import REPO
 from tests.tiny import save_tiny_base
 
@@ -74,7 +75,7 @@ def test_both_engines_decode_the_same_chunks_to_the_same_cap(tmp_path, capsys):
 
 
 def test_missing_export_is_named(tmp_path):
-    with pytest.raises(SystemExit, match=r"model.bin is missing: run `dvc repro export`"):
+    with raises_naming(SystemExit, tmp_path / "model.bin", "dvc repro export"):
         runner.main(["--model-dir", str(tmp_path), "--synthetic", "--out", str(tmp_path / "o")])
 
 
@@ -84,7 +85,7 @@ def test_settings_come_from_params_with_flags_on_top(tmp_path):
     assert settings["batch_size"] == 4 and settings["language"] == "sv"
     bad = tmp_path / "params.yaml"
     bad.write_text("model: {language: sv}\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="missing section 'app'"):
+    with raises_naming(ValueError, bad, "'app'"):
         runner.decode_settings(bad, args)
     assert Path(runner.DEFAULT_OUT).parent == REPO / "benchmarks/results"
 

@@ -22,6 +22,7 @@ import soundfile as sf
 from benchmarks import scale
 from benchmarks.scale_release import FAULTS, REPORTED_SENTENCE, build_release, cached_release
 from swedish_transcriber.audio import AudioError, read_audio
+from tests.messages import raises_naming
 
 N = 20 * len(FAULTS)  # the smallest release the generator makes
 SR = 48_000
@@ -156,7 +157,7 @@ def test_release_is_cached_by_n_and_seed(tmp_path, demo_dir):
 
 
 def test_too_small_n_is_refused(tmp_path, demo_dir):
-    with pytest.raises(ValueError, match="too few clips"):
+    with raises_naming(ValueError, "--n", N - 1):  # the flag and its value
         build_release(N - 1, 1, tmp_path, demo_dir, max_sources=6)
 
 

@@ -13,6 +13,7 @@ import soxr
 from swedish_transcriber.audio import AudioError, load_audio, read_audio
 from swedish_transcriber.data.demo_corpus import Speaker, Utterance, synthesise
 from tests.media_files import write_clip
+from tests.messages import assert_names, raises_naming
 
 
 def decoded_before(path: Path, sample_rate: int = 16_000) -> np.ndarray:
@@ -57,22 +58,22 @@ def test_corrupt_clip_says_what_is_wrong_not_that_it_is_missing(tmp_path):
     with pytest.raises(AudioError) as info:
         read_audio(path)
     message = str(info.value)
-    assert str(path) in message and "cannot decode audio" in message
-    assert "does not exist" not in message and "corrupt" in message
+    assert_names(message, path, "corrupt")
+    assert "does not exist" not in message
 
 
 def test_unsupported_format_names_the_problem(tmp_path):
     path = tmp_path / "clip.flac"
     path.write_bytes(b"fLaC" + bytes(100))
-    with pytest.raises(AudioError, match="cannot decode audio: .*unimplemented format"):
+    with raises_naming(AudioError, path, "unimplemented format"):  # libsndfile's reason
         read_audio(path)
 
 
 def test_missing_and_empty_clips(tmp_path):
-    with pytest.raises(AudioError, match="clip file is missing"):
+    with raises_naming(AudioError, tmp_path / "nowhere.mp3", "missing"):
         read_audio(tmp_path / "nowhere.mp3")
     (tmp_path / "empty.mp3").write_bytes(b"")
-    with pytest.raises(AudioError, match="empty"):
+    with raises_naming(AudioError, tmp_path / "empty.mp3", "0 bytes"):
         read_audio(tmp_path / "empty.mp3")
 
 
@@ -80,7 +81,7 @@ def test_a_one_hertz_file_is_refused_before_resampling(tmp_path):
     """200,000 samples at 1 Hz would become 3.2e9 samples at 16 kHz."""
     path = tmp_path / "bomb.flac"
     sf.write(path, np.zeros((200_000, 4), np.float32), 1, format="FLAC")
-    with pytest.raises(AudioError, match="sample rate is 1 Hz"):
+    with raises_naming(AudioError, path, "1 Hz"):
         load_audio(path)
 
 
@@ -88,7 +89,7 @@ def test_the_hard_duration_cap_stops_reading(tmp_path):
     path = tmp_path / "long.flac"
     sf.write(path, np.zeros((8_000 * 5, 1), np.float32), 8_000, format="FLAC")
     assert read_audio(path)[0].shape == (40_000,)
-    with pytest.raises(AudioError, match="longer than the limit of 2 s"):
+    with raises_naming(AudioError, path, "2 s"):  # the limit
         read_audio(path, max_seconds=2.0)
 
 
@@ -97,5 +98,5 @@ def test_nan_samples_are_refused(tmp_path):
     audio = np.zeros(1_000, np.float32)
     audio[10] = np.nan
     sf.write(path, audio, 16_000, subtype="FLOAT")
-    with pytest.raises(AudioError, match="NaN"):
+    with raises_naming(AudioError, path, "NaN"):
         read_audio(path)

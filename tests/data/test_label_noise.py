@@ -16,6 +16,7 @@ from swedish_transcriber.data.label_noise import (
     write_planted,
 )
 from swedish_transcriber.params import section
+from tests.messages import raises_naming
 from tests.releases import SENTENCES
 from tests.repo_params import REPO
 
@@ -79,7 +80,7 @@ def test_planted_file_round_trip(tmp_path):
     write_planted(tmp_path / "planted.tsv", planted)
     assert read_planted(tmp_path / "planted.tsv") == planted
     (tmp_path / "bad.tsv").write_text("path\tkind\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="bad.tsv: line 1"):
+    with raises_naming(ValueError, tmp_path / "bad.tsv", "line 1"):
         read_planted(tmp_path / "bad.tsv")
 
 

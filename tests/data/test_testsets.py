@@ -35,6 +35,7 @@ from swedish_transcriber.data.testsets import TestSet, TestSetError, TestSetPara
 from swedish_transcriber.params import ParamsError, section
 from swedish_transcriber.stage import main
 from tests.media_files import tone
+from tests.messages import assert_a_line_names, assert_names, raises_naming
 from tests.repo_params import PARAMS_FILE, REPO, repo_params, write_params
 from tests.tiny import feature_table
 
@@ -142,13 +143,13 @@ def fault(name: str, test_set: TestSet) -> str:
     with pytest.raises(TestSetError) as info:
         read_testset(name, test_set)
     message = str(info.value)
-    assert message.startswith(f"test set {name!r} ({test_set.format} at {test_set.path}")
+    assert_names(message.splitlines()[0], repr(name), test_set.format, test_set.path)
     return message
 
 
 def test_missing_set_path(tmp_path):
     message = fault("gone", pairs_set(tmp_path / "nowhere"))
-    assert f"{tmp_path / 'nowhere'}: not found (evaluate.sets.gone.path)" in message
+    assert_names(message, tmp_path / "nowhere", "not found", "evaluate.sets.gone.path")
 
 
 def test_every_pairing_fault_is_listed_at_once(tmp_path):
@@ -161,22 +162,23 @@ def test_every_pairing_fault_is_listed_at_once(tmp_path):
     write_pair(folder, "twice", "Hej.\n")
     write_audio(folder / "twice.flac", tone(1.0, 16_000), 16_000)
     message = fault("mine", pairs_set(folder))
-    assert "6 faults; a test set is scored whole" in message
-    expected = [
-        f"{folder / 'no_text.wav'}: no transcript no_text.txt beside it",
-        f"{folder / 'no_audio.txt'}: no audio beside it (no_audio.wav",
-        f"{folder / 'empty.txt'}: line 1: empty transcript",
-        f"{folder / 'two_lines.txt'}: line 2: a second line of text",
-        f"{folder / 'latin1.txt'}: line 1: not valid UTF-8",
-        f"{folder / 'twice.txt'}: more than one audio file for it (twice.flac, twice.wav)",
+    assert_names(message.splitlines()[0], 6)  # the count of faults
+    expected = [  # each fault on a line of its own: the file, the line, the file it lacks
+        (folder / "no_text.wav", "no_text.txt"),
+        (folder / "no_audio.txt", "no_audio.wav"),
+        (folder / "empty.txt", "line 1", "empty"),
+        (folder / "two_lines.txt", "line 2"),
+        (folder / "latin1.txt", "line 1", "UTF-8"),
+        (folder / "twice.txt", "twice.flac", "twice.wav"),
     ]
-    for line in expected:
-        assert line in message
+    for facts in expected:
+        assert_a_line_names(message, *facts)
 
 
 def test_empty_pairs_folder(tmp_path):
     (tmp_path / "empty").mkdir()
-    assert "no <id>.wav + <id>.txt pairs in it" in fault("mine", pairs_set(tmp_path / "empty"))
+    message = fault("mine", pairs_set(tmp_path / "empty"))
+    assert_names(message, tmp_path / "empty", "<id>.wav", "<id>.txt")  # what it looks for
 
 
 def test_commonvoice_faults_name_the_tsv_line(make_release):
@@ -193,18 +195,18 @@ def test_commonvoice_faults_name_the_tsv_line(make_release):
     )
     tsv = release / "test.tsv"
     message = fault("cv", TestSet("commonvoice", str(release), "test", "real"))
-    assert f"{tsv}: line 3: empty sentence (clip common_voice_sv-SE_test_1.mp3)" in message
-    assert f"{tsv}: line 4: clip {release / 'clips' / 'gone.mp3'} not found" in message
-    assert f"{tsv}: line 5: clip common_voice_sv-SE_test_0.mp3 is also on line 2" in message
-    assert f"{tsv}: line 6: expected 13 tab-separated fields, found 2" in message
+    assert_a_line_names(message, tsv, "line 3", "common_voice_sv-SE_test_1.mp3", "sentence")
+    assert_a_line_names(message, tsv, "line 4", release / "clips" / "gone.mp3", "not found")
+    assert_a_line_names(message, tsv, "line 5", "common_voice_sv-SE_test_0.mp3", "line 2")
+    assert_a_line_names(message, tsv, "line 6", 13, 2)  # fields expected and found
 
 
 def test_missing_split_tsv(make_release, tmp_path):
     release = make_release({"test": [{"sentence": "Hej."}]})
     message = fault("cv", TestSet("commonvoice", str(release), "other", "real"))
-    assert f"{release / 'other.tsv'}: not found" in message
+    assert_names(message, release / "other.tsv", "not found")
     message = fault("fl", TestSet("fleurs", str(fleurs_folder(tmp_path)), "dev", "real"))
-    assert f"{tmp_path / 'sv_se' / 'dev.tsv'}: not found" in message
+    assert_names(message, tmp_path / "sv_se" / "dev.tsv", "not found")
 
 
 def test_fleurs_faults(tmp_path):
@@ -219,21 +221,23 @@ def test_fleurs_faults(tmp_path):
     )
     tsv = folder / "test.tsv"
     message = fault("fl", TestSet("fleurs", str(folder), "test", "real"))
-    assert f"{tsv}: line 1: expected 7 tab-separated fields" in message
-    assert f"{tsv}: line 2: empty raw transcription (clip 2.wav)" in message
-    assert f"{tsv}: line 3: num_samples is not a whole number ('many')" in message
-    assert f"{tsv}: line 4: clip {folder / 'audio' / 'test' / '4.wav'} not found" in message
+    assert_a_line_names(message, tsv, "line 1", 7)  # the fields expected
+    assert_a_line_names(message, tsv, "line 2", "2.wav", "transcription")
+    assert_a_line_names(message, tsv, "line 3", "num_samples", "'many'")
+    assert_a_line_names(message, tsv, "line 4", folder / "audio" / "test" / "4.wav", "not found")
     shutil.rmtree(folder / "audio" / "test")
     (folder / "audio" / "test.tar.gz").write_bytes(b"")
     message = fault("fl", TestSet("fleurs", str(folder), "test", "real"))
-    assert f"{folder / 'audio' / 'test'}: not found" in message and "extract" in message
+    # The missing folder, and the archive to extract there.
+    audio = folder / "audio"
+    assert_names(message, audio / "test", "not found", "extract", audio / "test.tar.gz")
 
 
 def test_name_clashes(tmp_path):
     a = pairs_set("../shared/eval/real-sv")
-    with pytest.raises(ValueError, match="'real' and 'again' both read pairs"):
+    with raises_naming(ValueError, "'real'", "'again'"):
         check_names({"real": a, "again": pairs_set("../shared/eval/./real-sv")})
-    with pytest.raises(ValueError, match="use lower case letters"):
+    with raises_naming(ValueError, "'Real'", "lower case"):
         check_names({"Real": a})
     check_names({"real": a, "other": pairs_set("other")})
     # A name given twice in params.yaml would silently be one set (PyYAML keeps the last).
@@ -244,7 +248,7 @@ def test_name_clashes(tmp_path):
         "    real: {format: pairs, path: b, split: '', speech: real}\n",
         encoding="utf-8",
     )
-    with pytest.raises(ParamsError, match=r"key 'real' given twice \(first on line 3\)"):
+    with raises_naming(ParamsError, params, "'real'", "line 3"):  # and where it was first
         section("evaluate", TestSetParams, params, subset=True)
 
 
@@ -296,7 +300,7 @@ def test_stage_builds_a_pairs_set(stage_repo, processor_dir, capsys):
     assert_feature_table(table, processor_dir)
     assert table["duration"] == pytest.approx([1.0, 1.5, 2.0])  # decoded, at 16 kHz
     assert table["input_length"] == [16_000, 24_000, 32_000]
-    assert "testset mine: 3 clips, 4.5 s of audio" in capsys.readouterr().out
+    assert_a_line_names(capsys.readouterr().out, "testset", "mine", 3, "4.5 s")
     assert not list(root.rglob(".*tmp-*"))
 
 
@@ -389,9 +393,10 @@ def test_stage_fails_whole_on_unreadable_audio(stage_repo, make_release, capsys)
         main(stage.run, stage_argv("mine"))
     assert info.value.code == 1
     err = capsys.readouterr().err
-    assert "testset: error: test set 'mine' (pairs at eval/mine): 2 faults" in err
-    assert "\n  eval/mine/clip1.wav: cannot decode audio" in err
-    assert "\n  eval/mine/long.wav: clip is 31.0 s, over features.max_audio_seconds" in err
+    # The stage, the set and its 2 faults (after featurize's progress bars).
+    assert_a_line_names(err, "testset", "'mine'", "pairs", "eval/mine", 2)
+    assert_a_line_names(err, "eval/mine/clip1.wav")
+    assert_a_line_names(err, "eval/mine/long.wav", "31.0 s", "features.max_audio_seconds")
     assert not (root / "data" / "testsets" / "mine").exists()  # nothing half-written
     assert not list(root.rglob(".*tmp-*"))
 
@@ -406,23 +411,22 @@ def test_stage_commonvoice_unreadable_clip_names_the_line(stage_repo, make_relea
     with pytest.raises(SystemExit):
         main(stage.run, stage_argv("cv"))
     err = capsys.readouterr().err
-    assert f"test set 'cv' (commonvoice at {release}, split test)" in err
-    assert f"{release / 'test.tsv'}: line 3: {release / 'clips'}" in err
+    assert_a_line_names(err, "'cv'", "commonvoice", release, "test")
+    assert_a_line_names(err, release / "test.tsv", "line 3", release / "clips")
 
 
 def test_stage_refuses_a_set_params_do_not_name(stage_repo, capsys):
     stage_repo({"mine": {"format": "pairs", "path": "eval/mine", "split": "", "speech": "real"}})
     with pytest.raises(SystemExit):
         main(stage.run, stage_argv("other"))
-    assert (
-        "test set 'other' is not in params evaluate.sets (it has mine)" in capsys.readouterr().err
-    )
+    # The set asked for, the key it was looked up in, and the sets there are.
+    assert_names(capsys.readouterr().err, "'other'", "evaluate.sets", "mine")
 
 
 def test_featurize_testset_needs_reader_rows(processor_dir):
     import pandas as pd
 
-    with pytest.raises(ValueError, match="rows lack column"):
+    with raises_naming(ValueError, "'x'", "sentence", "audio_file"):  # the missing columns
         featurize_testset(
             "x",
             pairs_set("p"),
@@ -433,7 +437,7 @@ def test_featurize_testset_needs_reader_rows(processor_dir):
 
 
 def test_copy_featurized_missing_split(tmp_path):
-    with pytest.raises(TestSetError, match=r"test set 'demo' \(features at .*, split test\): "):
+    with raises_naming(TestSetError, "'demo'", "features", tmp_path, "test"):
         copy_featurized(
             "demo", TestSet("features", str(tmp_path), "test", "synthetic"), tmp_path / "o"
         )

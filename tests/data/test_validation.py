@@ -37,6 +37,7 @@ from swedish_transcriber.params import ParamsError, section
 from swedish_transcriber.stage import main, parse_paths
 from tests.dvc_stages import stage_args
 from tests.manifests import SETTINGS, manifest, manifest_row, validate_repo
+from tests.messages import assert_a_line_names, assert_names, raises_naming
 from tests.repo_params import PARAMS_FILE, write_params
 
 LONG_SENTENCE = "Det här är en ganska lång mening om vädret i Sverige. " * 4  # ~216 chars
@@ -92,29 +93,39 @@ def bad_line(name: str) -> int:
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [
-        ("too_long", "expect_column_values_to_be_between(duration): 45.02 s not in [0.5, 30.0]"),
-        ("empty_sentence", "expect_column_values_to_match_regex(sentence): sentence '   '"),
-        ("euro", "expect_column_values_to_not_match_regex(sentence): characters outside"),
-        ("hash", "'#' (U+0023 NUMBER SIGN)"),
-        ("votes", "expect_column_pair_values_a_to_be_greater_than_b(up_votes, down_votes)"),
-        ("fast", "expect_column_values_to_be_between(chars_per_second): 65.00 chars/s"),
-        ("silent", "expect_column_values_to_be_between(silence_ratio): 1.00 > 0.8"),
-        ("overlap", "also speaks in test; this TRAIN row is quarantined"),
+    [  # the expectation, and the value, bound, file or line the reason names
+        ("too_long", ["expect_column_values_to_be_between(duration)", "45.02 s", "[0.5, 30.0]"]),
+        ("empty_sentence", ["expect_column_values_to_match_regex(sentence)", "'   '"]),
+        ("euro", ["expect_column_values_to_not_match_regex(sentence)", "allowed_characters"]),
+        ("hash", ["'#'", "U+0023"]),
+        ("votes", ["expect_column_pair_values_a_to_be_greater_than_b(up_votes, down_votes)"]),
+        ("fast", ["expect_column_values_to_be_between(chars_per_second)", "65.00 chars/s"]),
+        ("silent", ["expect_column_values_to_be_between(silence_ratio)", "1.00", 0.8]),
+        ("overlap", ["test", "TRAIN"]),  # the speaker is in test; the train row goes
         (
             "reported",
-            "expect_column_value_lengths_to_equal(reported): the sentence was reported: "
-            "data/raw/test/reported.tsv: line 3: offensive-language",
+            [
+                "expect_column_value_lengths_to_equal(reported)",
+                "data/raw/test/reported.tsv",
+                "line 3",
+                "offensive-language",
+            ],
         ),
         (
             "mismatch",
-            "expect_column_values_to_be_between(duration_mismatch): measured 3.00 s, "
-            "data/raw/test/clip_durations.tsv line 9 lists 4.00 s: off by 1.00 s > 0.5 s",
+            [
+                "expect_column_values_to_be_between(duration_mismatch)",
+                "data/raw/test/clip_durations.tsv",
+                "line 9",
+                "3.00 s",  # measured
+                "4.00 s",  # listed
+                "0.5 s",  # the tolerance
+            ],
         ),
     ],
 )
 def test_each_expectation_catches_its_row(suite_run, name, expected):
-    assert expected in reason_of(suite_run, "train", bad_line(name))
+    assert_names(reason_of(suite_run, "train", bad_line(name)), *expected)
 
 
 def test_euro_reason_names_the_character(suite_run):
@@ -131,16 +142,17 @@ def test_speaker_overlap_keeps_the_test_set_intact(suite_run, splits):
 def test_duplicate_path_keeps_first_and_quarantines_later(suite_run):
     assert "dup.mp3" in set(suite_run.passed["train"]["path"])
     reason = reason_of(suite_run, "dev", 10)
-    assert reason.startswith("expect_column_values_to_be_unique(path): 'dup.mp3' is also at train")
-    assert f"line {bad_line('dup_first')} (that occurrence is kept)" in reason
+    # The check, the clip, and where its kept copy is: split and line.
+    unique = "expect_column_values_to_be_unique(path)"
+    assert_names(reason, unique, "'dup.mp3'", "train", f"line {bad_line('dup_first')}", "kept")
 
 
 def test_duplicate_path_keeps_the_valid_copy_when_the_first_is_bad(suite_run):
     # The train copy fails the character check; the later test copy is the one kept.
     assert "dup2.mp3" in set(suite_run.passed["test"]["path"])
     reason = reason_of(suite_run, "train", bad_line("dup_bad_first"))
-    assert "expect_column_values_to_not_match_regex(sentence)" in reason
-    assert "expect_column_values_to_be_unique(path): 'dup2.mp3' is also at test" in reason
+    assert_names(reason, "expect_column_values_to_not_match_regex(sentence)")
+    assert_names(reason, "expect_column_values_to_be_unique(path)", "'dup2.mp3'", "test")
 
 
 def test_a_row_failing_two_expectations_lists_both(suite_run):
@@ -226,23 +238,23 @@ def test_gate_message_gives_rate_threshold_and_counts(suite_run):
     with pytest.raises(ValidationGateError) as info:
         enforce_max_fail_rate(suite_run, 0.1, where="see reports/")
     message = str(info.value)
-    assert "13 of 71 rows failed validation: fail rate 18.3% > validate.max_fail_rate 10.0%" in (
-        message
-    )
-    assert "expect_column_values_to_not_match_regex(sentence): 3 row(s)" in message
+    assert_names(message, 13, 71, "18.3%", "validate.max_fail_rate", "10.0%")
+    assert_a_line_names(message, "expect_column_values_to_not_match_regex(sentence)", 3)
     assert message.endswith("see reports/")
     enforce_max_fail_rate(suite_run, 0.25)  # within the threshold: no error
 
 
 def test_settings_reject_bad_thresholds():
-    with pytest.raises(ParamsError, match="unescaped"):
+    # The key, the value as written and, for the ']', how to write it.
+    key = ("params.yaml", "validate.allowed_characters")
+    with raises_naming(ParamsError, *key, repr("a-]"), "'\\]'"):
         replace(SETTINGS, allowed_characters="a-]")
-    with pytest.raises(ParamsError, match="not a valid regex"):
+    with raises_naming(ParamsError, *key, repr("a-z\\")):
         replace(SETTINGS, allowed_characters="a-z\\")
     assert replace(SETTINGS, allowed_characters="]a-z\\]").disallowed_regex == "[^]a-z\\]]"
-    with pytest.raises(ParamsError, match="min_duration < max_duration"):
+    with raises_naming(ParamsError, "validate", "min_duration", "max_duration", 31.0, 30.0):
         replace(SETTINGS, min_duration=31.0)
-    with pytest.raises(ParamsError, match="max_duration_mismatch: must be > 0 seconds"):
+    with raises_naming(ParamsError, "validate.max_duration_mismatch", 0.0):
         replace(SETTINGS, max_duration_mismatch=0.0)
 
 
@@ -290,7 +302,7 @@ def test_stage_over_max_fail_rate_fails_and_writes_no_data(splits, tmp_path, mon
     validate_repo(tmp_path, splits, max_fail_rate=0.1)
     monkeypatch.chdir(tmp_path)
     paths = parse_paths(stage.run, stage_args("validate"))
-    with pytest.raises(ValidationGateError, match=r"fail rate 18\.3% > validate\.max_fail_rate"):
+    with raises_naming(ValidationGateError, "18.3%", "validate.max_fail_rate"):
         stage.run(**paths)
     assert not (tmp_path / paths["out_dir"]).exists()
     assert not (tmp_path / paths["quarantine_dir"]).exists()
@@ -301,8 +313,8 @@ def test_stage_over_max_fail_rate_fails_and_writes_no_data(splits, tmp_path, mon
         main(stage.run, stage_args("validate"))
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
-    assert err.startswith("validate: error: 13 of 71 rows failed validation")
-    assert "reports/validation.json" in err and "reports/data_docs/index.html" in err
+    assert err.startswith("validate: error:")  # the stage's name first, then its message
+    assert_names(err, 13, 71, "reports/validation.json", "reports/data_docs/index.html")
 
 
 def test_data_docs_are_identical_for_identical_input(suite_run, splits, tmp_path):
@@ -350,7 +362,8 @@ def test_a_dev_role_that_is_the_eval_split_is_validated_once(tmp_path):
     json.dumps(report)
 
     write_split(test.iloc[:1].assign(split="dev"), tmp_path, "dev")
-    with pytest.raises(ValueError, match="release.json: the dev role is the eval split 'test'"):
+    # The file, the eval split it names, and the stage that makes it again.
+    with raises_naming(ValueError, tmp_path / "release.json", "'test'", "ingest"):
         validate_manifest_dir(tmp_path, SETTINGS)
 
 
@@ -411,10 +424,13 @@ def test_stage_applies_review_decisions(splits, suite_run, tmp_path, monkeypatch
 
 @pytest.mark.parametrize(
     ("line", "expected"),
-    [
-        ("{a}\tdelete\t\tbad\t2026-11-28T10:00:00Z", "line 2.*unknown action"),
-        ("{a}\tfix\tHej 😀\tskipped words\t2026-11-28T10:00:00Z", "line 2.*allowed_characters"),
-        ("gone.mp3\texclude\t\tbad\t2026-11-28T10:00:00Z", "line 2.*no manifest"),
+    [  # what the message names beside the file and line 2: the action, the key, the clip
+        ("{a}\tdelete\t\tbad\t2026-11-28T10:00:00Z", ["'delete'"]),
+        (
+            "{a}\tfix\tHej 😀\tskipped words\t2026-11-28T10:00:00Z",
+            ["validate.allowed_characters", "'😀'"],
+        ),
+        ("gone.mp3\texclude\t\tbad\t2026-11-28T10:00:00Z", ["'gone.mp3'"]),
     ],
 )
 def test_a_bad_decisions_file_stops_the_stage_and_writes_nothing(
@@ -430,7 +446,8 @@ def test_a_bad_decisions_file_stops_the_stage_and_writes_nothing(
     decisions.write_text(header + line.format(a=a) + "\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     paths = parse_paths(stage.run, stage_args("validate"))
-    with pytest.raises(DecisionsError, match=f"decisions.tsv.*{expected}"):
+    with pytest.raises(DecisionsError) as info:
         stage.run(**paths)
+    assert_a_line_names(info.value, "data/curation/decisions.tsv", "line 2", *expected)
     for out in ("out_dir", "quarantine_dir"):
         assert not (tmp_path / paths[out]).exists()

@@ -12,6 +12,7 @@ from swedish_transcriber.evaluation.intervals import (
     units,
 )
 from swedish_transcriber.evaluation.scoring import scores
+from tests.messages import raises_naming
 
 PARAMS = BootstrapParams(resamples=9999, seed=1234, confidence=0.95, min_speakers=2)
 
@@ -88,7 +89,7 @@ def test_clip_errors_sum_to_the_corpus_wer():
 
 
 def test_params_are_bounded():
-    with pytest.raises(ValueError, match="confidence"):
+    with raises_naming(ValueError, "confidence", "(0, 1)", 95):
         BootstrapParams(resamples=1000, seed=0, confidence=95, min_speakers=10)
-    with pytest.raises(ValueError, match="resamples"):
+    with raises_naming(ValueError, "resamples", ">= 100", 10):
         BootstrapParams(resamples=10, seed=0, confidence=0.95, min_speakers=10)

@@ -6,10 +6,10 @@ import json
 import re
 
 import pandas as pd
-import pytest
 
 from swedish_transcriber.evaluation.intervals import BootstrapParams
 from swedish_transcriber.evaluation.pr_report import MARK, first_table, main
+from tests.messages import raises_naming
 from tests.repo_params import REPO
 
 PARAMS = BootstrapParams(resamples=9999, seed=1234, confidence=0.95, min_speakers=10)
@@ -106,5 +106,5 @@ def test_command_line_reads_the_files_and_params(tmp_path, monkeypatch, capsys):
     assert "-0.250 [-0.250, -0.250]" in capsys.readouterr().out
     main([*files[:2], str(tmp_path / "empty.json"), str(tmp_path / "none.csv")])
     assert "| demo_test | finetuned | 0.188 [0.087, 0.287] | – | – | |" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="dvc repro evaluate"):
+    with raises_naming(SystemExit, tmp_path / "none.json", "dvc repro evaluate"):
         main([str(tmp_path / "none.json"), str(tmp_path / "none.csv")])

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from swedish_transcriber.evaluation import scoring
 from swedish_transcriber.evaluation.normalizer import normalize
 from swedish_transcriber.evaluation.scoring import METRIC_PATH, cer, scores, wer
+from tests.messages import raises_naming
 from tests.repo_params import REPO
 
 
@@ -118,11 +119,11 @@ def test_the_metric_loads_offline(tmp_path):
 
 
 def test_bad_inputs_are_clear_errors():
-    with pytest.raises(ValueError, match="2 references but 1 hypotheses"):
+    with raises_naming(ValueError, 2, 1):  # references and hypotheses
         wer(["a", "b"], ["a"])
     with pytest.raises(ValueError, match="no utterances"):
         wer([], [])
-    with pytest.raises(ValueError, match="empty reference"):
+    with raises_naming(ValueError, "empty", "'hej'"):  # the hypothesis of the empty reference
         scores(["  "], ["hej"])
 
 

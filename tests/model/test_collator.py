@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from swedish_transcriber.model.collator import IGNORE_INDEX, SpeechSeq2SeqCollator
+from tests.messages import raises_naming
 from tests.tiny import tiny_whisper
 
 SOT, SV, TRANSCRIBE, NOTS, EOT = 50258, 50273, 50359, 50363, 50257
@@ -94,7 +95,7 @@ def test_padding_does_not_change_the_loss(tiny_model):
 
 
 def test_empty_batch_is_an_error():
-    with pytest.raises(ValueError, match="empty batch"):
+    with raises_naming(ValueError, "empty"):
         SpeechSeq2SeqCollator(EOT, SOT)([])
 
 

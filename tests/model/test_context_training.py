@@ -19,6 +19,7 @@ from swedish_transcriber.model.length_buckets import LengthBuckets
 from swedish_transcriber.model.trainer import teacher_part, without_teacher
 from swedish_transcriber.own_context import own_context
 from swedish_transcriber.whisper import CONTEXT_KEY, N_FRAMES, EncoderContext
+from tests.messages import raises_naming
 from tests.repo_params import dotted, write_params
 from tests.stage_runs import read_json, train_stage
 from tests.tiny import SPECIAL_IDS, feature_table, tiny_whisper
@@ -77,7 +78,7 @@ def test_collator_refuses_stored_states_of_two_lengths():
         {"encoder_hidden_states": np.zeros((250, 8)), "labels": [1, 2]},
         {"encoder_hidden_states": np.zeros((300, 8)), "labels": [1, 2]},
     ]
-    with pytest.raises(ValueError, match="one encoder context"):
+    with raises_naming(ValueError, "[250, 300]", "model.length_buckets"):  # lengths, and the key
         collator()(batch)
 
 

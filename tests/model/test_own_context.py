@@ -15,6 +15,7 @@ from swedish_transcriber.whisper import (
     EncoderContext,
     model_context,
 )
+from tests.messages import raises_naming
 from tests.repo_params import write_params
 from tests.tiny import tiny_whisper
 
@@ -63,9 +64,8 @@ def test_bad_context_params_name_the_key(tmp_path, monkeypatch, raw, key):
 
     write_params(tmp_path, base={"whisper": raw})
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ParamsError) as err:
+    with raises_naming(ParamsError, "params.yaml", "whisper", key):
         section("whisper", EncoderContext)
-    assert "whisper" in str(err.value) and key in str(err.value)
 
 
 def test_model_context_reads_the_record(tmp_path):
@@ -74,7 +74,7 @@ def test_model_context_reads_the_record(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({CONTEXT_KEY: ctx.record()}))
     assert model_context(tmp_path) == ctx
     (tmp_path / "config.json").write_text(json.dumps({CONTEXT_KEY: {"context": "x"}}))
-    with pytest.raises(ValueError, match="config.json"):
+    with raises_naming(ValueError, tmp_path / "config.json", "encoder_context"):  # file, key
         model_context(tmp_path)
 
 
@@ -120,7 +120,7 @@ def test_generate_on_a_short_context():
 @pytest.mark.parametrize("frames", [0, 3, 3002])
 def test_refuses_odd_or_oversized_inputs(frames):
     model = own_context(tiny_whisper())
-    with pytest.raises(ValueError, match="even number"):
+    with raises_naming(ValueError, frames):
         model.get_encoder()(torch.randn(1, 80, frames))
 
 

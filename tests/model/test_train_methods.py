@@ -19,6 +19,7 @@ import torch
 
 from swedish_transcriber.model.train_params import DistillParams, LoraParams, TrainParams
 from swedish_transcriber.model.training import KILL_AT_STEP_ENV
+from tests.messages import assert_a_line_names, assert_names, raises_naming
 from tests.repo_params import dotted, repo_params, write_params
 from tests.stage_runs import (
     assert_trains_alike_uncached,
@@ -56,19 +57,18 @@ def test_repo_defaults_are_the_chosen_recipe():
 
 
 @pytest.mark.parametrize(
-    ("trainable", "message"),
-    [
-        (["decoder", "ffn"], "unknown part(s) 'ffn'"),
-        ([], "at least one"),
-        (["decoder", "decoder"], "twice"),
-        (["encoder", "encoder_top"], "both encoder and encoder_top"),
-        (["decoder", "cross_attention"], "both decoder and cross_attention"),
+    ("trainable", "facts"),
+    [  # the part at fault, or the parts to choose from
+        (["decoder", "ffn"], ["'ffn'"]),
+        ([], ["encoder", "decoder", "cross_attention"]),
+        (["decoder", "decoder"], ["['decoder', 'decoder']"]),
+        (["encoder", "encoder_top"], ["encoder", "encoder_top"]),
+        (["decoder", "cross_attention"], ["decoder", "cross_attention"]),
     ],
 )
-def test_bad_trainable_lists_are_refused(trainable, message):
-    with pytest.raises(ValueError, match="trainable") as exc:
+def test_bad_trainable_lists_are_refused(trainable, facts):
+    with raises_naming(ValueError, "trainable", *facts):
         params(trainable=trainable)
-    assert message in str(exc.value)
 
 
 def test_bad_lora_and_distill_values_are_refused():
@@ -87,7 +87,7 @@ def test_bad_lora_and_distill_values_are_refused():
 def test_specaugment_needs_the_log_mel_to_reach_the_encoder():
     spec = {"mask_time_prob": 0.05}
     for trainable in (["decoder"], ["encoder_top", "decoder"], ["cross_attention"]):
-        with pytest.raises(ValueError, match="cache_encoder_outputs: false"):
+        with raises_naming(ValueError, "mask_time_prob", "train.cache_encoder_outputs", "false"):
             params(trainable=trainable, **spec)
         assert params(trainable=trainable, cache_encoder_outputs=False, **spec)
     assert params(trainable=["encoder", "decoder"], **spec).mask_time_prob == 0.05
@@ -140,12 +140,12 @@ def test_parts_the_model_lacks_are_errors_naming_the_param():
     from swedish_transcriber.model.trainable import check_against_model
 
     model = tiny_whisper()  # 2 encoder layers
-    with pytest.raises(ValueError, match="encoder_top_layers=3 but the model has 2"):
+    with raises_naming(ValueError, "train.encoder_top_layers", 3, 2):  # asked, and the model's
         check_against_model(model, params(trainable=["encoder_top"], encoder_top_layers=3))
-    with pytest.raises(ValueError, match=r"lora.target_modules \['qproj'\]"):
+    with raises_naming(ValueError, "train.lora.target_modules", "['qproj']"):
         check_against_model(model, params(lora=lora(targets=("q_proj", "qproj"))))
-    # fc1 exists, but not inside the cross-attention blocks
-    with pytest.raises(ValueError, match=r"\['fc1'\] match no linear module.*q_proj"):
+    # fc1 exists, but not inside the cross-attention blocks: the modules there are named
+    with raises_naming(ValueError, "train.lora.target_modules", "['fc1']", "q_proj"):
         check_against_model(
             model, params(trainable=["cross_attention"], lora=lora(targets=("fc1",)))
         )
@@ -287,7 +287,7 @@ def test_merge_of_different_architectures_is_a_clear_error(two_models, tmp_path)
     tensors = load_file(str(other / "model.safetensors"))
     tensors.pop("model.decoder.layers.1.fc1.weight")
     save_file(tensors, str(other / "model.safetensors"), metadata={"format": "pt"})
-    with pytest.raises(ValueError, match="only in base: \\['model.decoder.layers.1.fc1.weight'\\]"):
+    with raises_naming(ValueError, base, other, "model.decoder.layers.1.fc1.weight"):
         merge_to(base, other, tmp_path / "out", 0.5)
     assert not (tmp_path / "out").exists()
 
@@ -305,7 +305,7 @@ def test_merge_stage_reads_its_params(two_models, tmp_path, monkeypatch, capsys)
     write_params(tmp_path, {"merge.alpha": 1.5})
     with pytest.raises(SystemExit):
         main(stages.merge.run, [str(base), str(trained), "finetuned"])
-    assert "merge: alpha must be in [0, 1], got 1.5" in capsys.readouterr().err
+    assert_names(capsys.readouterr().err, "merge", "alpha", "[0, 1]", 1.5)
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,21 +318,20 @@ def test_too_many_top_layers_is_a_stage_error(tiny_repo, capsys, monkeypatch):
         dotted("train", {"trainable": ["encoder_top", "decoder"], "encoder_top_layers": 3}),
     )
     err = train_stage_error(tiny_repo, capsys, monkeypatch)
-    assert "train.encoder_top_layers=3 but the model has 2 encoder layers" in err
+    assert_names(err, "train.encoder_top_layers", 3, 2)  # asked, and the model's
 
 
 def test_lora_target_matching_nothing_is_a_stage_error(tiny_repo, capsys, monkeypatch):
     lora_params = {"rank": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query"]}
     write_params(tiny_repo, dotted("train", {"lora": lora_params}))
-    assert "train.lora.target_modules ['query'] match no" in train_stage_error(
-        tiny_repo, capsys, monkeypatch
-    )
+    err = train_stage_error(tiny_repo, capsys, monkeypatch)
+    assert_names(err, "train.lora.target_modules", "['query']")
 
 
 def test_unknown_trainable_part_is_a_stage_error(tiny_repo, capsys, monkeypatch):
     write_params(tiny_repo, dotted("train", {"trainable": ["decoder", "encoder_bottom"]}))
     err = train_stage_error(tiny_repo, capsys, monkeypatch)
-    assert "params.yaml: train: trainable: unknown part(s) 'encoder_bottom'" in err
+    assert_names(err, "params.yaml", "train", "trainable", "'encoder_bottom'")
 
 
 # --------------------------------------------------------------------------------------------
@@ -425,7 +424,7 @@ def test_lora_run_writes_a_plain_checkpoint_and_resumes_after_a_kill(tiny_repo, 
     first = train_stage(killed, check=False, **{KILL_AT_STEP_ENV: "3"})
     assert first.returncode != 0 and not (killed / "models" / "trained").exists()
     second = train_stage(killed)
-    assert "resuming from" in second.stdout and "checkpoint-2" in second.stdout
+    assert_a_line_names(second.stdout, "resuming", "checkpoint-2")
     again = weights(killed / "models" / "trained")
     assert all(torch.equal(tuned[n], again[n]) for n in tuned)  # bit for bit
     # A finished run whose outputs were lost: the adapters of its last checkpoint.

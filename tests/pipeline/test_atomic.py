@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from swedish_transcriber.atomic import atomic_dir, atomic_file, remove_stale_temps
+from tests.messages import assert_a_line_names
 from tests.repo_params import REPO
 
 # Starts writing ``target`` with atomic_dir or atomic_file, says so, then waits to be killed.
@@ -75,7 +76,7 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_run(tmp_path, kind, c
         assert target.read_text() == "ok"
     assert temps(target) == []
     said = capsys.readouterr().err
-    assert f"removed stale temporary {left[0]}" in said and f"process {writer.pid}" in said
+    assert_a_line_names(said, left[0], writer.pid)  # the temporary removed, its writer
 
 
 def test_a_live_writers_temporary_is_kept(tmp_path):
@@ -108,7 +109,9 @@ def test_only_the_targets_own_temporaries_are_touched(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [f".featurize.tmp-{dead_pid}-abc", f".features.json.tmp-{dead_pid}-abc"]
     )
-    assert "left by an earlier run" in capsys.readouterr().err
+    err = capsys.readouterr().err  # a line per temporary removed: the target, its name, its pid
+    assert_a_line_names(err, tmp_path / "features", f".features.tmp-{dead_pid}-abc", dead_pid)
+    assert_a_line_names(err, tmp_path / "features", ".features.tmp-q1w2e3r4")
 
 
 def test_a_failed_block_leaves_the_old_output_and_no_temporary(tmp_path):

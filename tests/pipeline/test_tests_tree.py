@@ -11,6 +11,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
+from tests.messages import assert_a_line_names, assert_names, raises_naming
 from tests.repo_params import REPO
 
 TESTS = REPO / "tests"
@@ -78,3 +81,23 @@ def test_the_repo_root_has_one_home():
         and path.resolve() != Path(__file__).resolve()
     ]
     assert counting == ["tests/repo_params.py"], counting
+
+
+def test_a_message_check_finds_whole_facts_and_fails_on_a_bare_message():
+    """``tests/messages.py`` checks facts, not prose: a message reduced to "error" fails it, and
+    a fact is found only whole (a key inside a longer key, a number inside a longer number or a
+    temporary path, does not count)."""
+    message = "/tmp/pytest-3/params.yaml: train: unknown key(s) learning_rat; line 13, 18.3%"
+    assert_names(message, Path("/tmp/pytest-3/params.yaml"), "train", "learning_rat", "line 13")
+    assert_a_line_names(f"header\n{message}", "learning_rat", 13, "18.3%")
+    for fact in ("learning_ra", 3, 18, "rat"):
+        with pytest.raises(AssertionError):
+            assert_names(message, fact)
+    with pytest.raises(AssertionError):
+        assert_names("error", "params.yaml")
+    with pytest.raises(AssertionError):  # both facts, but not on one line
+        assert_a_line_names("a.tsv\nline 3", "a.tsv", "line 3")
+    with raises_naming(ValueError, "'x'"):
+        raise ValueError("bad value 'x'")
+    with pytest.raises(AssertionError), raises_naming(ValueError, "'x'"):
+        raise ValueError("error")

@@ -24,6 +24,7 @@ from swedish_transcriber.model.export import export_ct2
 from swedish_transcriber.serving import engines, media, model_paths, page
 from swedish_transcriber.whisper import CHUNK_LENGTH
 from tests.media_files import encode, tone
+from tests.messages import assert_names
 from tests.page_checks import (
     APP,
     CT2_LABEL,
@@ -107,7 +108,9 @@ def test_ct2_model_and_a_typed_directory(app, params_file):
     app.sidebar.radio(key="model").set_value("Another directory…").run()
     assert app.sidebar.info[0].value == "Type the path of a model directory inside models/"
     app.sidebar.text_input(key="model_dir").input("models/nowhere").run()
-    assert plain(app.sidebar.error[0].value) == "models/nowhere: no such model directory"
+    (message,) = [plain(e.value) for e in app.sidebar.error]
+    assert_names(message, "models/nowhere")  # as typed, not the server's absolute path
+    assert str(params_file.parent) not in message
     app.sidebar.text_input(key="model_dir").input(str(ct2_dir)).run()
     app.button(key="transcribe").click().run()
     assert not errors(app) and not app.sidebar.error
@@ -199,10 +202,10 @@ def test_a_refusal_is_cached_so_a_rerun_does_not_decode_again(app, monkeypatch):
     monkeypatch.setattr(media, "decode", counted)
     bomb = flac(np.zeros((100_000, 3), np.float32), 2)  # unlike any other test's upload
     app.file_uploader(key="audio_file").upload("cached.flac", bomb, "audio/flac").run()
-    assert "sample rate is 2 Hz" in errors(app)[0]
+    assert_names(errors(app)[0], "cached.flac", "2 Hz")
     app.run()
     app.run()
-    assert "sample rate is 2 Hz" in errors(app)[0]
+    assert_names(errors(app)[0], "cached.flac", "2 Hz")
     assert calls == ["cached.flac"]
 
 
@@ -310,7 +313,7 @@ def test_unreadable_settings_are_reported(tmp_path, monkeypatch):
     bad = write_params(tmp_path, {"app.decode.batch_size": 0}, only=("model", "app"))
     monkeypatch.setenv(page.PARAMS_ENV, str(bad))
     at = AppTest.from_file(APP, default_timeout=60).run()
-    assert "app.decode: batch_size must be >= 1" in errors(at)[0]
+    assert_names(errors(at)[0], "app.decode", "batch_size", ">= 1")
 
 
 def test_without_the_variable_the_page_reads_the_repos_params(monkeypatch):
@@ -345,7 +348,7 @@ def test_other_directories_are_offered_only_when_params_allow_them(params_file, 
     assert not at.sidebar.radio and not errors(at)
     assert at.sidebar.warning[0].value == "No model is available on this server yet."
     no_roots = params_variant(params_file, "no-roots", model_roots=[])
-    assert "app: model_roots must list a directory" in errors(run_page(no_roots, monkeypatch))[0]
+    assert_names(errors(run_page(no_roots, monkeypatch))[0], "app", "model_roots")
 
 
 @pytest.fixture(scope="module")
@@ -400,7 +403,8 @@ def test_an_over_long_name_inside_the_roots_is_a_message_not_a_traceback(app):
     type_directory(app, "models/" + "a" * 300)  # Path.is_dir raises OSError (ENAMETOOLONG)
     assert not app.exception
     (message,) = [plain(e.value) for e in app.sidebar.error]
-    assert "cannot be read (File name too long)" in message and len(message) < 120
+    assert_names(message, "File name too long")  # the OS's reason
+    assert len(message) < 120
     assert app.info[0].value == "Choose a file or record a clip to start."
 
 
@@ -416,9 +420,9 @@ def test_an_unreadable_directory_is_a_message(app, params_file, monkeypatch):
 
     monkeypatch.setattr(pathlib.Path, "stat", stat)
     type_directory(app, "models/tiny")
-    assert [plain(e.value) for e in app.sidebar.error] == [
-        "models/tiny: cannot be read (Permission denied)"
-    ]
+    (message,) = [plain(e.value) for e in app.sidebar.error]
+    assert_names(message, "models/tiny", "Permission denied")  # as typed, and the OS's reason
+    assert str(params_file.parent) not in message
     assert not app.exception
 
 
@@ -434,9 +438,7 @@ def test_a_model_that_fails_to_load_is_a_message_without_server_paths(
     app.file_uploader(key="audio_file").upload("a.wav", wav(tone(1.0, 16_000)), "audio/wav").run()
     app.button(key="transcribe").click().run()
     (message,) = errors(app)
-    assert message.startswith(
-        f"{TRANSFORMERS_LABEL}: the model cannot be loaded (Permission denied)"
-    )
+    assert_names(message, TRANSFORMERS_LABEL, "Permission denied")
     assert str(params_file.parent) not in message
 
 

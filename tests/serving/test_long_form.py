@@ -17,6 +17,7 @@ from swedish_transcriber.serving.long_form import (
 from swedish_transcriber.serving.subtitles import timestamp, to_srt, to_txt
 from swedish_transcriber.whisper import SAMPLE_RATE
 from tests.media_files import tone
+from tests.messages import raises_naming
 
 SR = SAMPLE_RATE
 # The algorithm's tests spell their plan out (the arithmetic below depends on it).
@@ -120,7 +121,7 @@ def test_transcribe_audio_of_silence_is_an_empty_transcript():
 
 
 def test_chunk_plan_refuses_windows_whisper_cannot_hear():
-    with pytest.raises(ValueError, match="Whisper's window"):
+    with raises_naming(ValueError, "chunk_seconds", 45.0, 30):  # asked, and Whisper's window
         replace(PLAN, chunk_seconds=45.0)
 
 

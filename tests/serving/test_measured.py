@@ -17,6 +17,7 @@ from swedish_transcriber.serving.measured import (
     read_eval,
     scores_by_dir,
 )
+from tests.messages import assert_names
 from tests.repo_params import repo_params, write_params
 
 SYNTHETIC = SetSpec("features", "data/features", "test", "synthetic")
@@ -116,9 +117,12 @@ def test_read_eval_missing_malformed_and_not_an_object(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json", encoding="utf-8")
     data, warning = read_eval(bad)
-    assert data == {} and "cannot be read (JSONDecodeError)" in warning
+    assert data == {}
+    assert_names(warning, EVAL_FILE, "JSONDecodeError")
     bad.write_text("[1, 2]", encoding="utf-8")
-    assert read_eval(bad) == ({}, f"{EVAL_FILE} is not a JSON object; WER is not shown")
+    data, warning = read_eval(bad)
+    assert data == {}
+    assert_names(warning, EVAL_FILE, "JSON object")
     bad.write_bytes(b"\xff\xfe")
     assert "UnicodeDecodeError" in read_eval(bad)[1]
 
@@ -137,10 +141,12 @@ def test_load_measurements_from_a_params_file(tmp_path):
     # Malformed metrics: a warning, no scores, no exception.
     params = write(tmp_path, "{", EVALUATE)
     m = load_measurements(params, tmp_path)
-    assert m.by_dir == {} and "cannot be read" in m.warnings[0]
+    assert m.by_dir == {}
+    assert_names(m.warnings[0], EVAL_FILE)
     # A broken evaluate section: a warning too.
     params = write(tmp_path, metrics(), {**EVALUATE, "sets": {"x": {"format": "tape"}}})
-    assert "params evaluate cannot be read" in load_measurements(params, tmp_path).warnings[0]
+    warning = load_measurements(params, tmp_path).warnings[0]
+    assert_names(warning, params, "evaluate.sets.x", "'path'")  # the file, the key it lacks
 
 
 def test_the_repos_params_read(tmp_path):

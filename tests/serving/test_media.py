@@ -23,6 +23,7 @@ from swedish_transcriber.serving.media import (
 )
 from swedish_transcriber.serving.page import load_config
 from tests.media_files import encode, tone, video_without_audio
+from tests.messages import raises_naming
 from tests.repo_params import REPO
 
 LIMITS = MediaLimits(
@@ -58,18 +59,17 @@ def test_stereo_is_mixed_down():
 
 
 @pytest.mark.parametrize(
-    ("data", "message"),
-    [
-        (b"", "empty"),
-        (b"this is a text file, not a recording\n" * 20, "not an audio or video file"),
-        (b"ID3\x03\x00\x00\x00" + bytes(range(256)) * 8, "clip.mp3"),
+    ("data", "facts"),
+    [  # beside the file's name: its size, or what it is not
+        (b"", ["0 bytes"]),
+        (b"this is a text file, not a recording\n" * 20, ["audio or video"]),
+        (b"ID3\x03\x00\x00\x00" + bytes(range(256)) * 8, []),
     ],
     ids=["empty", "text", "corrupt"],
 )
-def test_unusable_files_get_a_clear_error(data, message):
-    with pytest.raises(AudioError, match=message) as info:
+def test_unusable_files_get_a_clear_error(data, facts):
+    with raises_naming(AudioError, "clip.mp3", *facts):
         decode(data, "clip.mp3", LIMITS)
-    assert "clip.mp3" in str(info.value)
 
 
 def test_truncated_file_is_refused_or_shorter_but_never_crashes():
@@ -83,20 +83,20 @@ def test_truncated_file_is_refused_or_shorter_but_never_crashes():
 
 
 def test_video_without_sound_is_refused():
-    with pytest.raises(AudioError, match="no audio track"):
+    with raises_naming(AudioError, "silent-film.mp4", "audio track", "video"):  # what it holds
         decode(video_without_audio(), "silent-film.mp4", LIMITS)
 
 
 def test_size_limit():
     data = encode(tone(2.0, 16_000), 16_000, "wav")
     small = dataclasses.replace(LIMITS, max_upload_mb=0.01)
-    with pytest.raises(AudioError, match=r"0\.01 MB"):
+    with raises_naming(AudioError, "big.wav", "0.01 MB"):  # the file and the limit
         decode(data, "big.wav", small)
 
 
 def test_duration_limit_stops_decoding_early():
     data = encode(tone(25.0, 16_000), 16_000, "flac")
-    with pytest.raises(AudioError, match="longer than the limit of 20 s"):
+    with raises_naming(AudioError, "long.flac", "20 s"):  # the file and the limit
         decode(data, "long.flac", LIMITS)
 
 
@@ -112,9 +112,9 @@ def test_trim_cuts_by_seconds_and_refuses_empty_ranges():
     audio = np.arange(48_000, dtype=np.float32)
     assert trim(audio, 0.5, 1.5).tolist() == audio[8_000:24_000].tolist()
     assert trim(audio, 2.0, 10.0).shape[0] == 16_000  # clamped to the clip
-    with pytest.raises(AudioError, match="after its start"):
+    with raises_naming(AudioError, "1.00 s"):  # the end, at the start
         trim(audio, 1.0, 1.0)
-    with pytest.raises(AudioError, match="nothing left"):
+    with raises_naming(AudioError, "3.50", "4.00"):  # the range, after the clip's 3 s
         trim(audio, 3.5, 4.0)
 
 
@@ -156,7 +156,7 @@ def test_one_hertz_flac_is_refused_before_decoding():
     assert len(data) < 2_000
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     began = time.perf_counter()
-    with pytest.raises(AudioError, match="sample rate is 1 Hz"):
+    with raises_naming(AudioError, "bomb.flac", "1 Hz"):
         decode(data, "bomb.flac", LIMITS)
     assert time.perf_counter() - began < 2.0
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB
@@ -165,14 +165,14 @@ def test_one_hertz_flac_is_refused_before_decoding():
 def test_long_audio_at_a_low_rate_is_refused_at_the_frame_that_passes_the_limit():
     """The budget is charged per frame before resampling: 4 kHz x 30 s never reaches 16 kHz."""
     data = file_bytes(np.zeros((4_000 * 30, 2), np.float32), 4_000, "FLAC")
-    with pytest.raises(AudioError, match="longer than the limit of 20 s"):
+    with raises_naming(AudioError, "long.flac", "20 s"):  # the file and the limit
         decode(data, "long.flac", LIMITS)
 
 
 @pytest.mark.parametrize("rate", [2_000, 400_000])
 def test_sample_rates_outside_the_sane_range_are_refused(rate):
     data = file_bytes(noise(rate // 4, 1), rate)
-    with pytest.raises(AudioError, match=f"sample rate is {rate} Hz"):
+    with raises_naming(AudioError, "odd-rate.wav", f"{rate} Hz"):
         decode(data, "odd-rate.wav", LIMITS)
 
 
@@ -185,7 +185,7 @@ def test_sane_rates_are_resampled_to_16k(rate):
 def test_a_clip_too_short_to_transcribe_gets_a_message():
     """A 20 ms clip once went to the model and came back as invented text."""
     data = file_bytes(tone(0.02, 16_000), 16_000)
-    with pytest.raises(AudioError, match=r"short\.wav: the audio is only 0\.020 s long"):
+    with raises_naming(AudioError, "short.wav", "0.020 s"):  # the file and its length
         decode(data, "short.wav", LIMITS)
     assert decode(data, "short.wav", dataclasses.replace(LIMITS, min_seconds=0.0)).shape == (320,)
     assert too_short(np.zeros(1_600, np.float32), LIMITS) == ""
