@@ -16,7 +16,7 @@ from swedish_transcriber.model.source import ModelParams
 from swedish_transcriber.model.train_params import TrainParams
 from swedish_transcriber.review.params import CurationParams
 from swedish_transcriber.serving.page import AppParams
-from swedish_transcriber.whisper import EncoderContext
+from swedish_transcriber.whisper import DecodeOptions, EncoderContext
 
 SECTIONS = {
     "model": ModelParams,
@@ -35,3 +35,7 @@ SECTIONS = {
     "app": AppParams,
     "whisper": EncoderContext,
 }
+
+# Sections no stage reads alone: what the uses of a dataclass share (its SHARED_SECTION), read
+# under each use's own keys (evaluate.decode, train.generation, app.decode).
+SHARED = {"decode": DecodeOptions}

@@ -89,7 +89,7 @@ def write_review_params(root: Path, enabled: bool = True) -> Path:
         "app.review.queue": "reports/review_queue.parquet",
         "app.review.decisions": "data/curation/decisions.tsv",
     }
-    return write_params(root, changes, base=PARAMS_FILE, only=("model", "app"))
+    return write_params(root, changes, base=PARAMS_FILE, only=("model", "decode", "app"))
 
 
 def validate_with_decisions(decisions: Path, repo: Path, monkeypatch) -> tuple:

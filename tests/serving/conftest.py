@@ -23,6 +23,7 @@ def params_file(tmp_path_factory) -> Path:
     export_ct2(base, root / "models" / "tiny-ct2", "int8")
     params = {
         "model": {"source": "unused", "language": "sv", "task": "transcribe"},
+        "decode": REPO_PARAMS["decode"],
         "app": {
             "models": {
                 TRANSFORMERS_LABEL: "models/tiny",
