@@ -77,13 +77,13 @@ def test_features_labels_and_quarantine(manifest, processor_dir):
         assert tok.decode(labels, skip_special_tokens=True) == sentence
     assert table["gender"] == list(manifest["gender"][[0, 1, 3]])
     assert list(quarantined["path"]) == ["long.mp3"]
-    assert "31.0 s, over features.max_audio_seconds" in quarantined["reason"].iloc[0]
+    assert f"31.0 s, over Whisper's {CHUNK_LENGTH} s window" in quarantined["reason"].iloc[0]
 
 
 def test_parallel_matches_serial_and_long_labels_are_quarantined(manifest, processor_dir):
     processor = load_processor(processor_dir, "sv", "transcribe")
     manifest = manifest.copy()
-    manifest.loc[3, "sentence"] = "och " * 30
+    manifest.loc[3, "sentence"] = "och " * (N_TEXT_CTX + 1)  # one token a word, and the prompt
     serial, q1 = featurize_split(
         manifest,
         processor,
@@ -92,7 +92,6 @@ def test_parallel_matches_serial_and_long_labels_are_quarantined(manifest, proce
             FeatureSettings,
             num_proc=1,
             batch_size=1,
-            max_label_tokens=20,
             dtype="float32",
         ),
     )
@@ -104,7 +103,6 @@ def test_parallel_matches_serial_and_long_labels_are_quarantined(manifest, proce
             FeatureSettings,
             num_proc=2,
             batch_size=1,
-            max_label_tokens=20,
             dtype="float32",
         ),
     )
@@ -113,7 +111,8 @@ def test_parallel_matches_serial_and_long_labels_are_quarantined(manifest, proce
         np.testing.assert_array_equal(one["input_features"], two["input_features"])
         assert one["pad_value"] == two["pad_value"]
     assert sorted(q1["path"]) == sorted(q2["path"]) == ["c.mp3", "long.mp3"]
-    assert "over features.max_label_tokens (20)" in q1.set_index("path").loc["c.mp3", "reason"]
+    reason = q1.set_index("path").loc["c.mp3", "reason"]
+    assert f"over Whisper's {N_TEXT_CTX} decoder positions" in reason
 
 
 @pytest.mark.parametrize("num_proc", [1, 2])
@@ -155,10 +154,6 @@ def test_missing_processor_is_a_clear_error(tmp_path):
 def test_bad_dtype_param():
     with pytest.raises(ValueError, match="dtype must be float16 or float32"):
         repo_params("features", FeatureSettings, dtype="int8")
-    with pytest.raises(ValueError, match="Whisper's window"):
-        repo_params("features", FeatureSettings, max_audio_seconds=CHUNK_LENGTH + 1)
-    with pytest.raises(ValueError, match="Whisper's decoder length"):
-        repo_params("features", FeatureSettings, max_label_tokens=N_TEXT_CTX + 1)
 
 
 # --------------------------------------------------------------------------------------------

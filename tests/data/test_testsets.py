@@ -391,7 +391,7 @@ def test_stage_fails_whole_on_unreadable_audio(stage_repo, make_release, capsys)
     err = capsys.readouterr().err
     assert "testset: error: test set 'mine' (pairs at eval/mine): 2 faults" in err
     assert "\n  eval/mine/clip1.wav: cannot decode audio" in err
-    assert "\n  eval/mine/long.wav: clip is 31.0 s, over features.max_audio_seconds" in err
+    assert "\n  eval/mine/long.wav: clip is 31.0 s, over Whisper's 30 s window" in err
     assert not (root / "data" / "testsets" / "mine").exists()  # nothing half-written
     assert not list(root.rglob(".*tmp-*"))
 
