@@ -14,7 +14,7 @@ from swedish_transcriber.model.export import ExportParams
 from swedish_transcriber.model.merge import MergeParams
 from swedish_transcriber.model.source import ModelParams
 from swedish_transcriber.model.train_params import TrainParams
-from swedish_transcriber.review.params import CurationParams
+from swedish_transcriber.review.params import ReviewParams
 from swedish_transcriber.serving.page import AppParams
 from swedish_transcriber.whisper import DecodeOptions, EncoderContext
 
@@ -30,7 +30,7 @@ SECTIONS = {
     "train": TrainParams,
     "merge": MergeParams,
     "evaluate": EvaluateParams,
-    "curation": CurationParams,
+    "review": ReviewParams,
     "export": ExportParams,
     "app": AppParams,
     "whisper": EncoderContext,
