@@ -15,7 +15,7 @@ with `dvc repro` three times, changing only params:
 2. ``noisy``: ``corpus.label_noise.fraction = --noise``: that share of the train clips get a
    wrong label (swapped with another clip's, words dropped, truncated), listed in
    data/label_noise/planted.tsv, which no stage reads;
-3. ``noisy_auto``: as 2 plus ``curation.auto_exclude_top_fraction = --top``: the retrain
+3. ``noisy_auto``: as 2 plus ``review.auto_exclude_top_fraction = --top``: the retrain
    stage trains again without the top of the review queue.
 
 Reported: precision and recall of the planted clips among the auto-excluded ones (the top
@@ -193,7 +193,7 @@ def main() -> None:
         "noisy": {"corpus.label_noise.fraction": args.noise},
         "noisy_auto": {
             "corpus.label_noise.fraction": args.noise,
-            "curation.auto_exclude_top_fraction": args.top,
+            "review.auto_exclude_top_fraction": args.top,
         },
     }
     results: dict[str, dict] = {}
@@ -208,8 +208,8 @@ def main() -> None:
                 continue
         base = {
             "corpus.label_noise.fraction": 0.0,
-            "curation.auto_exclude_top_fraction": 0.0,
-            "curation.rank.enabled": True,  # every run ranks: the queue is what is measured
+            "review.auto_exclude_top_fraction": 0.0,
+            "review.rank.enabled": True,  # every run ranks: the queue is what is measured
         }
         set_params(repo, {**base, **params})
         print(f"{name}: dvc repro with {changes or 'the repo params'} ...", flush=True)

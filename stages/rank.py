@@ -7,10 +7,10 @@ merge and before the retrain stage leaves the queue's top out).
 For each clip: the fine-tuned model's teacher-forced loss and greedy transcript, the
 zero-shot model's transcript, their WER/CER against the label, reading speed and loudness
 measures, each turned into a percentile score and weighted into ``suspicion`` (params
-``curation.rank``). The most suspicious clips (a label read differently, a truncated
+``review.rank``). The most suspicious clips (a label read differently, a truncated
 recording, a clip under the wrong sentence) come first, for the review page. ``checkpoints``
 is only read: the train stage's stored encoder outputs are reused where they fit.
-Only when the queue is needed (``curation.rank.enabled``, or auto-exclusion on): otherwise
+Only when the queue is needed (``review.rank.enabled``, or auto-exclusion on): otherwise
 the stage writes the queue's files empty, saying why, and loads no model.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from swedish_transcriber import stage
 from swedish_transcriber.model.source import ModelLanguage
 from swedish_transcriber.params import section
-from swedish_transcriber.review.params import CurationParams
+from swedish_transcriber.review.params import ReviewParams
 from swedish_transcriber.review.queue import RankInputs, rank, write_empty_queue
 from swedish_transcriber.whisper import EncoderContext
 
@@ -37,17 +37,17 @@ def run(
     summary: Path,
 ) -> None:
     """Read params, measure and rank the clips, write the queue; print its top."""
-    curation = section("curation", CurationParams)
+    params = section("review", ReviewParams)
     outputs = (queue_parquet, queue_csv, summary)
-    if not curation.queue_needed:
-        why = "curation.rank.enabled is false and curation.auto_exclude_top_fraction is 0"
-        write_empty_queue(curation.rank, outputs, why)
+    if not params.queue_needed:
+        why = "review.rank.enabled is false and review.auto_exclude_top_fraction is 0"
+        write_empty_queue(params.rank, outputs, why)
         print(f"rank: not ranked ({why}); {queue_parquet} is empty")
         return
     model = section("model", ModelLanguage, subset=True)
     inputs = RankInputs(base_model, finetuned, features, validated, checkpoints)
     context = section("whisper", EncoderContext)
-    queue = rank(inputs, curation.rank, model.language, model.task, outputs, context=context)
+    queue = rank(inputs, params.rank, model.language, model.task, outputs, context=context)
     print(f"rank: {len(queue)} clips -> {queue_parquet}, {queue_csv}; the most suspicious:")
     for row in queue.head(5).itertuples():
         said = f"{row.sentence!r} -> {row.transcript!r}"

@@ -1,7 +1,7 @@
-"""Stage ``retrain``: the review loop's automatic mode (``curation.auto_exclude_top_fraction``).
+"""Stage ``retrain``: the review loop's automatic mode (``review.auto_exclude_top_fraction``).
 
 ``python -m stages.retrain models/base data/features models/trained
-reports/review_queue.parquet data/curation/decisions.tsv checkpoints models/curated
+reports/review_queue.parquet data/review/decisions.tsv checkpoints models/curated
 checkpoints-curated reports/auto_excluded.csv``.
 Leaves out the top fraction of the train clips in the review queue (their augmented copies
 with them; a reviewer's decision wins), lists them in the CSV, and trains again on the rest
@@ -19,14 +19,14 @@ from pathlib import Path
 
 from swedish_transcriber import stage
 from swedish_transcriber.atomic import atomic_dir
-from swedish_transcriber.data.curation import read_decisions
 from swedish_transcriber.data.features import load_split
 from swedish_transcriber.model.source import ModelLanguage
 from swedish_transcriber.model.train_params import TrainParams
 from swedish_transcriber.model.training import TrainPaths, train
 from swedish_transcriber.params import section
 from swedish_transcriber.review.auto import excluded_train_clips, read_queue, write_excluded
-from swedish_transcriber.review.params import CurationParams
+from swedish_transcriber.review.decisions import read_decisions
+from swedish_transcriber.review.params import ReviewParams
 from swedish_transcriber.whisper import EncoderContext
 
 
@@ -55,14 +55,14 @@ def run(
     excluded_csv: Path,
 ) -> None:
     """Choose the excluded clips, then train without them (or pass models/trained on)."""
-    fraction = section("curation", CurationParams).auto_exclude_top_fraction
+    fraction = section("review", ReviewParams).auto_exclude_top_fraction
     params = section("train", TrainParams)
     model = section("model", ModelLanguage, subset=True)
     context = section("whisper", EncoderContext)
     ranked = read_queue(queue)
     if fraction > 0 and ranked.empty:
         raise ValueError(
-            f"{queue}: the review queue is empty, but curation.auto_exclude_top_fraction is "
+            f"{queue}: the review queue is empty, but review.auto_exclude_top_fraction is "
             f"{fraction:g}; run `dvc repro rank` (it ranks whenever the fraction is above 0)"
         )
     train_paths = load_split(features, "train")["path"]

@@ -1,8 +1,9 @@
 """Stage ``validate``: the ingest manifest -> validated manifests, quarantine, report, Data Docs.
 
-``python -m stages.validate data/manifest data/curation/decisions.tsv data/validated
+``python -m stages.validate data/manifest data/review/decisions.tsv data/validated
 data/quarantine/validate reports/validation.json reports/data_docs`` applies a reviewer's
-decisions (clips excluded, labels fixed: the review page writes the file) and runs the Great
+decisions (clips excluded, labels fixed: the review page writes the file;
+``swedish_transcriber.review.apply``) and runs the Great
 Expectations suite with params ``validate``. The report and Data Docs describe every run, so
 they are written first; the data outputs only when the fail rate is within
 ``validate.max_fail_rate``. Above it the stage exits 1 with the counts per expectation and
@@ -14,6 +15,7 @@ of them are absent); its ``curation`` key counts the decisions applied.
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 from swedish_transcriber import stage
@@ -25,6 +27,7 @@ from swedish_transcriber.data.validation import (
     validate_manifest_dir,
 )
 from swedish_transcriber.params import section
+from swedish_transcriber.review.apply import apply_decisions_file
 
 
 def run(
@@ -38,7 +41,8 @@ def run(
     """Validate ``in_dir`` and write the outputs (see the module docstring)."""
     params = section("validate", ValidationSettings)
     with atomic_dir(docs_dir) as docs_tmp:
-        result = validate_manifest_dir(in_dir, params, docs_tmp, decisions)
+        decide = partial(apply_decisions_file, decisions)
+        result = validate_manifest_dir(in_dir, params, docs_tmp, decide)
     write_text(report, json.dumps(result.report, indent=2) + "\n")
     enforce_max_fail_rate(
         result,

@@ -6,7 +6,15 @@ experiment would quietly run with the default, so each stage declares its sectio
 dataclass and unknown or missing keys are an error that names the key and the file. The
 dataclasses hold types, bounds (``__post_init__``) and docs, not values: their fields have no
 defaults, so params.yaml is the one place a value is written. A field typed as a dataclass is
-a nested mapping (``app.decode``); a bound it breaks is reported with its dotted name.
+a nested mapping (``app.train.lora``); a bound it breaks is reported with its dotted name.
+
+A dataclass with a ``SHARED_SECTION`` (``DecodeOptions``: ``decode``) is written once, as that
+top-level section, and each field of its type (``evaluate.decode``, ``train.generation``,
+``app.decode``) holds only that use's own keys, laid over the shared ones here. YAML merge keys
+(``<<: *decode``) would say the same in the file, but ``dvc exp run -S`` rewrites params.yaml
+with ruamel's round-trip writer, which then writes every merged key into every use and leaves
+the anchor read by nobody. A key that a use does not set yet is added with ``-S
++evaluate.decode.num_beams=2``; ``-S decode.num_beams=2`` changes every use.
 """
 
 from __future__ import annotations
@@ -77,8 +85,36 @@ def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     return data
 
 
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """Check ``value`` against a simple type annotation, converting int to float where asked."""
+def _with_shared(cls: type, raw: dict[str, Any], root: dict[str, Any], where: str) -> dict:
+    """``raw`` (one use's keys) over ``cls``'s shared top-level section, when it has one.
+
+    ``where`` is ``"<file>: <dotted name>"``. A key of the shared section that ``cls`` does not
+    know is named there (one the use does not know, or lacks, by :func:`_build`).
+    """
+    name = getattr(cls, "SHARED_SECTION", None)
+    if name is None:
+        return raw
+    path, _, use = where.partition(": ")
+    shared = root.get(name)
+    if not isinstance(shared, dict):
+        raise ParamsError(
+            f"{path}: missing section {name!r} (the {cls.__name__} that {use} overrides)"
+        )
+    fields = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(shared) - set(fields))
+    if unknown:
+        raise ParamsError(
+            f"{path}: {name}: unknown key(s) {', '.join(unknown)}; known keys: "
+            f"{', '.join(sorted(fields))}"
+        )
+    return {**shared, **raw}
+
+
+def _coerce(value: Any, annotation: Any, where: str, root: dict[str, Any]) -> Any:
+    """Check ``value`` against a simple type annotation, converting int to float where asked.
+
+    ``root`` is the whole params file (a shared section's home, see :func:`_with_shared`).
+    """
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if annotation is Any:
@@ -91,7 +127,7 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(value, arg, where)
+                return _coerce(value, arg, where, root)
             except ParamsError as exc:
                 errors.append(str(exc))
         raise ParamsError(errors[0] if errors else f"{where}: unexpected value {value!r}")
@@ -99,16 +135,16 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if not isinstance(value, list | tuple):
             raise ParamsError(f"{where}: expected a list, got {value!r}")
         inner = args[0] if args else Any
-        return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_coerce(v, inner, f"{where}[{i}]", root) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ParamsError(f"{where}: expected a mapping, got {value!r}")
         inner = args[1] if len(args) == 2 else Any
-        return {k: _coerce(v, inner, f"{where}.{k}") for k, v in value.items()}
+        return {k: _coerce(v, inner, f"{where}.{k}", root) for k, v in value.items()}
     if dataclasses.is_dataclass(annotation):
         if not isinstance(value, dict):
             raise ParamsError(f"{where}: expected a mapping, got {value!r}")
-        return _build(annotation, value, where)
+        return _build(annotation, value, where, root)
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ParamsError(f"{where}: expected a number, got {value!r}")
@@ -128,9 +164,12 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
-def _build(cls: type[T], raw: dict[str, Any], where: str, subset: bool = False) -> T:
+def _build(
+    cls: type[T], raw: dict[str, Any], where: str, root: dict[str, Any], subset: bool = False
+) -> T:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    raw = _with_shared(cls, raw, root, where)
     if subset:
         raw = {k: v for k, v in raw.items() if k in fields}
     unknown = sorted(set(raw) - set(fields))
@@ -141,9 +180,11 @@ def _build(cls: type[T], raw: dict[str, Any], where: str, subset: bool = False) 
     kwargs: dict[str, Any] = {}
     for name, field in fields.items():
         if name in raw:
-            kwargs[name] = _coerce(raw[name], hints[name], f"{where}.{name}")
+            kwargs[name] = _coerce(raw[name], hints[name], f"{where}.{name}", root)
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            raise ParamsError(f"{where}: missing required key {name!r}")
+            shared = getattr(cls, "SHARED_SECTION", None)
+            also = f" (in neither {shared} nor {where.partition(': ')[2]})" if shared else ""
+            raise ParamsError(f"{where}: missing required key {name!r}{also}")
     try:
         return cls(**kwargs)
     except ParamsError:
@@ -160,7 +201,8 @@ def section(name: str, cls: type[T], path: str | Path = PARAMS_FILE, subset: boo
     stage owns (that stage checks the section strictly); its other keys are then not this
     stage's concern.
     """
-    raw: Any = load_params(path)
+    root = load_params(path)
+    raw: Any = root
     walked: list[str] = []
     for part in name.split("."):
         if not isinstance(raw, dict) or part not in raw:
@@ -171,4 +213,4 @@ def section(name: str, cls: type[T], path: str | Path = PARAMS_FILE, subset: boo
         raw = {}
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: section {name!r} must be a mapping")
-    return _build(cls, raw, f"{path}: {name}", subset=subset)
+    return _build(cls, raw, f"{path}: {name}", root, subset=subset)

@@ -6,7 +6,8 @@ audio as 3000 log-mel frames (10 ms hops), its encoder halves that to 1500 posit
 20 ms, and its decoder has 448 text positions. ``DecodeOptions`` is the one description of
 a decoding run, in the spirit of openai/whisper's ``decoding.DecodingOptions``: the
 ``transcribe`` stage (params ``evaluate.decode``), the dev transcripts during training
-(``train.generation``) and the demo page (``app.decode``) all read one.
+(``train.generation``) and the demo page (``app.decode``) all read one, each its own keys over
+the shared params section ``decode``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 SAMPLE_RATE = 16_000  # Hz: what the feature extractor expects
 CHUNK_LENGTH = 30  # seconds: the encoder's input window
@@ -53,6 +55,11 @@ class DecodeOptions:
     compression-ratio, log-probability and no-speech thresholds), plus a cap on new tokens
     by the clip's duration; :mod:`swedish_transcriber.decoding` applies them.
     """
+
+    # params.yaml writes what every use shares once, as this top-level section; a use
+    # (evaluate.decode, train.generation, app.decode) holds only its own keys
+    # (swedish_transcriber.params reads the two together).
+    SHARED_SECTION: ClassVar[str] = "decode"
 
     batch_size: int  # windows per model call
     num_beams: int  # 1 = greedy search (at temperature 0; sampling uses one beam)

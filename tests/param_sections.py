@@ -14,9 +14,9 @@ from swedish_transcriber.model.export import ExportParams
 from swedish_transcriber.model.merge import MergeParams
 from swedish_transcriber.model.source import ModelParams
 from swedish_transcriber.model.train_params import TrainParams
-from swedish_transcriber.review.params import CurationParams
+from swedish_transcriber.review.params import ReviewParams
 from swedish_transcriber.serving.page import AppParams
-from swedish_transcriber.whisper import EncoderContext
+from swedish_transcriber.whisper import DecodeOptions, EncoderContext
 
 SECTIONS = {
     "model": ModelParams,
@@ -30,8 +30,12 @@ SECTIONS = {
     "train": TrainParams,
     "merge": MergeParams,
     "evaluate": EvaluateParams,
-    "curation": CurationParams,
+    "review": ReviewParams,
     "export": ExportParams,
     "app": AppParams,
     "whisper": EncoderContext,
 }
+
+# Sections no stage reads alone: what the uses of a dataclass share (its SHARED_SECTION), read
+# under each use's own keys (evaluate.decode, train.generation, app.decode).
+SHARED = {"decode": DecodeOptions}

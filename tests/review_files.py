@@ -82,19 +82,19 @@ def write_queue(root: Path, rows: list[dict] | None = None, audio: bool = True) 
 
 
 def write_review_params(root: Path, enabled: bool = True) -> Path:
-    """The repo's params (``model`` and ``app``) with ``app.review`` on (unless ``enabled`` is
-    false) and pointing into ``root`` (relative paths)."""
+    """The repo's params (``model``, ``app`` and ``review``) with ``review.page`` on (unless
+    ``enabled`` is false) and pointing into ``root`` (relative paths)."""
     changes = {
-        "app.review.enabled": enabled,
-        "app.review.queue": "reports/review_queue.parquet",
-        "app.review.decisions": "data/curation/decisions.tsv",
+        "review.page.enabled": enabled,
+        "review.page.queue": "reports/review_queue.parquet",
+        "review.page.decisions": "data/review/decisions.tsv",
     }
-    return write_params(root, changes, base=PARAMS_FILE, only=("model", "app"))
+    return write_params(root, changes, base=PARAMS_FILE, only=("model", "decode", "app", "review"))
 
 
 def validate_with_decisions(decisions: Path, repo: Path, monkeypatch) -> tuple:
     """Run the validate stage (dvc.yaml's command) on manifests holding the review clips, with
-    ``decisions`` as data/curation/decisions.tsv: (validated train, quarantine)."""
+    ``decisions`` as data/review/decisions.tsv: (validated train, quarantine)."""
     from stages import validate as stage
     from swedish_transcriber.stage import main
     from tests.dvc_stages import stage_args
@@ -104,8 +104,8 @@ def validate_with_decisions(decisions: Path, repo: Path, monkeypatch) -> tuple:
     splits["train"] = manifest([manifest_row("train", n, path=p) for n, p in enumerate(clips)])
     repo.mkdir()
     validate_repo(repo, splits)
-    (repo / "data" / "curation").mkdir(parents=True)
-    shutil.copy2(decisions, repo / "data" / "curation" / "decisions.tsv")
+    (repo / "data" / "review").mkdir(parents=True)
+    shutil.copy2(decisions, repo / "data" / "review" / "decisions.tsv")
     monkeypatch.chdir(repo)
     main(stage.run, stage_args("validate"))
     train = pd.read_parquet(repo / "data" / "validated" / "train.parquet").set_index("path")

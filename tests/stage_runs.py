@@ -49,7 +49,7 @@ TRACKED = (
     "swedish_transcriber",
     ".dvc/config",
     ".dvc/.gitignore",
-    "data/curation/decisions.tsv",  # a dependency of validate (the reviewer's decisions)
+    "data/review/decisions.tsv",  # a dependency of validate (the reviewer's decisions)
     "data/eval/real-sv",  # the real-speech test set (evaluate.sets.real_sv)
 )
 

@@ -1,9 +1,9 @@
 """Swedish Transcriber: the review page, the second page of ``streamlit run app/main.py``.
 
-Steps through the rank stage's review queue (params ``app.review.queue``), most suspicious
+Steps through the rank stage's review queue (params ``review.page.queue``), most suspicious
 clip first: listen, compare the label with the model's transcript, then keep the clip,
 exclude it or fix its text. Each decision is one row of the decisions file (params
-``app.review.decisions``, git-tracked). The logic is ``swedish_transcriber.serving.review``;
+``review.page.decisions``, git-tracked). The logic is ``swedish_transcriber.serving.review``;
 this script only draws it. Streamlit finds it through the ``pages/`` folder beside
 ``app/main.py``.
 
@@ -21,12 +21,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from swedish_transcriber.data.curation import (  # noqa: E402
+from swedish_transcriber.evaluation.word_diff import word_diff  # noqa: E402
+from swedish_transcriber.review.decisions import (  # noqa: E402
     DecisionsError,
     read_decisions,
     record_decision,
 )
-from swedish_transcriber.evaluation.word_diff import word_diff  # noqa: E402
 from swedish_transcriber.serving import access, page, review  # noqa: E402
 from swedish_transcriber.serving.page import escape_markdown  # noqa: E402
 
@@ -85,7 +85,7 @@ def decide(
     reason = st.session_state.get(f"reason::{clip.path}", "")
     name = page.shown_path(decisions_file, config.root)
     try:
-        decision = review.make_decision(clip, action, fixed, reason, config.app.review)
+        decision = review.make_decision(clip, action, fixed, reason, config.review)
         record_decision(decisions_file, decision)
     except DecisionsError as exc:
         st.session_state[MESSAGE] = ("error", page.without_root(str(exc), config.root))
@@ -137,10 +137,10 @@ def main() -> None:
         reason = page.without_root(str(exc), page.REPO)
         st.error(escape_markdown(f"The page's settings cannot be read: {reason}"))
         st.stop()
-    settings = config.app.review
+    settings = config.review
     if not settings.enabled:
         st.info(
-            "The review page is off on this server (params app.review.enabled: false): it "
+            "The review page is off on this server (params review.page.enabled: false): it "
             "would play the training clips and record decisions in the server's checkout."
         )
         st.stop()

@@ -6,7 +6,7 @@ Usage (repo root, .venv active, after `dvc repro rank`):
         [--out benchmarks/studies/results/rank_weights.json]
 
 benchmarks/label_noise.py answers the issue's question end to end, but one run of it costs
-the whole pipeline; choosing ``curation.rank.weights`` needs many rankings. Only some of a
+the whole pipeline; choosing ``review.rank.weights`` needs many rankings. Only some of a
 clip's components depend on its label: the fine-tuned model's teacher-forced loss (mean and
 worst token), the WER/CER of the transcripts against the label, and the reading speed. The
 transcripts, audio measures and encoder outputs do not. So, for each seed, this plants label
@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--queue", type=Path, default=REPO / "reports/review_queue.parquet")
     args = parser.parse_args()
     lang = section("model", ModelLanguage, REPO / "params.yaml", subset=True)
-    repo_weights = section("curation.rank", RankParams, REPO / "params.yaml").weights
+    repo_weights = section("review.rank", RankParams, REPO / "params.yaml").weights
     queue = pd.read_parquet(args.queue)
     raw = queue[[c for c in queue.columns if not c.startswith("score_")]].drop(
         columns=["rank", "suspicion"]
@@ -135,7 +135,7 @@ def main() -> None:
     )["train"]
     if stored.table is None:
         raise SystemExit(f"no stored encoder outputs: {stored.note} (run `dvc repro train`)")
-    weightings = {"repo params (curation.rank.weights)": repo_weights, **WEIGHTINGS}
+    weightings = {"repo params (review.rank.weights)": repo_weights, **WEIGHTINGS}
     per_seed: dict[str, dict] = {name: {} for name in weightings}
     for seed in args.seeds:
         clips, planted = simulate(raw, seed, args.noise, model, processor.tokenizer, stored, table)

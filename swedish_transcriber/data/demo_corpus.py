@@ -16,10 +16,11 @@ import csv
 import hashlib
 import io
 import random
+import re
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import soundfile as sf
@@ -68,12 +69,15 @@ class Speaker:
         return hashlib.sha512(f"demo:{self.name}:{self.voice}".encode()).hexdigest()
 
 
+SPEAKER_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Speaker))
+
+
 @dataclass(frozen=True)
 class CorpusParams:
     """Params section ``corpus``."""
 
     sentences_file: str
-    speakers: list[Speaker]
+    speakers_file: str  # a TSV of the speakers (read_speakers)
     split_fractions: dict[str, float]  # share of the sentences per split
     clips_per_sentence: dict[str, int]  # speakers of the split who read each sentence
     rate_jitter: int  # words per minute, uniform +- around the speaker's rate
@@ -116,6 +120,63 @@ def read_sentences(path: str | Path) -> list[str]:
     return sentences
 
 
+def read_speakers(path: str | Path) -> list[Speaker]:
+    """The demo corpus's speakers: a TSV whose header names :data:`SPEAKER_COLUMNS`.
+
+    Lines starting with ``#`` and blank lines are skipped. Every fault names the file and the
+    line: a header that lacks a column or names an unknown one, a row with another number of
+    fields, an empty value, a rate or pitch that is not a whole number in range, a split that
+    is not one of :data:`SPLITS`, a name given twice. Rows keep their order (it seeds the plan).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"{path}: speakers file not found (corpus.speakers_file)")
+    header: list[str] | None = None
+    speakers: list[Speaker] = []
+    lines: dict[str, int] = {}
+    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        where = f"{path}: line {line_no}"
+        values = [value.strip() for value in line.split("\t")]
+        if header is None:
+            missing = [c for c in SPEAKER_COLUMNS if c not in values]
+            unknown = [f for f in values if f not in SPEAKER_COLUMNS]
+            if missing or unknown or len(set(values)) != len(values):
+                raise CorpusError(
+                    f"{where}: the header must name each of {', '.join(SPEAKER_COLUMNS)} once, "
+                    f"tab-separated (missing: {', '.join(missing) or 'none'}; unknown: "
+                    f"{', '.join(unknown) or 'none'})"
+                )
+            header = values
+            continue
+        if len(values) != len(header):
+            raise CorpusError(
+                f"{where}: {len(values)} tab-separated fields, the header has {len(header)}"
+            )
+        row: dict[str, object] = dict(zip(header, values, strict=True))
+        empty = [c for c in header if not row[c]]
+        if empty:
+            raise CorpusError(f"{where}: empty {', '.join(empty)}")
+        # rate: words per minute; pitch: espeak's 0..99.
+        for column, low, high in (("rate", 1, None), ("pitch", 0, 99)):
+            value = str(row[column])
+            if not re.fullmatch(r"\d+", value) or not low <= int(value) <= (high or int(value)):
+                bounds = f"{low}..{high}" if high is not None else f">= {low}"
+                raise CorpusError(f"{where}: {column} {value!r} must be a whole number {bounds}")
+            row[column] = int(value)
+        if row["split"] not in SPLITS:
+            raise CorpusError(f"{where}: split {row['split']!r} must be one of {', '.join(SPLITS)}")
+        name = str(row["name"])
+        if name in lines:
+            raise CorpusError(f"{where}: speaker {name!r} is also on line {lines[name]}")
+        lines[name] = line_no
+        speakers.append(Speaker(**row))  # type: ignore[arg-type]
+    if not speakers:
+        raise CorpusError(f"{path}: no speakers (a header row, then one speaker per line)")
+    return speakers
+
+
 def check_espeak() -> str:
     """Path of espeak-ng, or an error that says how to install it."""
     exe = shutil.which(ESPEAK)
@@ -128,15 +189,14 @@ def check_espeak() -> str:
     return exe
 
 
-def plan(params: CorpusParams, sentences: list[str]) -> dict[str, list[Utterance]]:
-    """Assign sentences to splits and speakers to sentences, deterministically from the seed."""
-    speakers = {s: [sp for sp in params.speakers if sp.split == s] for s in SPLITS}
-    unknown = [sp.name for sp in params.speakers if sp.split not in SPLITS]
-    if unknown:
-        raise CorpusError(f"corpus.speakers: split must be one of {SPLITS}: {', '.join(unknown)}")
-    names = [sp.name for sp in params.speakers]
-    if len(set(names)) != len(names):
-        raise CorpusError("corpus.speakers: speaker names must be unique")
+def plan(
+    params: CorpusParams, sentences: list[str], speakers: list[Speaker]
+) -> dict[str, list[Utterance]]:
+    """Assign sentences to splits and speakers to sentences, deterministically from the seed.
+
+    ``speakers``: :func:`read_speakers`'s (each in one of :data:`SPLITS`, names unique).
+    """
+    by_split = {s: [sp for sp in speakers if sp.split == s] for s in SPLITS}
     if set(params.split_fractions) != set(SPLITS) or set(params.clips_per_sentence) != set(SPLITS):
         raise CorpusError(f"corpus.split_fractions and clips_per_sentence need keys {SPLITS}")
     rng = random.Random(params.seed)
@@ -153,7 +213,7 @@ def plan(params: CorpusParams, sentences: list[str]) -> dict[str, list[Utterance
     for split in SPLITS:
         chosen = pool[start : start + counts[split]]
         start += counts[split]
-        voices = list(speakers[split])
+        voices = list(by_split[split])
         per_sentence = params.clips_per_sentence[split]
         if chosen and len(voices) < per_sentence:
             raise CorpusError(
@@ -261,7 +321,7 @@ def build_corpus(
             f"{params.sentences_file}: only {len(sentences)} sentences, the demo corpus needs at "
             f"least {MIN_SENTENCES}"
         )
-    utterances = plan(params, sentences)
+    utterances = plan(params, sentences, read_speakers(params.speakers_file))
     wrong, planted = plant([(u.path, u.sentence) for u in utterances["train"]], params.label_noise)
     utterances["train"] = [replace(u, label=wrong.get(u.path, "")) for u in utterances["train"]]
     clips = out_dir / "clips"

@@ -67,8 +67,6 @@ class FeatureSettings:
 
     num_proc: int  # worker processes
     batch_size: int  # clips per call of the feature extractor
-    max_audio_seconds: float  # longer clips are quarantined (at most Whisper's window)
-    max_label_tokens: int  # longer labels are quarantined (at most Whisper's decoder length)
     dtype: str  # storage type of the log-mel frames: float16 or float32
 
     def __post_init__(self) -> None:
@@ -76,16 +74,6 @@ class FeatureSettings:
             raise ValueError(f"dtype must be float16 or float32, got {self.dtype!r}")
         if self.num_proc < 1 or self.batch_size < 1:
             raise ValueError("num_proc and batch_size must be >= 1")
-        if not 0 < self.max_audio_seconds <= CHUNK_LENGTH:
-            raise ValueError(
-                f"max_audio_seconds must be in (0, {CHUNK_LENGTH}] (Whisper's window), "
-                f"got {self.max_audio_seconds}"
-            )
-        if not 0 < self.max_label_tokens <= N_TEXT_CTX:
-            raise ValueError(
-                f"max_label_tokens must be in (0, {N_TEXT_CTX}] (Whisper's decoder length), "
-                f"got {self.max_label_tokens}"
-            )
 
 
 def load_processor(model_dir: str | Path, language: str, task: str):
@@ -163,7 +151,7 @@ class _Featurizer:
         n = len(batch["audio_file"])
         reasons = [""] * n
         audio: list[np.ndarray] = []
-        limit = self.settings.max_audio_seconds
+        limit = CHUNK_LENGTH
         for i, file in enumerate(batch["audio_file"]):
             try:
                 samples = load_audio(file, SAMPLE_RATE)
@@ -172,10 +160,7 @@ class _Featurizer:
                 samples = np.zeros(SAMPLE_RATE, dtype=np.float32)
             seconds = len(samples) / SAMPLE_RATE
             if not reasons[i] and seconds > limit:
-                reasons[i] = (
-                    f"{file}: clip is {seconds:.1f} s, over features.max_audio_seconds "
-                    f"({limit:g} s, Whisper's window)"
-                )
+                reasons[i] = f"{file}: clip is {seconds:.1f} s, over Whisper's {limit} s window"
                 samples = samples[: int(limit * SAMPLE_RATE)]
             audio.append(samples)
         windows = self.processor.feature_extractor(
@@ -188,10 +173,10 @@ class _Featurizer:
             pads.append(pad)
         labels = self.processor.tokenizer(batch["sentence"]).input_ids
         for i, ids in enumerate(labels):
-            if not reasons[i] and len(ids) > self.settings.max_label_tokens:
+            if not reasons[i] and len(ids) > N_TEXT_CTX:
                 reasons[i] = (
-                    f"{batch['audio_file'][i]}: label is {len(ids)} tokens, over "
-                    f"features.max_label_tokens ({self.settings.max_label_tokens})"
+                    f"{batch['audio_file'][i]}: label is {len(ids)} tokens, over Whisper's "
+                    f"{N_TEXT_CTX} decoder positions"
                 )
         out = {c: batch[c] for c in KEEP_COLUMNS}
         out["input_features"] = frames

@@ -1,8 +1,11 @@
-"""Params section ``curation``: how the review queue is ranked (``curation.rank``) and how
-much of its top the retrain stage leaves out unreviewed (``auto_exclude_top_fraction``).
+"""Params section ``review``: how the review queue is ranked (``review.rank``), how much of
+its top the retrain stage leaves out unreviewed (``auto_exclude_top_fraction``), and the
+review page's settings (``review.page``).
 
-The rank stage ranks only when the queue is needed (:attr:`CurationParams.queue_needed`), so
-it lists both; the retrain stage lists only ``curation.auto_exclude_top_fraction``.
+The rank stage ranks only when the queue is needed (:attr:`ReviewParams.queue_needed`), so
+it lists both ``review.rank`` and ``review.auto_exclude_top_fraction``; the retrain stage lists
+only the fraction, and no stage lists ``review.page``. Torch- and pandas-free: the demo page
+reads ``review.page`` through this module.
 """
 
 from __future__ import annotations
@@ -45,10 +48,10 @@ TEXT_COLUMNS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class RankParams:
-    """Params section ``curation.rank``."""
+    """Params section ``review.rank``."""
 
     # Rank even while auto-exclusion is off (the review page needs the queue); see
-    # CurationParams.queue_needed.
+    # ReviewParams.queue_needed.
     enabled: bool
     # Component -> weight (>= 0) in the suspicion score; every component named here gets a
     # score_<component> column in the queue, also with weight 0 (shown, not counted).
@@ -90,20 +93,54 @@ class RankParams:
         )
 
 
+# The decisions file's own cap on a sentence or reason (.decisions.MAX_TEXT_CHARS, kept
+# equal by tests/review/test_review_page.py: importing it would load pandas on the page).
+DECISION_TEXT_LIMIT = 2_000
+
+
 @dataclass(frozen=True)
-class CurationParams:
-    """Params section ``curation``."""
+class ReviewPageParams:
+    """Params ``review.page``: whether the review page is on, its queue and decisions file, and
+    how long a visitor's text may be.
+
+    Both paths relative to the repo root (the params file's directory) unless absolute. The
+    review token is not a param: params are committed, the token is a secret
+    (:mod:`swedish_transcriber.serving.access`).
+    """
+
+    enabled: bool  # off by default: the page plays training clips and writes a file
+    queue: str  # the rank stage's review queue (parquet)
+    decisions: str  # the reviewer's decisions (TSV, git-tracked)
+    max_reason_chars: int  # a longer reason is refused on the page
+    max_fix_chars: int  # a longer corrected sentence is refused on the page
+
+    def __post_init__(self) -> None:
+        for name in ("queue", "decisions"):
+            if not getattr(self, name).strip():
+                raise ValueError(f"{name} must be a file path, got an empty string")
+        for name in ("max_reason_chars", "max_fix_chars"):
+            value = getattr(self, name)
+            if not 1 <= value <= DECISION_TEXT_LIMIT:
+                raise ValueError(
+                    f"{name} must be between 1 and {DECISION_TEXT_LIMIT} (what the "
+                    f"decisions file holds), got {value}"
+                )
+
+
+@dataclass(frozen=True)
+class ReviewParams:
+    """Params section ``review``."""
 
     rank: RankParams
     # The share of the train clips, from the top of the review queue, that the retrain stage
     # leaves out without review (human decisions win). 0: the train stage's model as it is.
     auto_exclude_top_fraction: float
+    page: ReviewPageParams  # the review page (app/pages/review.py)
 
     def __post_init__(self) -> None:
         if not 0 <= self.auto_exclude_top_fraction < 1:
             raise ValueError(
-                "curation.auto_exclude_top_fraction must be in [0, 1), got "
-                f"{self.auto_exclude_top_fraction}"
+                f"auto_exclude_top_fraction must be in [0, 1), got {self.auto_exclude_top_fraction}"
             )
 
     @property

@@ -2,7 +2,7 @@
 
 The review page plays training clips and writes the decisions file that the next ``dvc
 repro`` trains on, so on a server others can reach it must not be open to every visitor.
-It is off unless params ``app.review.enabled`` turns it on, and then a reviewer types the
+It is off unless params ``review.page.enabled`` turns it on, and then a reviewer types the
 review token. The token is a secret, so it is never a param (params are committed): it comes
 from the environment (:data:`TOKEN_ENV`) or from ``review_token`` in Streamlit's
 ``.streamlit/secrets.toml`` (git-ignored), is compared in constant time, and is never shown
@@ -50,7 +50,7 @@ def configured_token(
         token = str(value).strip() if isinstance(value, str) else ""
     if not token:
         raise AccessError(
-            f"The review page is on (params app.review.enabled), but this server has no "
+            f"The review page is on (params review.page.enabled), but this server has no "
             f"review token: {HOW_TO_SET}."
         )
     if len(token) < MIN_TOKEN_CHARS:

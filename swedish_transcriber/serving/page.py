@@ -2,7 +2,7 @@
 
 Kept out of the Streamlit script so it can be tested and reused: which models the page
 offers and which first (their measured WER, :mod:`measured`), its settings (params.yaml
-``app``), and the word-difference view. The page's params
+``app``, and ``review.page`` for the review page), and the word-difference view. The page's params
 file is the repo's ``params.yaml``, or the file named by ``SWEDISH_TRANSCRIBER_PARAMS`` (the
 tests point it at tiny models).
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 from swedish_transcriber.evaluation.word_diff import WordDiff
 from swedish_transcriber.model.source import ModelLanguage
 from swedish_transcriber.params import load_params, section
+from swedish_transcriber.review.params import ReviewPageParams
 from swedish_transcriber.serving.engines import EngineSettings
 from swedish_transcriber.serving.long_form import ChunkPlan
 from swedish_transcriber.serving.measured import Measurements, default_index, load_measurements
@@ -28,42 +29,6 @@ from swedish_transcriber.whisper import DecodeOptions
 
 REPO = Path(__file__).resolve().parents[2]  # the repo root: swedish_transcriber/serving/page.py
 PARAMS_ENV = "SWEDISH_TRANSCRIBER_PARAMS"
-
-
-# The decisions file's own cap on a sentence or reason (data.curation.decisions.MAX_TEXT_CHARS,
-# kept equal by tests/review/test_review_page.py: importing it would load pandas on the page).
-DECISION_TEXT_LIMIT = 2_000
-
-
-@dataclass(frozen=True)
-class ReviewParams:
-    """Params ``app.review``: whether the review page is on, its queue and decisions file, and
-    how long a visitor's text may be.
-
-    Here, not in :mod:`.review`, so the main page reads its params without pandas.
-
-    Both paths relative to the repo root (the params file's directory) unless absolute. The
-    review token is not a param: params are committed, the token is a secret
-    (:mod:`.access`).
-    """
-
-    enabled: bool  # off by default: the page plays training clips and writes a file
-    queue: str  # the rank stage's review queue (parquet)
-    decisions: str  # the reviewer's decisions (TSV, git-tracked)
-    max_reason_chars: int  # a longer reason is refused on the page
-    max_fix_chars: int  # a longer corrected sentence is refused on the page
-
-    def __post_init__(self) -> None:
-        for name in ("queue", "decisions"):
-            if not getattr(self, name).strip():
-                raise ValueError(f"review.{name} must be a file path, got an empty string")
-        for name in ("max_reason_chars", "max_fix_chars"):
-            value = getattr(self, name)
-            if not 1 <= value <= DECISION_TEXT_LIMIT:
-                raise ValueError(
-                    f"review.{name} must be between 1 and {DECISION_TEXT_LIMIT} (what the "
-                    f"decisions file holds), got {value}"
-                )
 
 
 @dataclass(frozen=True)
@@ -83,7 +48,6 @@ class AppParams:
     allow_private_urls: bool  # fetch loopback/private addresses (only tests turn this on)
     url_socket_timeout: float  # seconds a silent server is waited for
     url_download_timeout: float  # seconds one URL fetch may take
-    review: ReviewParams  # the review page (app/pages/review.py): its queue and decisions file
 
     def __post_init__(self) -> None:
         if self.url_socket_timeout <= 0 or self.url_download_timeout <= 0:
@@ -104,6 +68,7 @@ class PageConfig:
     """Everything the page reads from its params file."""
 
     app: AppParams
+    review: ReviewPageParams  # params review.page: the review page (app/pages/review.py)
     language: ModelLanguage
     root: Path  # model paths in the params are relative to this directory
     params_file: Path  # where these came from (measured WER: params evaluate, metrics/)
@@ -119,11 +84,13 @@ def params_path() -> Path:
 
 
 def load_config(path: Path | None = None) -> PageConfig:
-    """Sections ``app`` and ``model`` (language, task) of the params file, checked."""
+    """Sections ``app``, ``review.page`` and ``model`` (language, task) of the params file,
+    checked."""
     path = path or params_path()
     load_params(path)  # a clear error when the file is missing
     return PageConfig(
         app=section("app", AppParams, path),
+        review=section("review.page", ReviewPageParams, path),
         language=section("model", ModelLanguage, path, subset=True),
         root=path.resolve().parent,
         params_file=path,

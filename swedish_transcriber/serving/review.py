@@ -4,7 +4,7 @@ The rank stage writes a review queue (``reports/review_queue.parquet``): train a
 ranked by how likely their label is wrong. A person listens to each clip, reads its label
 beside the fine-tuned model's transcript, and keeps the clip, excludes it or fixes its text;
 each decision goes to the git-tracked decisions file through
-:func:`~swedish_transcriber.data.curation.record_decision` (locked and atomic, so two tabs
+:func:`~swedish_transcriber.review.decisions.record_decision` (locked and atomic, so two tabs
 may decide at once). This module reads the queue, joins the decisions already made, picks
 the clip to show and turns the form into a :class:`Decision`, so all of that is tested
 without Streamlit; the page script only draws.
@@ -20,16 +20,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from swedish_transcriber.data.curation import Decision, DecisionsError, InvalidDecision
-from swedish_transcriber.review.params import COMPONENTS, TEXT_COLUMNS
-from swedish_transcriber.serving.page import ReviewParams, shown_path
+from swedish_transcriber.review.decisions import Decision, DecisionsError, InvalidDecision
+from swedish_transcriber.review.params import COMPONENTS, TEXT_COLUMNS, ReviewPageParams
+from swedish_transcriber.serving.page import shown_path
 
 # The columns the page cannot do without (the rank stage writes these and more), and the raw
 # signals behind the suspicion, shown when the queue has them (each with its score_<name>).
 REQUIRED_COLUMNS = TEXT_COLUMNS
 SCORE_PREFIX = "score_"
 RUN_FIRST = "dvc repro rank"  # what writes the queue (it needs a trained model: stage train)
-RUN_ENABLED = "dvc exp run -S curation.rank.enabled=true"  # what fills an empty one
+RUN_ENABLED = "dvc exp run -S review.rank.enabled=true"  # what fills an empty one
 
 
 class QueueError(ValueError):
@@ -100,7 +100,7 @@ def load_queue(path: str | Path, root: Path) -> list[Clip]:
     if table.empty:
         raise NoQueue(
             f"The review queue ({name}) is empty: stage rank ranks the clips only when params "
-            f"curation.rank.enabled is true (or auto-exclusion is on). Run `{RUN_ENABLED}`."
+            f"review.rank.enabled is true (or auto-exclusion is on). Run `{RUN_ENABLED}`."
         )
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
@@ -210,14 +210,14 @@ def after_decision(shown_before: Sequence[Clip], clip: Clip) -> str | None:
 
 
 def make_decision(
-    clip: Clip, action: str, fixed_text: str, reason: str, limits: ReviewParams
+    clip: Clip, action: str, fixed_text: str, reason: str, limits: ReviewPageParams
 ) -> Decision:
     """The :class:`Decision` the page's form describes, or :class:`DecisionsError` saying
     what to change on the form.
 
     A fix needs a text that differs from the label (an unchanged one is a keep); keep and
     exclude ignore the text field (it is prefilled with the label). A reason or fix over
-    ``limits`` (params ``app.review``), or holding a control character, is refused: the
+    ``limits`` (params ``review.page``), or holding a control character, is refused: the
     decisions file must stay one readable line per clip.
     """
     fixed = " ".join(fixed_text.split()) if action == "fix" else ""

@@ -207,7 +207,7 @@ def test_main_compares_workers_and_writes_json(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(bench, "check_inputs", lambda names: None)  # no models needed
     changes = {"model": {"language": "sv", "task": "transcribe"}, "app.engine.threads": 3}
     changes |= dotted("app.decode", {"batch_size": 4, "max_new_tokens": 100})
-    params = write_params(tmp_path, changes, base=PARAMS_FILE, only=("app",))
+    params = write_params(tmp_path, changes, base=PARAMS_FILE, only=("decode", "app", "review"))
     calls = []
 
     def fake_spawn(name, argv, threads):

@@ -84,9 +84,7 @@ def params(p: float = 1.0, **overrides) -> AugmentParams:
     """The repo's transforms with probability ``p`` (no background noise); 1 process, 1 copy."""
     transforms = repo_transforms(p)
     transforms["AddBackgroundNoise"]["p"] = 0.0
-    base = AugmentParams(
-        enabled=True, copies=1, seed=7, num_proc=1, sample_rate=16_000, transforms=transforms
-    )
+    base = AugmentParams(enabled=True, copies=1, seed=7, num_proc=1, transforms=transforms)
     return dataclasses.replace(base, **overrides)
 
 

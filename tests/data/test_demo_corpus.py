@@ -18,6 +18,7 @@ from swedish_transcriber.data.demo_corpus import (
     build_corpus,
     plan,
     read_sentences,
+    read_speakers,
 )
 from swedish_transcriber.params import section
 from tests.dvc_stages import stage_command
@@ -31,7 +32,13 @@ def params(tmp_path) -> CorpusParams:
     real = section("corpus", CorpusParams, REPO / "params.yaml")
     sentences = tmp_path / "sentences.txt"
     sentences.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
-    return replace(real, sentences_file=str(sentences), max_sentences=10)
+    speakers = str(REPO / real.speakers_file)
+    return replace(real, sentences_file=str(sentences), speakers_file=speakers, max_sentences=10)
+
+
+@pytest.fixture
+def speakers(params) -> list:
+    return read_speakers(params.speakers_file)
 
 
 def test_layout_columns_and_disjoint_splits(params, tmp_path):
@@ -75,11 +82,12 @@ def test_same_seed_same_corpus_other_seed_other_corpus(params, tmp_path):
     assert (tmp_path / "a/train.tsv").read_bytes() != (tmp_path / "c/train.tsv").read_bytes()
 
 
-def test_rates_and_pitches_jitter_within_bounds_around_each_speaker(params):
+def test_rates_and_pitches_jitter_within_bounds_around_each_speaker(params, speakers):
     """Each clip's rate and pitch is its speaker's +- the jitter (pitch clamped to espeak's
     0..99), both directions are used, and without jitter every clip is its speaker's voice."""
     many = [f"Mening nummer {i}." for i in range(60)]
-    everything = [u for us in plan(replace(params, max_sentences=0), many).values() for u in us]
+    unjittered = replace(params, max_sentences=0)
+    everything = [u for us in plan(unjittered, many, speakers).values() for u in us]
     assert len(everything) > 100
     rate_offsets = [u.rate - u.speaker.rate for u in everything]
     assert all(abs(o) <= params.rate_jitter for o in rate_offsets)
@@ -92,33 +100,54 @@ def test_rates_and_pitches_jitter_within_bounds_around_each_speaker(params):
     assert min(pitch_offsets) < 0 < max(pitch_offsets)
 
     still = replace(params, max_sentences=0, rate_jitter=0, pitch_jitter=0)
-    for u in (u for us in plan(still, many).values() for u in us):
+    for u in (u for us in plan(still, many, speakers).values() for u in us):
         assert (u.rate, u.pitch) == (u.speaker.rate, min(99, max(0, u.speaker.pitch)))
 
 
-def test_bad_corpus_params(params):
+def test_bad_corpus_params(params, speakers):
     asked = params.clips_per_sentence["train"]
     with raises_naming(CorpusError, "corpus", "train", 1, "clips_per_sentence", asked):
-        plan(
-            replace(
-                params,
-                speakers=[s for s in params.speakers if s.split != "train"][:1]
-                + [replace(params.speakers[0])],
-            ),
-            SENTENCES,
-        )
+        plan(params, SENTENCES, [s for s in speakers if s.split != "train"][:1] + speakers[:1])
     path = Path(params.sentences_file)
     path.write_text("Hej.\nHej.\n", encoding="utf-8")
     with raises_naming(CorpusError, path, "line 2", "'Hej.'"):  # the file, the line, the sentence
         read_sentences(path)
 
 
+HEADER = "name\tvoice\tgender\tage\trate\tpitch\tsplit\taccent\n"
+ASTRID = "astrid\tsv+f2\tfemale_feminine\ttwenties\t160\t60\ttrain\tStockholmska\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("# only a comment\n", r"no speakers"),
+        (HEADER.replace("\tpitch", ""), r"line 1: the header .* \(missing: pitch; unknown: none\)"),
+        ("# c\n" + HEADER.replace("age", "ages"), r"line 2: .*missing: age; unknown: ages"),
+        (HEADER + ASTRID + ASTRID.replace("\tStockholmska", ""), r"line 3: 7 tab-separated"),
+        (HEADER + ASTRID.replace("sv+f2", " "), r"line 2: empty voice"),
+        (HEADER + ASTRID.replace("160", "fast"), r"line 2: rate 'fast' must be a whole number"),
+        (HEADER + ASTRID.replace("\t60", "\t120"), r"line 2: pitch '120' must be .* 0\.\.99"),
+        (HEADER + ASTRID.replace("train", "valid"), r"line 2: split 'valid' must be one of"),
+        (HEADER + ASTRID + "\n" + ASTRID, r"line 4: speaker 'astrid' is also on line 2"),
+    ],
+)
+def test_a_bad_speakers_file_is_named_with_its_line(tmp_path, text, message):
+    path = tmp_path / "speakers.tsv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(CorpusError, match=f"speakers.tsv: {message}"):
+        read_speakers(path)
+    with pytest.raises(CorpusError, match=r"nothing.tsv: speakers file not found"):
+        read_speakers(tmp_path / "nothing.tsv")
+
+
 def test_repo_speakers_are_distinct_voices_with_metadata():
     params = section("corpus", CorpusParams, REPO / "params.yaml")
-    assert len({s.voice for s in params.speakers}) >= 6
+    speakers = read_speakers(REPO / params.speakers_file)
+    assert len({s.voice for s in speakers}) >= 6
     for split in ("train", "dev", "test"):
-        assert any(s.split == split for s in params.speakers)
-    assert all(s.gender and s.age for s in params.speakers)
+        assert any(s.split == split for s in speakers)
+    assert all(s.gender and s.age for s in speakers)
 
 
 def test_repo_sentences_are_many_varied_and_in_the_alphabet():

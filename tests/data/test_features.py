@@ -78,13 +78,13 @@ def test_features_labels_and_quarantine(manifest, processor_dir):
         assert tok.decode(labels, skip_special_tokens=True) == sentence
     assert table["gender"] == list(manifest["gender"][[0, 1, 3]])
     assert list(quarantined["path"]) == ["long.mp3"]
-    assert_names(quarantined["reason"].iloc[0], "31.0 s", "features.max_audio_seconds")
+    assert_names(quarantined["reason"].iloc[0], "31.0 s", f"{CHUNK_LENGTH} s")
 
 
 def test_parallel_matches_serial_and_long_labels_are_quarantined(manifest, processor_dir):
     processor = load_processor(processor_dir, "sv", "transcribe")
     manifest = manifest.copy()
-    manifest.loc[3, "sentence"] = "och " * 30
+    manifest.loc[3, "sentence"] = "och " * (N_TEXT_CTX + 1)  # one token a word, and the prompt
     serial, q1 = featurize_split(
         manifest,
         processor,
@@ -93,7 +93,6 @@ def test_parallel_matches_serial_and_long_labels_are_quarantined(manifest, proce
             FeatureSettings,
             num_proc=1,
             batch_size=1,
-            max_label_tokens=20,
             dtype="float32",
         ),
     )
@@ -105,7 +104,6 @@ def test_parallel_matches_serial_and_long_labels_are_quarantined(manifest, proce
             FeatureSettings,
             num_proc=2,
             batch_size=1,
-            max_label_tokens=20,
             dtype="float32",
         ),
     )
@@ -114,7 +112,7 @@ def test_parallel_matches_serial_and_long_labels_are_quarantined(manifest, proce
         np.testing.assert_array_equal(one["input_features"], two["input_features"])
         assert one["pad_value"] == two["pad_value"]
     assert sorted(q1["path"]) == sorted(q2["path"]) == ["c.mp3", "long.mp3"]
-    assert_names(q1.set_index("path").loc["c.mp3", "reason"], "features.max_label_tokens", 20)
+    assert_names(q1.set_index("path").loc["c.mp3", "reason"], N_TEXT_CTX)
 
 
 @pytest.mark.parametrize("num_proc", [1, 2])
@@ -157,10 +155,6 @@ def test_missing_processor_is_a_clear_error(tmp_path):
 def test_bad_dtype_param():
     with raises_naming(ValueError, "dtype", "'int8'", "float16", "float32"):
         repo_params("features", FeatureSettings, dtype="int8")
-    with raises_naming(ValueError, "max_audio_seconds", CHUNK_LENGTH + 1, CHUNK_LENGTH):
-        repo_params("features", FeatureSettings, max_audio_seconds=CHUNK_LENGTH + 1)
-    with raises_naming(ValueError, "max_label_tokens", N_TEXT_CTX + 1, N_TEXT_CTX):
-        repo_params("features", FeatureSettings, max_label_tokens=N_TEXT_CTX + 1)
 
 
 # --------------------------------------------------------------------------------------------

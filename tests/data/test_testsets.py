@@ -396,7 +396,7 @@ def test_stage_fails_whole_on_unreadable_audio(stage_repo, make_release, capsys)
     # The stage, the set and its 2 faults (after featurize's progress bars).
     assert_a_line_names(err, "testset", "'mine'", "pairs", "eval/mine", 2)
     assert_a_line_names(err, "eval/mine/clip1.wav")
-    assert_a_line_names(err, "eval/mine/long.wav", "31.0 s", "features.max_audio_seconds")
+    assert_a_line_names(err, "eval/mine/long.wav", "31.0 s", "30 s")
     assert not (root / "data" / "testsets" / "mine").exists()  # nothing half-written
     assert not list(root.rglob(".*tmp-*"))
 

@@ -14,12 +14,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from swedish_transcriber.data.curation import (
-    ORIGINAL_COLUMN,
-    Decision,
-    DecisionsError,
-    write_decisions,
-)
 from swedish_transcriber.data.manifest import (
     COLUMNS,
     RELEASE_COLUMNS,
@@ -34,6 +28,8 @@ from swedish_transcriber.data.validation import (
     validate_manifests,
 )
 from swedish_transcriber.params import ParamsError, section
+from swedish_transcriber.review.apply import ORIGINAL_COLUMN
+from swedish_transcriber.review.decisions import Decision, DecisionsError, write_decisions
 from swedish_transcriber.stage import main, parse_paths
 from tests.dvc_stages import stage_args
 from tests.manifests import SETTINGS, manifest, manifest_row, validate_repo
@@ -380,7 +376,7 @@ def test_stage_reports_the_release(splits, tmp_path, monkeypatch):
     assert report["release"] == release and report["dev_total"] == 9
 
 
-# A reviewer's decisions (data/curation/decisions.tsv), applied by the stage before the suite.
+# A reviewer's decisions (data/review/decisions.tsv), applied by the stage before the suite.
 
 
 def _clean_rows(splits: dict[str, pd.DataFrame], result_passed: dict) -> tuple[str, str]:
@@ -395,7 +391,7 @@ def test_stage_applies_review_decisions(splits, suite_run, tmp_path, monkeypatch
 
     excluded, fixed = _clean_rows(splits, suite_run.passed)
     validate_repo(tmp_path, splits)
-    decisions = tmp_path / "data/curation/decisions.tsv"
+    decisions = tmp_path / "data/review/decisions.tsv"
     write_decisions(
         decisions,
         [
@@ -440,7 +436,7 @@ def test_a_bad_decisions_file_stops_the_stage_and_writes_nothing(
 
     a, _ = _clean_rows(splits, suite_run.passed)
     validate_repo(tmp_path, splits)
-    decisions = tmp_path / "data/curation/decisions.tsv"
+    decisions = tmp_path / "data/review/decisions.tsv"
     decisions.parent.mkdir(parents=True)
     header = "path\taction\tsentence\treason\ttime\n"
     decisions.write_text(header + line.format(a=a) + "\n", encoding="utf-8")

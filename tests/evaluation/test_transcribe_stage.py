@@ -7,6 +7,7 @@ other none, as a folder of wav/txt pairs would.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -14,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from swedish_transcriber.data.features import load_split, pad_features
 from swedish_transcriber.evaluation.report import TRANSCRIPT_COLUMNS, read_transcripts
@@ -28,17 +28,18 @@ from swedish_transcriber.whisper import SAMPLE_RATE, DecodeOptions
 from tests.dvc_stages import stage_args
 from tests.media_files import tone
 from tests.messages import assert_a_line_names, raises_naming
-from tests.repo_params import PARAMS_FILE, dotted, repo_params, write_params
+from tests.repo_params import dotted, repo_params, write_params
 from tests.tiny import feature_table, save_tiny_base
 
 LANGUAGE = repo_params("model", ModelLanguage, subset=True)
-# The repo's decoding (guards included), small and quick.
+# The repo's decoding (guards included: evaluate.decode over the shared decode), small and quick.
 DECODE = {
-    **yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))["evaluate"]["decode"],
+    **dataclasses.asdict(repo_params("evaluate.decode", DecodeOptions)),
     "batch_size": 2,
     "num_beams": 1,
     "max_new_tokens": 6,
 }
+DECODE["temperatures"] = list(DECODE["temperatures"])  # a YAML list
 SETS = {
     "demo_test": {
         "format": "features",

@@ -1,4 +1,4 @@
-"""The retrain stage (the review loop's automatic mode, curation.auto_exclude_top_fraction) on a
+"""The retrain stage (the review loop's automatic mode, review.auto_exclude_top_fraction) on a
 tiny random Whisper: which clips leave (train clips only, copies with them, a reviewer's
 decision wins), the pass-on at fraction 0, a second training without them that reuses the
 train stage's encoder outputs, and clear errors."""
@@ -13,11 +13,11 @@ import datasets
 import pandas as pd
 import pytest
 
-from swedish_transcriber.data.curation import Decision, write_decisions
 from swedish_transcriber.model.training import kept_rows, origin
 from swedish_transcriber.params import ParamsError, section
 from swedish_transcriber.review.auto import COLUMNS, excluded_train_clips, read_queue
-from swedish_transcriber.review.params import CurationParams
+from swedish_transcriber.review.decisions import Decision, write_decisions
+from swedish_transcriber.review.params import ReviewParams
 from tests.dvc_stages import stage_command
 from tests.repo_params import dotted, write_params
 from tests.stage_runs import git_commit_all, read_json, run, train_stage, weights
@@ -69,9 +69,9 @@ def test_a_reviewers_decision_wins():
 
 
 def test_fraction_out_of_range_is_a_clear_error(tmp_path):
-    write_params(tmp_path, {"curation.auto_exclude_top_fraction": 1.0})
+    write_params(tmp_path, {"review.auto_exclude_top_fraction": 1.0})
     with pytest.raises((ParamsError, ValueError), match="auto_exclude_top_fraction"):
-        section("curation", CurationParams, tmp_path / "params.yaml")
+        section("review", ReviewParams, tmp_path / "params.yaml")
 
 
 def test_a_missing_queue_says_what_to_run(tmp_path):
@@ -84,7 +84,7 @@ def test_a_fraction_on_an_empty_queue_is_a_clear_error(tmp_path, monkeypatch):
     such a queue (a stale one) stops, naming the queue and the param, before any training."""
     import stages.retrain
 
-    write_params(tmp_path, {"curation.auto_exclude_top_fraction": 0.25})
+    write_params(tmp_path, {"review.auto_exclude_top_fraction": 0.25})
     queue = tmp_path / "review_queue.parquet"
     queue_of([]).to_parquet(queue, index=False)
     monkeypatch.chdir(tmp_path)
@@ -105,7 +105,7 @@ def test_retrain_passes_on_or_trains_without_the_top(tiny_repo):
     train_stage(repo)
     (repo / "reports").mkdir(exist_ok=True)
     queue_of(ORDER).to_parquet(repo / "reports" / "review_queue.parquet", index=False)
-    decisions = repo / "data" / "curation" / "decisions.tsv"
+    decisions = repo / "data" / "review" / "decisions.tsv"
     write_decisions(decisions, [Decision(path=TRAIN[2], action="keep", reason="fine")])
 
     # Fraction 0 (the repo's default): models/trained goes on as it is, no training.
@@ -121,7 +121,7 @@ def test_retrain_passes_on_or_trains_without_the_top(tiny_repo):
 
     # A quarter: the two top train clips the reviewer did not keep leave; training runs again
     # on the stored encoder outputs of the train stage (none are made for this run).
-    write_params(repo, dotted("curation", {"auto_exclude_top_fraction": 0.25}))
+    write_params(repo, dotted("review", {"auto_exclude_top_fraction": 0.25}))
     git_commit_all(repo)
     out = retrain_stage(repo)
     listed = pd.read_csv(repo / "reports" / "auto_excluded.csv")
@@ -144,7 +144,7 @@ def test_an_unreadable_decisions_file_stops_the_retrain(tiny_repo):
     shutil.copytree(repo / "models" / "base", repo / "models" / "trained")
     (repo / "reports").mkdir(exist_ok=True)
     queue_of(ORDER).to_parquet(repo / "reports" / "review_queue.parquet", index=False)
-    decisions = repo / "data" / "curation" / "decisions.tsv"
+    decisions = repo / "data" / "review" / "decisions.tsv"
     decisions.parent.mkdir(parents=True, exist_ok=True)
     decisions.write_bytes(b"path\taction\tsentence\treason\ttime\n\xff\xfe\n")
     proc = retrain_stage(repo, check=False)

@@ -446,7 +446,7 @@ def test_merge_alpha_reruns_only_the_merge_stage(tiny_repo):
     )
     write_params(tiny_repo, dotted("merge", {"alpha": 1.0}))
     run([*dvc, "repro", "--single-item", "train"], tiny_repo)
-    # What the retrain stage does at curation.auto_exclude_top_fraction 0 (its queue, from the
+    # What the retrain stage does at review.auto_exclude_top_fraction 0 (its queue, from the
     # rank stage, is not built here): models/trained passed on as models/curated.
     shutil.copytree(tiny_repo / "models/trained", tiny_repo / "models/curated")
     run([*dvc, "repro", "--single-item", "merge"], tiny_repo)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import typing
 from dataclasses import dataclass, field
 
@@ -26,7 +27,7 @@ from swedish_transcriber.whisper import (
     DecodeOptions,
 )
 from tests.messages import raises_naming
-from tests.param_sections import SECTIONS
+from tests.param_sections import SECTIONS, SHARED
 from tests.repo_params import PARAMS_FILE
 
 
@@ -111,7 +112,7 @@ def test_a_broken_bound_names_the_nested_section(tmp_path):
 
 def test_every_repo_section_loads_into_its_dataclass():
     """params.yaml and the dataclasses cannot drift: every key is known, none is missing."""
-    assert set(load_params(PARAMS_FILE)) == set(SECTIONS)
+    assert set(load_params(PARAMS_FILE)) == set(SECTIONS) | set(SHARED)
     for name, cls in SECTIONS.items():
         # augment's transforms are {Transform: kwargs}, read by its own reader.
         loaded = read_augment_params(PARAMS_FILE) if cls is AugmentParams else section(name, cls)
@@ -148,6 +149,92 @@ def test_the_shared_decode_options_are_used_in_each_place():
     assert section("evaluate.decode", DecodeOptions, PARAMS_FILE) == evaluate
     with raises_naming(ValueError, "max_new_tokens", f"<= {SAMPLE_LEN}", SAMPLE_LEN + 1):
         dataclasses.replace(app, max_new_tokens=SAMPLE_LEN + 1)
+
+
+USES = ("evaluate.decode", "train.generation", "app.decode")  # DecodeOptions over `decode`
+
+
+def test_each_use_writes_only_its_own_decode_keys():
+    """The shared keys are written once: a use sets its sizes and what it turns off."""
+    raw = load_params(PARAMS_FILE)
+    shared = raw["decode"]
+    assert "batch_size" not in shared and "max_new_tokens" not in shared
+    for use in USES:
+        section_name, key = use.split(".")
+        own = raw[section_name][key]
+        assert {"batch_size", "max_new_tokens"} <= set(own), use
+        assert not {k for k in own if k in shared and own[k] == shared[k]}, use
+        # Every shared key reaches the use unless it sets its own.
+        assert section(use, DecodeOptions, PARAMS_FILE) == DecodeOptions(**(shared | own))
+
+
+DECODE = "decode:\n  num_beams: 1\n  seed: 1\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("e:\n  d: {batch_size: 2, num_beam: 2}\n", r"e.d: unknown key\(s\) num_beam"),
+        (
+            "e:\n  d: {batch_size: 2}\n",
+            r"e.d: missing required key 'max_new_tokens' "
+            r"\(in neither decode nor e.d\)",
+        ),
+    ],
+)
+def test_a_use_of_the_shared_decode_is_read_strictly(tmp_path, text, message):
+    @dataclass
+    class E:
+        d: DecodeOptions
+
+    with pytest.raises(ParamsError, match=message):
+        section("e", E, write(tmp_path, DECODE + text))
+
+
+def test_the_shared_decode_is_read_strictly(tmp_path):
+    with pytest.raises(ParamsError, match=r"params.yaml: decode: unknown key\(s\) beams"):
+        section(
+            "app.decode", DecodeOptions, write(tmp_path, "decode: {beams: 1}\napp: {decode: {}}\n")
+        )
+    with pytest.raises(ParamsError, match=r"missing section 'decode' \(the DecodeOptions that"):
+        section("app.decode", DecodeOptions, write(tmp_path, "app: {decode: {}}\n"))
+
+
+@pytest.mark.parametrize(
+    ("override", "changed"),
+    [
+        ("+evaluate.decode.num_beams=2", {"evaluate.decode"}),  # + adds a key the use lacks
+        ("evaluate.decode.batch_size=4", {"evaluate.decode"}),
+        ("app.decode.max_new_tokens=100", {"app.decode"}),
+        ("decode.num_beams=2", set(USES)),  # the shared key: every use
+        ("decode.logprob_threshold=-2.0", {"train.generation", "app.decode"}),  # evaluate's own
+    ],
+)
+def test_dvc_set_param_changes_the_uses_it_names(override, changed, tmp_path):
+    """What `dvc exp run -S <override>` writes (DVC's own function, as its queue calls it),
+    read back by the strict loader: the named use changes, the others do not."""
+    from dvc.utils.hydra import apply_overrides
+
+    path = tmp_path / "params.yaml"
+    shutil.copy2(PARAMS_FILE, path)
+    apply_overrides(path, [override])
+    for use in USES:
+        before, after = (section(use, DecodeOptions, p) for p in (PARAMS_FILE, path))
+        assert (before != after) == (use in changed), use
+    for name, cls in SECTIONS.items():
+        if cls is not AugmentParams:
+            section(name, cls, path)
+    assert "# How every decoding run decodes" in path.read_text(encoding="utf-8")
+
+
+def test_dvc_refuses_a_use_key_without_the_plus(tmp_path):
+    from dvc.exceptions import InvalidArgumentError
+    from dvc.utils.hydra import apply_overrides
+
+    path = tmp_path / "params.yaml"
+    shutil.copy2(PARAMS_FILE, path)
+    with pytest.raises(InvalidArgumentError):
+        apply_overrides(path, ["evaluate.decode.num_beams=2"])
 
 
 def test_whisper_constants_derive_from_each_other():

@@ -85,7 +85,7 @@ def test_repro_builds_features_from_raw_audio(pipeline):
     assert report, "validation report is empty"
     assert (pipeline / "reports/data_docs/index.html").is_file()
     assert (pipeline / "dvc.lock").is_file()
-    # Nobody asked for the review queue (curation.rank.enabled false, fraction 0): not ranked.
+    # Nobody asked for the review queue (review.rank.enabled false, fraction 0): not ranked.
     queue = json.loads((pipeline / "reports/review_queue.json").read_text(encoding="utf-8"))
     assert queue["built"] is False and queue["clips"] == {"train": 0, "dev": 0}
 
@@ -262,19 +262,19 @@ def test_review_decisions_and_auto_exclusion_in_one_experiment(pipeline):
     the queue's top, and the effect in `dvc metrics diff`."""
     import pandas as pd
 
-    from swedish_transcriber.data.curation import Decision, record_decision
+    from swedish_transcriber.review.decisions import Decision, record_decision
 
     subprocess.run(["git", "checkout", "--", "params.yaml"], cwd=pipeline, check=True)
     train = pd.read_parquet(pipeline / "data/validated/train.parquet")
     gone, fixed = str(train.path.iloc[0]), str(train.path.iloc[1])
     old_sentence = str(train.sentence.iloc[1])
-    decisions = pipeline / "data/curation/decisions.tsv"
+    decisions = pipeline / "data/review/decisions.tsv"
     record_decision(decisions, Decision(path=gone, action="exclude", reason="a door slams"))
     record_decision(
         decisions, Decision(path=fixed, action="fix", sentence="Hej och välkommen.", reason="ord")
     )
     proc = dvc(
-        "exp", "run", "-n", "curated", "-S", "curation.auto_exclude_top_fraction=0.25", cwd=pipeline
+        "exp", "run", "-n", "curated", "-S", "review.auto_exclude_top_fraction=0.25", cwd=pipeline
     )
     out = proc.stdout + proc.stderr
     assert "Running stage 'validate'" in out and "Running stage 'retrain'" in out

@@ -16,7 +16,7 @@ from swedish_transcriber.data.augmentation import AugmentParams, read_augment_pa
 from swedish_transcriber.model.train_params import TrainParams
 from swedish_transcriber.params import ParamsError, load_params, section
 from tests.messages import raises_naming
-from tests.param_sections import SECTIONS
+from tests.param_sections import SECTIONS, SHARED
 from tests.repo_params import PARAMS_FILE, write_params
 
 REPO = PARAMS_FILE.parent
@@ -35,7 +35,7 @@ def params_file(tmp_path: Path, params: dict) -> Path:
 def load_every_section(path: Path) -> dict:
     """Each section through its stage's strict dataclass: an unknown key, a missing key or a
     broken bound is a ParamsError here, as it would be in the stage."""
-    assert set(load_params(path)) == set(SECTIONS)
+    assert set(load_params(path)) == set(SECTIONS) | set(SHARED)
     return {
         name: read_augment_params(path) if cls is AugmentParams else section(name, cls, path)
         for name, cls in SECTIONS.items()

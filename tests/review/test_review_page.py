@@ -11,15 +11,16 @@ import streamlit as st
 import yaml
 from streamlit.testing.v1 import AppTest
 
-from swedish_transcriber.data.curation import (
+from swedish_transcriber.params import ParamsError, section
+from swedish_transcriber.review.decisions import (
+    MAX_TEXT_CHARS,
     Decision,
     DecisionsError,
     read_decisions,
     record_decision,
     write_decisions,
 )
-from swedish_transcriber.data.curation.decisions import MAX_TEXT_CHARS
-from swedish_transcriber.params import ParamsError, section
+from swedish_transcriber.review.params import DECISION_TEXT_LIMIT, ReviewPageParams
 from swedish_transcriber.serving import access, page, review
 from tests.repo_params import REPO, write_params
 from tests.review_files import (
@@ -33,7 +34,7 @@ from tests.review_files import (
 PAGE = str(REPO / "app" / "pages" / "review.py")
 REPO_PARAMS = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
 
-LIMITS = page.ReviewParams(True, "q.parquet", "d.tsv", 300, 900)
+LIMITS = ReviewPageParams(True, "q.parquet", "d.tsv", 300, 900)
 
 
 @pytest.fixture
@@ -68,13 +69,13 @@ def test_a_missing_queue_says_to_run_the_rank_stage(tmp_path):
 
 
 def test_an_empty_queue_says_how_to_fill_it(tmp_path):
-    """A default repro writes the queue empty (curation.rank.enabled false): the page names
+    """A default repro writes the queue empty (review.rank.enabled false): the page names
     the param and the command instead of showing nothing."""
     path = write_queue(tmp_path)
     pd.read_parquet(path).iloc[:0].to_parquet(path)
-    with pytest.raises(review.NoQueue, match=r"empty.*curation\.rank\.enabled") as exc:
+    with pytest.raises(review.NoQueue, match=r"empty.*review\.rank\.enabled") as exc:
         review.load_queue(path, tmp_path)
-    assert "dvc exp run -S curation.rank.enabled=true" in str(exc.value)
+    assert "dvc exp run -S review.rank.enabled=true" in str(exc.value)
 
 
 def test_a_queue_without_a_required_column_or_unreadable_is_named(tmp_path):
@@ -157,23 +158,23 @@ def test_a_missing_audio_file_is_a_message(tmp_path):
 
 
 def test_the_review_params_are_checked(tmp_path):
-    assert page.load_config(REPO / "params.yaml").app.review == review.ReviewParams(
-        False, "reports/review_queue.parquet", "data/curation/decisions.tsv", 300, 900
+    assert page.load_config(REPO / "params.yaml").review == ReviewPageParams(
+        False, "reports/review_queue.parquet", "data/review/decisions.tsv", 300, 900
     )
     params = write_review_params(tmp_path)
-    write_params(params, {"app.review.queue": " "})
+    write_params(params, {"review.page.queue": " "})
     data = yaml.safe_load(params.read_text(encoding="utf-8"))
-    with pytest.raises(ParamsError, match="review.queue must be a file path"):
+    with pytest.raises(ParamsError, match="review.page: queue must be a file path"):
         page.load_config(params)
-    del data["app"]["review"]["decisions"]
+    del data["review"]["page"]["decisions"]
     params.write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(ParamsError, match="missing required key 'decisions'"):
-        section("app", page.AppParams, params)
+        section("review.page", ReviewPageParams, params)
 
 
 def test_the_repos_decisions_file_is_the_empty_one_the_library_writes(tmp_path):
     """Committed as the header alone; the library reads it and writes the same bytes."""
-    tracked = REPO / "data" / "curation" / "decisions.tsv"
+    tracked = REPO / "data" / "review" / "decisions.tsv"
     assert read_decisions(tracked) == []
     write_decisions(tmp_path / "d.tsv", [])
     assert tracked.read_bytes() == (tmp_path / "d.tsv").read_bytes()
@@ -224,7 +225,7 @@ def test_the_page_excludes_one_clip_and_fixes_another(tmp_path, monkeypatch):
     at.button(key="fix").click().run()
     assert shown(at) == "clip_c.mp3"
 
-    decisions = read_decisions(tmp_path / "data" / "curation" / "decisions.tsv")
+    decisions = read_decisions(tmp_path / "data" / "review" / "decisions.tsv")
     got = [(d.path, d.action, d.sentence, d.reason) for d in decisions]
     assert got == [
         ("clip_a.mp3", "exclude", "", "only background noise"),
@@ -240,9 +241,7 @@ def test_the_page_excludes_one_clip_and_fixes_another(tmp_path, monkeypatch):
     assert "fixed to “Det snöar i Göteborg”" in unescaped(at.info[0].value)
     assert at.text_area(key="fix_text::clip_b.mp3").value == "Det snöar i Göteborg"
     at.button(key="keep").click().run()  # a new decision replaces the fix
-    assert [
-        (d.path, d.action) for d in read_decisions(tmp_path / "data/curation/decisions.tsv")
-    ] == [
+    assert [(d.path, d.action) for d in read_decisions(tmp_path / "data/review/decisions.tsv")] == [
         ("clip_a.mp3", "exclude"),
         ("clip_b.mp3", "keep"),
     ]
@@ -254,7 +253,7 @@ def test_an_unchanged_fix_is_refused_on_the_page(tmp_path, monkeypatch):
     at.button(key="fix").click().run()
     assert shown(at) == "clip_a.mp3"
     assert "press Keep" in unescaped(at.error[0].value)
-    assert not (tmp_path / "data" / "curation" / "decisions.tsv").exists()
+    assert not (tmp_path / "data" / "review" / "decisions.tsv").exists()
 
 
 def test_the_last_decision_says_the_queue_is_done(tmp_path, monkeypatch):
@@ -273,12 +272,12 @@ def test_a_missing_queue_says_what_to_run(tmp_path, monkeypatch):
 
 
 def test_a_page_others_can_reach_turns_review_off(tmp_path, monkeypatch):
-    """app.review.enabled: false: no clip is played and nothing can be recorded."""
+    """review.page.enabled: false: no clip is played and nothing can be recorded."""
     write_queue(tmp_path)
     at = run_page(tmp_path, monkeypatch, enabled=False)
     assert not at.exception and not at.button and not at.subheader
     assert "review page is off" in unescaped(at.info[0].value)
-    assert not (tmp_path / "data/curation/decisions.tsv").exists()
+    assert not (tmp_path / "data/review/decisions.tsv").exists()
 
 
 def test_an_empty_queue_says_so(tmp_path, monkeypatch):
@@ -290,7 +289,7 @@ def test_an_empty_queue_says_so(tmp_path, monkeypatch):
 
 def test_a_broken_decisions_file_shows_the_file_and_line(tmp_path, monkeypatch):
     write_queue(tmp_path)
-    decisions = tmp_path / "data" / "curation" / "decisions.tsv"
+    decisions = tmp_path / "data" / "review" / "decisions.tsv"
     record_decision(decisions, Decision("clip_c.mp3", "keep"))
     with decisions.open("a", encoding="utf-8") as fh:
         fh.write("clip_a.mp3\tdelete\t\t\t2026-11-28T15:30:00Z\n")
@@ -307,7 +306,7 @@ def test_a_missing_audio_file_is_a_warning_and_the_clip_can_still_be_decided(tmp
     assert not at.get("audio")
     assert "audio of clip clip_a.mp3 is missing" in unescaped(at.warning[0].value)
     at.button(key="exclude").click().run()
-    assert [d.path for d in read_decisions(tmp_path / "data/curation/decisions.tsv")] == [
+    assert [d.path for d in read_decisions(tmp_path / "data/review/decisions.tsv")] == [
         "clip_a.mp3"
     ]
 
@@ -354,7 +353,7 @@ def everything(at: AppTest) -> str:
 
 def test_review_is_off_by_default_and_shows_nothing_without_the_token(tmp_path, monkeypatch):
     """Finding 1: anyone who opened the demo page could curate the training data."""
-    assert page.load_config(REPO / "params.yaml").app.review.enabled is False
+    assert page.load_config(REPO / "params.yaml").review.enabled is False
     write_queue(tmp_path)
     monkeypatch.delenv(access.TOKEN_ENV, raising=False)
 
@@ -393,7 +392,7 @@ def test_review_is_off_by_default_and_shows_nothing_without_the_token(tmp_path, 
     # A token changed on the server locks an open session out, buttons included.
     monkeypatch.setenv(access.TOKEN_ENV, "another-token-now-0123456789")
     at.button(key="keep").click().run()
-    assert not (tmp_path / "data" / "curation" / "decisions.tsv").exists()
+    assert not (tmp_path / "data" / "review" / "decisions.tsv").exists()
     assert not at.subheader
 
 
@@ -413,18 +412,18 @@ def test_the_token_comes_from_the_environment_or_secrets_and_is_compared_safely(
     assert not access.token_matches(TOKEN[:-1], TOKEN) and not access.token_matches("", TOKEN)
     assert not access.token_matches(None, TOKEN) and not access.token_matches(TOKEN, "")
     # Never a param: the params file has no key that could hold it.
-    assert "token" not in " ".join(REPO_PARAMS["app"]["review"])
+    assert "token" not in " ".join(REPO_PARAMS["review"]["page"])
     ignored = (REPO / ".gitignore").read_text(encoding="utf-8").splitlines()
     assert ".streamlit/secrets.toml" in ignored
 
 
 def test_the_fix_cap_is_the_longest_sentence_validate_allows():
-    review_params = REPO_PARAMS["app"]["review"]
+    review_params = REPO_PARAMS["review"]["page"]
     validate = REPO_PARAMS["validate"]
     longest = validate["max_duration"] * validate["max_chars_per_second"]
     assert review_params["max_fix_chars"] <= longest
     assert 100 <= review_params["max_reason_chars"] <= 1_000  # a few hundred characters
-    assert page.DECISION_TEXT_LIMIT == MAX_TEXT_CHARS
+    assert DECISION_TEXT_LIMIT == MAX_TEXT_CHARS
 
 
 HOSTILE_REASON = (
@@ -458,7 +457,7 @@ def markup_in(at: AppTest) -> list[str]:
 def test_a_reason_holding_markdown_and_html_is_shown_as_plain_text(tmp_path, monkeypatch):
     """Finding 3: a stored reason made the next reviewer's browser fetch an image."""
     write_queue(tmp_path)
-    decisions = tmp_path / "data" / "curation" / "decisions.tsv"
+    decisions = tmp_path / "data" / "review" / "decisions.tsv"
     record_decision(decisions, Decision("clip_a.mp3", "exclude", reason=HOSTILE_REASON))
     record_decision(
         decisions, Decision("clip_b.mp3", "fix", "Det [snöar](http://host/x) i *Göteborg*")
@@ -483,7 +482,7 @@ def test_a_reason_holding_markdown_and_html_is_shown_as_plain_text(tmp_path, mon
 def test_the_review_page_shows_no_server_path(tmp_path, monkeypatch):
     """Finding 4: errors named …/reports/review_queue.parquet and …/decisions.tsv: line 3."""
     root = str(tmp_path.resolve())
-    decisions = tmp_path / "data" / "curation" / "decisions.tsv"
+    decisions = tmp_path / "data" / "review" / "decisions.tsv"
     # No queue yet, an unreadable one, an empty one.
     at = run_page(tmp_path, monkeypatch)
     assert "reports/review_queue.parquet" in unescaped(at.info[0].value)
@@ -507,14 +506,14 @@ def test_the_review_page_shows_no_server_path(tmp_path, monkeypatch):
     with decisions.open("a", encoding="utf-8") as fh:
         fh.write("clip_a.mp3\tdelete\t\t\t2026-11-28T15:30:00Z\n")
     at = run_page(tmp_path, monkeypatch)
-    assert "data/curation/decisions.tsv: line 3: unknown action" in unescaped(at.error[0].value)
+    assert "data/review/decisions.tsv: line 3: unknown action" in unescaped(at.error[0].value)
     assert root not in everything(at)
 
 
 def test_control_characters_typed_on_the_page_never_reach_the_file(tmp_path, monkeypatch):
     """Finding 5: NUL bytes and ANSI escapes were kept verbatim in the git-tracked TSV."""
     write_queue(tmp_path)
-    decisions = tmp_path / "data" / "curation" / "decisions.tsv"
+    decisions = tmp_path / "data" / "review" / "decisions.tsv"
     at = run_page(tmp_path, monkeypatch)
     at.text_input(key="reason::clip_a.mp3").set_value("noise\x00 \x1b[31mred\x1b[0m")
     at.button(key="exclude").click().run()
@@ -539,8 +538,8 @@ def test_the_worst_decisions_the_page_takes_go_through_validate(tmp_path, monkey
     through the page and read back by the validate stage.
     """
     write_queue(tmp_path)
-    decisions = tmp_path / "data" / "curation" / "decisions.tsv"
-    limits = page.load_config(write_review_params(tmp_path)).app.review
+    decisions = tmp_path / "data" / "review" / "decisions.tsv"
+    limits = page.load_config(write_review_params(tmp_path)).review
     at = run_page(tmp_path, monkeypatch)
     at.text_input(key="reason::clip_a.mp3").set_value("x" * 140_000)
     at.button(key="keep").click().run()

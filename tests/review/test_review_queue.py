@@ -19,7 +19,7 @@ from swedish_transcriber.data.features import pad_features
 from swedish_transcriber.model.encoder_cache import build as build_cache
 from swedish_transcriber.params import ParamsError, section
 from swedish_transcriber.review import stored_states
-from swedish_transcriber.review.params import COMPONENTS, CurationParams, RankParams
+from swedish_transcriber.review.params import COMPONENTS, RankParams, ReviewParams
 from swedish_transcriber.review.queue import (
     RankInputs,
     measure,
@@ -33,7 +33,7 @@ from tests.tiny import save_tiny_base, save_tiny_features
 
 TRAIN_ROWS, DEV_ROWS, ORIGINAL_TRAIN = 8, 4, 6  # train rows 6, 7 play augmented copies
 EVAL_MAX_CLIPS, SEED = 2, 1234  # the train stage's dev subset (train_info.json)
-PARAMS = repo_params("curation.rank", RankParams, batch_size=4, max_new_tokens=8)
+PARAMS = repo_params("review.rank", RankParams, batch_size=4, max_new_tokens=8)
 LOSS_ONLY = dataclasses.replace(PARAMS, weights={"ft_loss": 1.0})
 
 
@@ -331,7 +331,7 @@ def test_a_mislabelled_and_a_truncated_clip_lead_the_queue():
         chars_per_second=list(rng.uniform(11.0, 17.0, n)) + [14.0, 34.0, 14.0],
         silence_ratio=list(rng.uniform(0.05, 0.3, n)) + [0.2, 0.02, 0.75],
     )
-    weights = repo_params("curation.rank", RankParams).weights
+    weights = repo_params("review.rank", RankParams).weights
     ranked = rank_clips(clips, weights)
     assert ranked["path"].head(2).tolist() == [f"c{n}.mp3", f"c{n + 1}.mp3"]
     assert ranked.loc[ranked["path"] == f"c{n + 2}.mp3", "rank"].item() > 2
@@ -341,18 +341,19 @@ def test_rank_params_are_strict(tmp_path):
     rank = "{enabled: true, weights: {ft_loss: 1.0}, batch_size: 2, max_new_tokens: 8, "
     rank += "max_tokens_per_second: 12.0, max_tokens_slack: 4}"
     path = tmp_path / "params.yaml"
-    path.write_text(f"curation:\n  rank: {rank}\n  auto_exclude_top_fraction: 0.1\n")
-    assert section("curation.rank", RankParams, path).weights == {"ft_loss": 1.0}
-    assert section("curation", CurationParams, path).rank.batch_size == 2
+    page = "{enabled: false, queue: q, decisions: d, max_reason_chars: 9, max_fix_chars: 9}"
+    path.write_text(f"review:\n  rank: {rank}\n  auto_exclude_top_fraction: 0.1\n  page: {page}\n")
+    assert section("review.rank", RankParams, path).weights == {"ft_loss": 1.0}
+    assert section("review", ReviewParams, path).rank.batch_size == 2
     for weights, message in (
         ("{ft_los: 1.0}", "unknown component.*ft_los"),
         ("{ft_loss: -1.0}", "finite and >= 0"),
         ("{ft_loss: 0.0}", "at least one component"),
     ):
-        path.write_text(f"curation:\n  rank: {rank.replace('{ft_loss: 1.0}', weights)}\n")
+        path.write_text(f"review:\n  rank: {rank.replace('{ft_loss: 1.0}', weights)}\n")
         with pytest.raises(ParamsError, match=message):
-            section("curation.rank", RankParams, path)
-    repo = section("curation", CurationParams, PARAMS_FILE)
+            section("review.rank", RankParams, path)
+    repo = section("review", ReviewParams, PARAMS_FILE)
     assert set(repo.rank.weights) <= set(COMPONENTS)
 
 
@@ -373,7 +374,7 @@ def rank_repo(repo_copy, inputs) -> Path:
         shutil.copytree(source, repo / rel)
     # A random model talks until its cap: keep the transcripts short.
     rank = {"max_new_tokens": 8, "enabled": True}  # off in the repo: a default repro skips it
-    write_params(repo, dotted("curation.rank", rank))
+    write_params(repo, dotted("review.rank", rank))
     return repo
 
 
@@ -384,7 +385,7 @@ def test_stage_writes_the_queue_with_the_exact_columns(rank_repo, monkeypatch, c
     main(stages.rank.run, stage_args("rank", rank_repo))
     reports = rank_repo / "reports"
     queue = pd.read_parquet(reports / "review_queue.parquet")
-    weights = section("curation.rank", RankParams, rank_repo / "params.yaml").weights
+    weights = section("review.rank", RankParams, rank_repo / "params.yaml").weights
     assert list(queue.columns) == queue_columns(weights)
     assert queue_columns(weights)[:8] == [
         "rank",
@@ -425,7 +426,7 @@ def test_stage_ranks_only_when_the_queue_is_asked_for(rank_repo, monkeypatch, ca
     rows, and no model loaded (the models are gone here). A fraction above 0 ranks."""
     import stages.rank
 
-    changes = {"curation.rank.enabled": False, "curation.auto_exclude_top_fraction": fraction}
+    changes = {"review.rank.enabled": False, "review.auto_exclude_top_fraction": fraction}
     write_params(rank_repo, changes)
     if not fraction:
         shutil.rmtree(rank_repo / "models")
@@ -434,14 +435,14 @@ def test_stage_ranks_only_when_the_queue_is_asked_for(rank_repo, monkeypatch, ca
     reports = rank_repo / "reports"
     queue = pd.read_parquet(reports / "review_queue.parquet")
     summary = json.loads((reports / "review_queue.json").read_text(encoding="utf-8"))
-    weights = load_yaml(rank_repo / "params.yaml")["curation"]["rank"]["weights"]
+    weights = load_yaml(rank_repo / "params.yaml")["review"]["rank"]["weights"]
     assert list(queue.columns) == queue_columns(weights)
     assert pd.read_csv(reports / "review_queue.csv").columns.tolist() == list(queue.columns)
     if fraction:
         assert len(queue) == ORIGINAL_TRAIN + DEV_ROWS and summary["built"] is True
     else:
         assert queue.empty and summary["built"] is False
-        assert "curation.rank.enabled" in summary["why"]
+        assert "review.rank.enabled" in summary["why"]
         assert "not ranked" in capsys.readouterr().out
 
 

@@ -23,6 +23,7 @@ def params_file(tmp_path_factory) -> Path:
     export_ct2(base, root / "models" / "tiny-ct2", "int8")
     params = {
         "model": {"source": "unused", "language": "sv", "task": "transcribe"},
+        "decode": REPO_PARAMS["decode"],
         "app": {
             "models": {
                 TRANSFORMERS_LABEL: "models/tiny",
@@ -38,8 +39,8 @@ def params_file(tmp_path_factory) -> Path:
             "allow_private_urls": True,  # test_url.py's media server is on 127.0.0.1
             "url_socket_timeout": 2.0,
             "url_download_timeout": 10.0,
-            "review": REPO_PARAMS["app"]["review"],  # the review page's (test_review_page)
         },
+        "review": REPO_PARAMS["review"],  # review.page: the review page's (test_review_page)
     }
     return write_params(root, base=params)
 

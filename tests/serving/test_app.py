@@ -310,7 +310,7 @@ def test_reference_text_shows_wer_and_the_differing_words(app):
 
 
 def test_unreadable_settings_are_reported(tmp_path, monkeypatch):
-    bad = write_params(tmp_path, {"app.decode.batch_size": 0}, only=("model", "app"))
+    bad = write_params(tmp_path, {"app.decode.batch_size": 0}, only=("model", "decode", "app"))
     monkeypatch.setenv(page.PARAMS_ENV, str(bad))
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert_names(errors(at)[0], "app.decode", "batch_size", ">= 1")

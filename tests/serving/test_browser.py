@@ -44,8 +44,8 @@ except ImportError:  # pragma: no cover - the dev extras install it
         allow_module_level=True,
     )
 
-from swedish_transcriber.data.curation import read_decisions  # noqa: E402
 from swedish_transcriber.data.demo_corpus import check_espeak  # noqa: E402
+from swedish_transcriber.review.decisions import read_decisions  # noqa: E402
 from swedish_transcriber.serving import access, media, page  # noqa: E402
 from swedish_transcriber.serving.engines import load_engine  # noqa: E402
 from swedish_transcriber.serving.long_form import Transcript, transcribe_audio  # noqa: E402
@@ -460,7 +460,7 @@ def test_review_page_plays_excludes_and_fixes_in_chromium(
         finally:
             browser.close()
 
-    decisions = read_decisions(tmp_path / "data" / "curation" / "decisions.tsv")
+    decisions = read_decisions(tmp_path / "data" / "review" / "decisions.tsv")
     assert [(d.path, d.action, d.sentence, d.reason) for d in decisions] == [
         ("clip_a.mp3", "exclude", "", MARKUP_REASON),
         ("clip_b.mp3", "fix", FIXED, ""),
@@ -470,7 +470,7 @@ def test_review_page_plays_excludes_and_fixes_in_chromium(
     assert "Traceback" not in log, f"the server logged an error:\n{log}"
 
     # The next `dvc repro` (its validate stage) quarantines one clip and relabels the other.
-    decided = tmp_path / "data" / "curation" / "decisions.tsv"
+    decided = tmp_path / "data" / "review" / "decisions.tsv"
     train, quarantine = validate_with_decisions(decided, tmp_path / "repo", monkeypatch)
     assert list(train.index) == ["clip_b.mp3", "clip_c.mp3"]
     assert train.loc["clip_b.mp3", "sentence"] == FIXED

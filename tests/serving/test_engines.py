@@ -175,4 +175,4 @@ def test_dvc_yaml_declares_the_export_stage():
     export = stages["export"]
     assert "models/finetuned" in export["deps"] and export["outs"] == ["models/ct2"]
     # app.decode: the page's decode options are written beside the model (decode_options.json)
-    assert export["params"] == ["export", "app.decode"]
+    assert export["params"] == ["export", "app.decode", "decode"]

@@ -1,8 +1,9 @@
 """Augmenting the train split: per-copy seeding, per-row work and the process pool.
 
 Each train clip keeps its original row and gains ``copies`` augmented copies: the clip is
-decoded at ``augment.sample_rate``, sent through the ``audiomentations.Compose`` built from
-params ``augment`` (transforms.py) and written as ``data/augmented/clips/<stem>.aug<k>.flac``.
+decoded at Whisper's 16 kHz (``whisper.SAMPLE_RATE``), sent through the
+``audiomentations.Compose`` built from params ``augment`` (transforms.py) and written as
+``data/augmented/clips/<stem>.aug<k>.flac``.
 The manifest row of a copy is the original row with the new ``path``/``audio_file``,
 re-measured audio statistics, the transforms that were actually applied with the values they
 drew (``augmentation``, JSON, read from each transform's ``parameters``) and the clip it came
@@ -49,6 +50,7 @@ from swedish_transcriber.data.manifest import (
     write_quarantine,
     write_split,
 )
+from swedish_transcriber.whisper import SAMPLE_RATE
 
 STAGE = "augment"
 SPLIT = "train"
@@ -80,7 +82,7 @@ def augment_copy(
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Copy ``copy`` of clip ``path``: the audio and the transforms applied, with their values."""
     seed_generators(params.seed, path, copy, compose)
-    samples = compose(np.ascontiguousarray(audio, dtype=np.float32), params.sample_rate)
+    samples = compose(np.ascontiguousarray(audio, dtype=np.float32), SAMPLE_RATE)
     samples = np.ascontiguousarray(samples, dtype=np.float32)
     applied = applied_transforms(compose)
     samples, limited = limit_peak(samples)
@@ -129,7 +131,7 @@ def augment_row(
     started = time.perf_counter()
     source = str(row["audio_file"])
     try:
-        audio = load_audio(source, params.sample_rate)
+        audio = load_audio(source, SAMPLE_RATE)
     except AudioError as exc:
         return RowResult([], [(_original(row), str(exc))], time.perf_counter() - started)
     rows = [_original(row)]
@@ -146,7 +148,7 @@ def augment_row(
         try:
             augmented, applied = augment_copy(compose, audio, params, str(row["path"]), k)
             target = work_clips_dir / name
-            write_audio(target, augmented, params.sample_rate)
+            write_audio(target, augmented, SAMPLE_RATE)
             stored, sr = read_audio(target)
         except Exception as exc:  # noqa: BLE001 - any failure of one copy quarantines it
             quarantined.append(

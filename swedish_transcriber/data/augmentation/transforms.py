@@ -1,7 +1,7 @@
 """Params ``augment`` -> an ``audiomentations.Compose`` and the record of what it applied.
 
-The section holds the stage's settings (``enabled``, ``copies``, ``seed``, ``num_proc``,
-``sample_rate``) beside the transforms, each written as ``ClassName: {keyword: value}`` with
+The section holds the stage's settings (``enabled``, ``copies``, ``seed``, ``num_proc``)
+beside the transforms, each written as ``ClassName: {keyword: value}`` with
 an audiomentations class name and the keyword arguments of its constructor, in the order
 they are applied::
 
@@ -45,15 +45,12 @@ class AugmentSettings:
     copies: int  # augmented copies per train clip, beside the original
     seed: int
     num_proc: int
-    sample_rate: int  # copies are decoded and written at this rate
 
     def __post_init__(self) -> None:
         if self.copies < 0:
             raise ParamsError(f"{WHERE}.copies must be >= 0, got {self.copies}")
         if self.num_proc < 1:
             raise ParamsError(f"{WHERE}.num_proc must be >= 1, got {self.num_proc}")
-        if self.sample_rate <= 0:
-            raise ParamsError(f"{WHERE}.sample_rate must be > 0, got {self.sample_rate}")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ clips bad.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from swedish_transcriber.data.curation import STAGE as CURATE_STAGE
-from swedish_transcriber.data.curation import apply_decisions, read_decisions
 from swedish_transcriber.data.manifest import (
     COLUMNS,
     RELEASE_COLUMNS,
@@ -41,6 +39,13 @@ if TYPE_CHECKING:
 
 STAGE = "validate"
 RELEASE_FILE = "release.json"  # written by ingest beside the manifests (data.ingest)
+# A reviewer's decisions applied to the manifests before the suite: (splits, the validate
+# stage's sentence check) -> (splits, the excluded rows as quarantine rows, the counts). The
+# stage passes swedish_transcriber.review.apply.apply_decisions_file (the review layer, above).
+ApplyDecisions = Callable[
+    [dict[str, pd.DataFrame], Callable[[str], str | None]],
+    tuple[dict[str, pd.DataFrame], pd.DataFrame, dict[str, Any]],
+]
 
 
 @dataclass
@@ -245,12 +250,12 @@ def validate_manifest_dir(
     manifest_dir: str | Path,
     settings: ValidationSettings,
     docs_dir: str | Path | None = None,
-    decisions_file: str | Path | None = None,
+    apply_decisions: ApplyDecisions | None = None,
 ) -> ValidationResult:
     """Validate the train, dev and test manifests of ``manifest_dir`` as the stage does.
 
-    ``decisions_file``: a reviewer's decisions (``data/curation/decisions.tsv``), applied to
-    the manifests before the suite runs (:mod:`swedish_transcriber.data.curation`): an
+    ``apply_decisions``: a reviewer's decisions (``data/review/decisions.tsv``), applied to
+    the manifests before the suite runs (``review.apply.apply_decisions_file``): an
     excluded clip is quarantined ("excluded by review: <reason>"), a fixed sentence replaces
     the label (the original is kept in ``original_sentence``) and is then validated like any
     other. A faulty file raises ``DecisionsError`` naming its line; nothing is applied. The
@@ -265,10 +270,8 @@ def validate_manifest_dir(
     release = read_release(manifest_dir)
     splits = {split: read_split(manifest_dir, split) for split in SPLITS}
     excluded, curation = None, None
-    if decisions_file is not None:
-        splits, excluded, curation = apply_decisions(
-            splits, read_decisions(decisions_file), decisions_file, settings.sentence_problem
-        )
+    if apply_decisions is not None:
+        splits, excluded, curation = apply_decisions(splits, settings.sentence_problem)
     dev_is_eval = release is not None and release["dev_split"] == release["eval_split"]
     if dev_is_eval:
         dev, test = (set(splits[s]["path"].astype(str)) for s in ("dev", "test"))
@@ -289,8 +292,6 @@ def validate_manifest_dir(
     if release is not None:
         result.report["release"] = release
     if curation is not None:
-        rows = conform_with_release(excluded.drop(columns=["stage", "reason"]))
-        excluded = quarantine_rows(rows, CURATE_STAGE, list(excluded["reason"]))
         result.quarantined = pd.concat([excluded, result.quarantined], ignore_index=True)
         result.report["curation"] = curation
     return result

@@ -16,20 +16,19 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from swedish_transcriber.data.curation import (
-    AUTO_TIME,
+from swedish_transcriber.data.manifest import conform_with_release
+from swedish_transcriber.review.apply import apply_decisions
+from swedish_transcriber.review.auto import AUTO_TIME, auto_exclude
+from swedish_transcriber.review.decisions import (
     HEADER,
+    MAX_TEXT_CHARS,
     Decision,
     DecisionsError,
-    apply_decisions,
-    auto_exclude,
     lock_file,
     read_decisions,
     record_decision,
     write_decisions,
 )
-from swedish_transcriber.data.curation.decisions import MAX_TEXT_CHARS
-from swedish_transcriber.data.manifest import conform_with_release
 from tests.manifests import manifest_row
 
 T = "2026-11-28T15:30:00Z"
@@ -187,7 +186,7 @@ def test_missing_file_is_no_decisions_and_crlf_and_quotes_read(tmp_path):
 
 
 def test_record_round_trip_replaces_and_sorts(tmp_path):
-    path = tmp_path / "curation" / "decisions.tsv"
+    path = tmp_path / "review" / "decisions.tsv"
     fix = Decision("b.mp3", "fix", 'Hon sa "hej"', "stavfel", T)
     assert record_decision(path, fix) is None
     record_decision(path, Decision("c.mp3", "exclude", "", "brus", T))

@@ -6,29 +6,26 @@ applied, so a faulty decisions file changes no manifest. Each fault names the de
 and line; a decision about a clip that is in no manifest is a fault too (the release may have
 dropped the clip), never silently ignored.
 
-:func:`auto_exclude` turns the top of a ranked review queue into exclude decisions for the
-clips nobody has reviewed yet (a human decision always wins).
+:func:`apply_decisions_file` is what the validate stage runs: the decisions file read and
+applied, the excluded rows made quarantine rows (the stage hands it to
+:func:`swedish_transcriber.data.validation.validate_manifest_dir`, a layer below).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from swedish_transcriber.data.curation.decisions import Decision, fail
-from swedish_transcriber.data.manifest import empty_manifest, quarantine_rows
+from swedish_transcriber.data.manifest import conform_with_release, empty_manifest, quarantine_rows
+from swedish_transcriber.review.auto import AUTO_PREFIX
+from swedish_transcriber.review.decisions import Decision, fail, read_decisions
 
 STAGE = "curate"
 ORIGINAL_COLUMN = "original_sentence"
 EXCLUDED_PREFIX = "excluded by review"
-AUTO_PREFIX = "auto:"
-# The time of automatic decisions. They are derived (from the queue and params) on every run,
-# not recorded, so a fixed time keeps the stage's output identical from run to run.
-AUTO_TIME = "1970-01-01T00:00:00Z"
 
 
 def _where(decision: Decision) -> str:
@@ -148,49 +145,17 @@ def apply_decisions(
     return out, quarantine, report
 
 
-def auto_exclude(
-    queue: pd.DataFrame,
-    fraction: float,
-    decisions: Iterable[Decision] = (),
-    time: str = AUTO_TIME,
-) -> list[Decision]:
-    """Exclude decisions for the top ``ceil(fraction * len(queue))`` rows of a review queue.
-
-    ``queue`` is ranked, most suspicious first (columns ``path`` and ``suspicion``, sorted
-    descending; checked, not re-sorted, so the ranker's tie order is kept). Clips among those
-    top rows that ``decisions`` (the human ones) already cover are skipped: a human decision
-    wins, and the band is not widened to make up for them, so ``fraction`` stays the share of
-    the ranking that is trusted to be wrong. Deterministic: same queue, same decisions.
+def apply_decisions_file(
+    decisions_file: str | Path,
+    manifests: Mapping[str, pd.DataFrame],
+    validate_sentence: Callable[[str], str | None],
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, dict[str, Any]]:
+    """:func:`apply_decisions` with the decisions of ``decisions_file``, as the validate stage
+    applies them: the excluded rows come back as its quarantine rows (the manifest and release
+    columns, stage ``curate``, the reason), the manifests and the report as they are.
     """
-    if not 0 <= fraction <= 1:
-        raise ValueError(f"auto-exclude fraction must be in [0, 1], got {fraction}")
-    missing = [c for c in ("path", "suspicion") if c not in queue.columns]
-    if missing:
-        raise ValueError(f"review queue lacks column(s) {', '.join(missing)}")
-    scores = pd.to_numeric(queue["suspicion"], errors="coerce").to_numpy(dtype=float)
-    paths = queue["path"].astype(str).tolist()
-    if len(scores) and not all(math.isfinite(s) for s in scores):
-        bad = next(i for i, s in enumerate(scores) if not math.isfinite(s))
-        value = queue["suspicion"].tolist()[bad]
-        raise ValueError(f"review queue row {bad}: suspicion {value!r} is not a finite number")
-    for i in range(1, len(scores)):
-        if scores[i] > scores[i - 1]:
-            raise ValueError(
-                f"review queue is not sorted by suspicion, descending: row {i} ({paths[i]}, "
-                f"{scores[i]}) > row {i - 1} ({scores[i - 1]})"
-            )
-    if len(set(paths)) != len(paths):
-        raise ValueError("review queue lists a clip more than once")
-    # round() first: 0.1 * 30 is 3.0000000000000004 in floating point, and ceil would say 4.
-    count = math.ceil(round(fraction * len(queue), 9))
-    covered = {d.path for d in decisions}
-    return [
-        Decision(
-            path=path,
-            action="exclude",
-            reason=f"{AUTO_PREFIX} top {fraction:g} of the review queue (suspicion {score:.4g})",
-            time=time,
-        )
-        for path, score in zip(paths[:count], scores[:count], strict=True)
-        if path not in covered
-    ]
+    out, excluded, report = apply_decisions(
+        manifests, read_decisions(decisions_file), decisions_file, validate_sentence
+    )
+    rows = conform_with_release(excluded.drop(columns=["stage", "reason"]))
+    return out, quarantine_rows(rows, STAGE, list(excluded["reason"])), report

@@ -2,7 +2,7 @@
 
 The review page ranks clips by how likely their label is wrong; a person then decides, per
 clip, to keep it, exclude it or fix its sentence. Those decisions are data the pipeline
-depends on, so they live in a plain text file (``data/curation/decisions.tsv``) that git
+depends on, so they live in a plain text file (``data/review/decisions.tsv``) that git
 versions, a reviewer can read and a diff can show: one row per clip, sorted by clip, columns
 ``path action sentence reason time``, tab-separated and unquoted (a sentence may contain
 ``"``, as in Common Voice's own TSVs).
@@ -39,7 +39,7 @@ ACTIONS: tuple[str, ...] = ("keep", "exclude", "fix")
 HEADER: tuple[str, ...] = ("path", "action", "sentence", "reason", "time")
 LOCK_SUFFIX = ".lock"
 MAX_SHOWN = 20  # faults listed in one error; the rest are counted
-# The longest sentence or reason the file holds. The page's own caps (params app.review) are
+# The longest sentence or reason the file holds. The page's own caps (params review.page) are
 # lower; this one bounds what a hand-edited file may hold, for the reader and writer alike.
 MAX_TEXT_CHARS = 2_000
 MAX_PATH_CHARS = 1_024  # a clip path (Common Voice's are ~40 characters)
