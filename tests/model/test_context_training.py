@@ -15,8 +15,8 @@ from swedish_transcriber.model.collator import (
     SpeechSeq2SeqCollator,
 )
 from swedish_transcriber.model.encoder_cache import COLUMN, build
-from swedish_transcriber.model.length_buckets import LengthBuckets
-from swedish_transcriber.model.trainer import teacher_part, without_teacher
+from swedish_transcriber.model.training.length_buckets import LengthBuckets
+from swedish_transcriber.model.training.trainer import teacher_part, without_teacher
 from swedish_transcriber.own_context import own_context
 from swedish_transcriber.whisper import CONTEXT_KEY, N_FRAMES, EncoderContext
 from tests.repo_params import dotted, write_params

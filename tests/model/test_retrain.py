@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from swedish_transcriber.data.curation import Decision, write_decisions
-from swedish_transcriber.model.training import kept_rows, origin
+from swedish_transcriber.model.training.fine_tune import kept_rows, origin
 from swedish_transcriber.params import ParamsError, section
 from swedish_transcriber.review.auto import COLUMNS, excluded_train_clips, read_queue
 from swedish_transcriber.review.params import CurationParams
