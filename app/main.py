@@ -27,7 +27,8 @@ from swedish_transcriber.audio import AudioError  # noqa: E402
 from swedish_transcriber.evaluation.word_diff import word_diff  # noqa: E402
 from swedish_transcriber.model.source import ModelLanguage  # noqa: E402
 from swedish_transcriber.serving import media, model_paths, page, url  # noqa: E402
-from swedish_transcriber.serving.engines import EngineSettings, load_engine  # noqa: E402
+from swedish_transcriber.serving.engines.contract import EngineSettings  # noqa: E402
+from swedish_transcriber.serving.engines.factory import load_engine  # noqa: E402
 from swedish_transcriber.serving.long_form import Transcript, transcribe_audio  # noqa: E402
 from swedish_transcriber.serving.page import escape_markdown  # noqa: E402
 from swedish_transcriber.serving.subtitles import timestamp, to_srt, to_txt  # noqa: E402

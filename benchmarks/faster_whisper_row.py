@@ -124,7 +124,8 @@ def load_ours(model_dir: Path, s: dict[str, Any], own: bool = False) -> tuple[Ca
     ``own``: served with each chunk's own frames (``short_clips.serving_context``).
     """
     from swedish_transcriber.model.source import ModelLanguage
-    from swedish_transcriber.serving.engines import EngineSettings, load_engine
+    from swedish_transcriber.serving.engines.contract import EngineSettings
+    from swedish_transcriber.serving.engines.factory import load_engine
     from swedish_transcriber.whisper import DecodeOptions
 
     engine = load_engine(

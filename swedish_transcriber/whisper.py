@@ -7,7 +7,10 @@ audio as 3000 log-mel frames (10 ms hops), its encoder halves that to 1500 posit
 a decoding run, in the spirit of openai/whisper's ``decoding.DecodingOptions``: the
 ``transcribe`` stage (params ``evaluate.decode``), the dev transcripts during training
 (``train.generation``) and the demo page (``app.decode``) all read one, each its own keys over
-the shared params section ``decode``.
+the shared params section ``decode``. Language and task (params ``model``) are checked here
+too, and set on a generation config (:func:`set_language_and_task`): the model sources and the
+CTranslate2 importer share them. Only :func:`language_code` reads transformers' language table,
+on call: importing this module stays free of torch and transformers.
 """
 
 from __future__ import annotations
@@ -219,3 +222,59 @@ def model_context(model_dir: str | Path) -> EncoderContext:
 
 
 PADDED = EncoderContext.padded()  # Whisper's own context, the default of every engine
+
+
+# --------------------------------------------------------------------------------------------
+# Language and task: the decoder prompt every model of the project is tuned and decoded with
+
+TASKS = ("transcribe", "translate")
+
+
+def language_code(language: str) -> str:
+    """``sv``, ``swedish`` or ``<|sv|>`` -> ``sv`` (Whisper's language codes)."""
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
+
+    key = language.strip().lower()
+    if key.startswith("<|") and key.endswith("|>"):
+        key = key[2:-2]
+    if key in LANGUAGES:
+        return key
+    if key in TO_LANGUAGE_CODE:
+        return TO_LANGUAGE_CODE[key]
+    raise ValueError(
+        f"unknown Whisper language {language!r}; use a code such as 'sv' or a name such as "
+        f"'swedish'"
+    )
+
+
+def check_task(task: str) -> str:
+    """``task`` itself if Whisper knows it (transcribe, translate); else a clear error."""
+    if task not in TASKS:
+        raise ValueError(f"unknown Whisper task {task!r}; expected one of {', '.join(TASKS)}")
+    return task
+
+
+def set_language_and_task(gen, language: str, task: str, where: str):
+    """Make ``generate()`` transcribe ``language`` without being told (validated)."""
+    code = language_code(language)
+    check_task(task)
+    lang_to_id = getattr(gen, "lang_to_id", None) or {}
+    if getattr(gen, "is_multilingual", None) is False:
+        raise ValueError(
+            f"{where}: English-only Whisper model (generation config: is_multilingual false); "
+            f"Swedish needs a multilingual checkpoint"
+        )
+    if not lang_to_id:
+        raise ValueError(
+            f"{where}: the generation config has no lang_to_id table (an English-only model or "
+            f"an outdated generation_config.json), so the language cannot be set"
+        )
+    if f"<|{code}|>" not in lang_to_id:
+        raise ValueError(f"{where}: language <|{code}|> is not among the model's languages")
+    if not getattr(gen, "task_to_id", None) or task not in gen.task_to_id:
+        raise ValueError(f"{where}: the generation config has no task_to_id entry for {task!r}")
+    gen.language = code
+    gen.task = task
+    gen.forced_decoder_ids = None  # superseded by language/task; would be ignored anyway
+    gen.return_timestamps = False
+    return gen

@@ -9,7 +9,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from swedish_transcriber.serving import media, page
-from swedish_transcriber.serving.engines import load_engine
+from swedish_transcriber.serving.engines.factory import load_engine
 from swedish_transcriber.serving.long_form import transcribe_audio
 from tests.repo_params import REPO, load_yaml
 

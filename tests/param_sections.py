@@ -13,7 +13,7 @@ from swedish_transcriber.evaluation.transcription import EvaluateParams
 from swedish_transcriber.model.export import ExportParams
 from swedish_transcriber.model.merge import MergeParams
 from swedish_transcriber.model.source import ModelParams
-from swedish_transcriber.model.train_params import TrainParams
+from swedish_transcriber.model.training.params import TrainParams
 from swedish_transcriber.review.params import ReviewParams
 from swedish_transcriber.serving.page import AppParams
 from swedish_transcriber.whisper import DecodeOptions, EncoderContext

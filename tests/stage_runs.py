@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from swedish_transcriber.model.training import KILL_AT_STEP_ENV
+from swedish_transcriber.model.training.fine_tune import KILL_AT_STEP_ENV
 from swedish_transcriber.stage import main
 from tests.dvc_stages import stage_args, stage_command
 from tests.repo_params import dotted, load_yaml, write_params

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from swedish_transcriber.data.features import KEEP_COLUMNS, schema, stored_frames
-from swedish_transcriber.model.ct2.to_transformers import set_language_and_task
+from swedish_transcriber.whisper import set_language_and_task
 
 SENTENCES = (
     "Det regnar i Göteborg.",

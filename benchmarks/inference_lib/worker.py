@@ -82,7 +82,8 @@ def run_worker(name: str, settings: dict[str, Any], args: argparse.Namespace) ->
     """Measure one engine in this (fresh) process; the parent compares the engines."""
     from swedish_transcriber.evaluation.scoring import scores
     from swedish_transcriber.model.source import ModelLanguage
-    from swedish_transcriber.serving.engines import EngineSettings, load_engine
+    from swedish_transcriber.serving.engines.contract import EngineSettings
+    from swedish_transcriber.serving.engines.factory import load_engine
     from swedish_transcriber.serving.long_form import plan_chunks, transcribe_audio
     from swedish_transcriber.whisper import DecodeOptions
 

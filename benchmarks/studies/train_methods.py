@@ -72,7 +72,7 @@ LABEL_TOKENS = 20
 
 def method_params(name: str, batch: int):
     """The repo's ``train`` params with the method's changes (the dataclasses check them)."""
-    from swedish_transcriber.model.train_params import DistillParams, LoraParams, TrainParams
+    from swedish_transcriber.model.training.params import DistillParams, LoraParams, TrainParams
 
     base = section("train", TrainParams, REPO / "params.yaml")
     changes = dict(METHODS[name])
@@ -145,10 +145,10 @@ def time_method(name: str, model_dir: Path, rows: list[dict], steps: int, batch:
     )
 
     from swedish_transcriber.model.collator import SpeechSeq2SeqCollator
-    from swedish_transcriber.model.distill import load_teacher
-    from swedish_transcriber.model.lora import apply_lora
-    from swedish_transcriber.model.trainable import apply_trainable, check_against_model
-    from swedish_transcriber.model.trainer import WhisperTrainer
+    from swedish_transcriber.model.training.distill import load_teacher
+    from swedish_transcriber.model.training.lora import apply_lora
+    from swedish_transcriber.model.training.trainable import apply_trainable, check_against_model
+    from swedish_transcriber.model.training.trainer import WhisperTrainer
 
     params = method_params(name, batch)
     model = WhisperForConditionalGeneration.from_pretrained(model_dir, dropout=params.dropout)
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from transformers import WhisperForConditionalGeneration
 
-    from swedish_transcriber.model.training import use_deterministic_kernels
+    from swedish_transcriber.model.training.fine_tune import use_deterministic_kernels
 
     use_deterministic_kernels()  # as the train stage does
     load_before = os.getloadavg()

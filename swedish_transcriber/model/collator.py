@@ -12,11 +12,11 @@ Rows may carry stored encoder outputs (``encoder_hidden_states``, see
 :mod:`swedish_transcriber.model.encoder_cache`) instead of log-mel features; the batch then holds
 ``encoder_outputs`` and the model skips its (frozen) encoder. Rows with the stored states
 below the trained top encoder layers (``encoder_lower_states``) are stacked under that key;
-the trainer runs the top layers on them (:mod:`swedish_transcriber.model.encoder_top`).
+the trainer runs the top layers on them (:mod:`swedish_transcriber.model.training.encoder_top`).
 
 Under ``whisper.context: clip`` a batch's log-mel frames are padded only to the batch's
 context (:class:`~swedish_transcriber.whisper.EncoderContext`; batches share one,
-:mod:`.length_buckets`). A distillation teacher that sees the 30 s window (``train.distill.
+:mod:`.training.length_buckets`). A distillation teacher that sees the 30 s window (``train.distill.
 teacher_context: padded``) gets its own input beside the student's: the padded frames
 (``teacher_input_features``) or its stored encoder outputs (``teacher_encoder_outputs``).
 """
@@ -49,7 +49,7 @@ def stack_states(states: Sequence[Any], key: str) -> torch.Tensor:
     if len(lengths) > 1:
         raise ValueError(
             f"{key}: stored states of {lengths} positions in one batch; batches must share "
-            f"one encoder context (model.length_buckets)"
+            f"one encoder context (model.training.length_buckets)"
         )
     return torch.stack(tensors)
 

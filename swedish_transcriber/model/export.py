@@ -3,8 +3,8 @@
 CTranslate2's own converter reads the transformers checkpoint and stores its matrices
 quantized (int8 by default: a quarter of float32's size, integer matrix products on the
 CPU). The converter also copies the Whisper processor's files (its ``copy_files``) beside
-``model.bin``, so the directory is self-contained: ``engines.load_engine("models/ct2", ...)``
-needs nothing else.
+``model.bin``, so the directory is self-contained:
+``engines.factory.load_engine("models/ct2", ...)`` needs nothing else.
 
 The converter writes CTranslate2's own ``config.json``, which drops the encoder context a
 transformers checkpoint records (``whisper.CONTEXT_KEY``). So the export copies the source's

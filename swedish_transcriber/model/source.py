@@ -30,13 +30,8 @@ from swedish_transcriber.model.ct2.packages import (
     load_package_set,
 )
 from swedish_transcriber.model.ct2.reader import load_checkpoint_dir
-from swedish_transcriber.model.ct2.to_transformers import (
-    check_task,
-    import_checkpoint,
-    language_code,
-    set_language_and_task,
-    write_json,
-)
+from swedish_transcriber.model.ct2.to_transformers import import_checkpoint
+from swedish_transcriber.whisper import check_task, language_code, set_language_and_task
 
 SCHEMES = ("hf", "ct2", "local")
 IMPORT_INFO = "import_info.json"
@@ -84,6 +79,11 @@ class ModelLanguage:
                 f"language must be a Whisper language code such as 'sv', got {self.language!r}"
             )
         check_task(self.task)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """``data`` as sorted, indented JSON: the same facts give the same bytes."""
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def parse_source(source: str) -> tuple[str, str]:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from swedish_transcriber.model.encoder_cache import COLUMN, read_fingerprint, tree_digest
-from swedish_transcriber.model.training import dev_subset, text_digest
+from swedish_transcriber.model.training.fine_tune import dev_subset, text_digest
 from swedish_transcriber.whisper import PADDED, EncoderContext
 
 CACHE_DIR = "encoder_cache"  # under the train stage's checkpoints folder
@@ -58,7 +58,7 @@ def nothing(note: str) -> StoredStates:
 
 
 def cache_key(base_model: Path, features: Path) -> str:
-    """The train stage's key for its stored base-encoder outputs (model/training.py)."""
+    """The train stage's key for its stored base-encoder outputs (model/training/fine_tune.py)."""
     model_digest = tree_digest(sorted(Path(base_model).glob("*")))
     data_digest = tree_digest([Path(features) / "train", Path(features) / "dev"])
     return text_digest(model_digest + data_digest)

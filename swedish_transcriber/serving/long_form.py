@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from swedish_transcriber.audio import frame_levels_db
-from swedish_transcriber.serving.engines import Engine
+from swedish_transcriber.serving.engines.contract import Engine
 from swedish_transcriber.whisper import CHUNK_LENGTH, FRAME_SECONDS, SAMPLE_RATE
 
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from swedish_transcriber.serving.engines import ModelDirError, model_kind
+from swedish_transcriber.serving.engines.contract import ModelDirError, model_kind
 
 REFUSED = "Not a model directory this page can load."
 SHOWN_CHARS = 60  # a typed name longer than this is shortened in messages

@@ -20,7 +20,7 @@ from swedish_transcriber.evaluation.word_diff import WordDiff
 from swedish_transcriber.model.source import ModelLanguage
 from swedish_transcriber.params import load_params, section
 from swedish_transcriber.review.params import ReviewPageParams
-from swedish_transcriber.serving.engines import EngineSettings
+from swedish_transcriber.serving.engines.contract import EngineSettings
 from swedish_transcriber.serving.long_form import ChunkPlan
 from swedish_transcriber.serving.measured import Measurements, default_index, load_measurements
 from swedish_transcriber.serving.media import MediaLimits

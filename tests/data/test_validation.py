@@ -444,6 +444,6 @@ def test_a_bad_decisions_file_stops_the_stage_and_writes_nothing(
     paths = parse_paths(stage.run, stage_args("validate"))
     with pytest.raises(DecisionsError) as info:
         stage.run(**paths)
-    assert_a_line_names(info.value, "data/curation/decisions.tsv", "line 2", *expected)
+    assert_a_line_names(info.value, "data/review/decisions.tsv", "line 2", *expected)
     for out in ("out_dir", "quarantine_dir"):
         assert not (tmp_path / paths[out]).exists()

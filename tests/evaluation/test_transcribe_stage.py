@@ -20,8 +20,8 @@ from swedish_transcriber.data.features import load_split, pad_features
 from swedish_transcriber.evaluation.report import TRANSCRIPT_COLUMNS, read_transcripts
 from swedish_transcriber.model.export import export_ct2
 from swedish_transcriber.model.source import ModelLanguage
-from swedish_transcriber.serving.ct2_engine import CTranslate2Engine
-from swedish_transcriber.serving.engines import EngineSettings
+from swedish_transcriber.serving.engines.contract import EngineSettings
+from swedish_transcriber.serving.engines.ctranslate2_engine import CTranslate2Engine
 from swedish_transcriber.serving.log_mel import LogMel
 from swedish_transcriber.stage import main
 from swedish_transcriber.whisper import SAMPLE_RATE, DecodeOptions

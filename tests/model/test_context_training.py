@@ -15,8 +15,8 @@ from swedish_transcriber.model.collator import (
     SpeechSeq2SeqCollator,
 )
 from swedish_transcriber.model.encoder_cache import COLUMN, build
-from swedish_transcriber.model.length_buckets import LengthBuckets
-from swedish_transcriber.model.trainer import teacher_part, without_teacher
+from swedish_transcriber.model.training.length_buckets import LengthBuckets
+from swedish_transcriber.model.training.trainer import teacher_part, without_teacher
 from swedish_transcriber.own_context import own_context
 from swedish_transcriber.whisper import CONTEXT_KEY, N_FRAMES, EncoderContext
 from tests.messages import raises_naming
@@ -78,7 +78,7 @@ def test_collator_refuses_stored_states_of_two_lengths():
         {"encoder_hidden_states": np.zeros((250, 8)), "labels": [1, 2]},
         {"encoder_hidden_states": np.zeros((300, 8)), "labels": [1, 2]},
     ]
-    with raises_naming(ValueError, "[250, 300]", "model.length_buckets"):  # lengths, and the key
+    with raises_naming(ValueError, "[250, 300]", "model.training.length_buckets"):
         collator()(batch)
 
 

@@ -29,7 +29,7 @@ from swedish_transcriber.model.ct2.packages import (
     locate_package_set,
 )
 from swedish_transcriber.model.ct2.reader import Ct2FormatError, read_model_bin
-from swedish_transcriber.model.ct2.to_transformers import WhisperImportError, ct2_to_hf_state_dict
+from swedish_transcriber.model.ct2.weights import WhisperImportError, ct2_to_hf_state_dict
 from swedish_transcriber.model.source import BaseModelError, materialise
 from tests.dvc_stages import stage_command
 from tests.messages import assert_names, raises_naming

@@ -31,8 +31,10 @@ from swedish_transcriber.decoding import (
 )
 from swedish_transcriber.model.export import export_ct2
 from swedish_transcriber.model.source import ModelLanguage
-from swedish_transcriber.serving.ct2_engine import CTranslate2Engine
-from swedish_transcriber.serving.engines import EngineSettings, TransformersEngine, load_engine
+from swedish_transcriber.serving.engines.contract import EngineSettings
+from swedish_transcriber.serving.engines.ctranslate2_engine import CTranslate2Engine
+from swedish_transcriber.serving.engines.factory import load_engine
+from swedish_transcriber.serving.engines.transformers_engine import TransformersEngine
 from swedish_transcriber.whisper import SAMPLE_RATE, DecodeOptions, EncoderContext
 from tests.media_files import tone
 from tests.messages import raises_naming

@@ -78,9 +78,8 @@ def test_transcribe_table_decodes_the_padded_windows(monkeypatch):
 
 
 def test_transcribe_stage_feeds_ct2_the_padded_windows(monkeypatch):
-    import stages.transcribe
     from swedish_transcriber.model.source import ModelLanguage
-    from swedish_transcriber.serving import ct2_engine
+    from swedish_transcriber.serving.engines import ctranslate2_engine, stored_features
 
     seen = []
 
@@ -92,9 +91,9 @@ def test_transcribe_stage_feeds_ct2_the_padded_windows(monkeypatch):
             seen.append(np.asarray(features))
             return ["y"] * len(durations)
 
-    monkeypatch.setattr(ct2_engine, "CTranslate2Engine", Engine)
+    monkeypatch.setattr(ctranslate2_engine, "CTranslate2Engine", Engine)
     options = DecodeOptions.plain(batch_size=2, num_beams=1, max_new_tokens=10)
-    transcribe = stages.transcribe.ct2_transcriber(
+    transcribe = stored_features.ct2_transcriber(
         Path("models/ct2"), ModelLanguage(language="sv", task="transcribe"), options
     )
     table = feature_table(3, seed=1, split="test")

@@ -13,7 +13,7 @@ import datasets
 import pandas as pd
 import pytest
 
-from swedish_transcriber.model.training import kept_rows, origin
+from swedish_transcriber.model.training.fine_tune import kept_rows, origin
 from swedish_transcriber.params import ParamsError, section
 from swedish_transcriber.review.auto import COLUMNS, excluded_train_clips, read_queue
 from swedish_transcriber.review.decisions import Decision, write_decisions

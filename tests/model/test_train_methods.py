@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from swedish_transcriber.model.train_params import DistillParams, LoraParams, TrainParams
-from swedish_transcriber.model.training import KILL_AT_STEP_ENV
+from swedish_transcriber.model.training.fine_tune import KILL_AT_STEP_ENV
+from swedish_transcriber.model.training.params import DistillParams, LoraParams, TrainParams
 from tests.messages import assert_a_line_names, assert_names, raises_naming
 from tests.repo_params import dotted, repo_params, write_params
 from tests.stage_runs import (
@@ -98,7 +98,7 @@ def test_specaugment_needs_the_log_mel_to_reach_the_encoder():
 
 
 def trained_names(trainable: list[str], **changes) -> set[str]:
-    from swedish_transcriber.model.trainable import apply_trainable
+    from swedish_transcriber.model.training.trainable import apply_trainable
 
     model = tiny_whisper()
     names = apply_trainable(model, params(trainable=trainable, **changes))
@@ -137,7 +137,7 @@ def test_encoder_top_trains_the_top_layers_and_the_final_norm():
 
 
 def test_parts_the_model_lacks_are_errors_naming_the_param():
-    from swedish_transcriber.model.trainable import check_against_model
+    from swedish_transcriber.model.training.trainable import check_against_model
 
     model = tiny_whisper()  # 2 encoder layers
     with raises_naming(ValueError, "train.encoder_top_layers", 3, 2):  # asked, and the model's
@@ -158,7 +158,7 @@ def test_parts_the_model_lacks_are_errors_naming_the_param():
 
 @torch.no_grad()
 def test_top_layers_on_lower_states_reproduce_the_encoder():
-    from swedish_transcriber.model.encoder_top import encoder_outputs_from_lower
+    from swedish_transcriber.model.training.encoder_top import encoder_outputs_from_lower
 
     model = tiny_whisper()
     features = torch.randn(2, 80, 3000)
@@ -186,7 +186,7 @@ def test_collator_passes_lower_states_through():
 
 
 def test_distillation_kl_is_zero_for_the_teacher_and_ignores_padding():
-    from swedish_transcriber.model.distill import distillation_kl
+    from swedish_transcriber.model.training.distill import distillation_kl
 
     generator = torch.Generator().manual_seed(0)
     teacher = torch.randn(2, 3, 10, generator=generator)
@@ -210,8 +210,8 @@ def test_distillation_kl_is_zero_for_the_teacher_and_ignores_padding():
 def test_lora_adapters_sit_only_in_the_trainable_parts_and_merge_away():
     from transformers import WhisperForConditionalGeneration
 
-    from swedish_transcriber.model.lora import apply_lora, merged
-    from swedish_transcriber.model.trainable import apply_trainable
+    from swedish_transcriber.model.training.lora import apply_lora, merged
+    from swedish_transcriber.model.training.trainable import apply_trainable
 
     model = tiny_whisper()
     p = params(trainable=["decoder"], lora=lora())
@@ -478,9 +478,9 @@ def test_params_section_merge_is_in_the_repo():
 
 def test_lora_in_the_top_encoder_layers_gets_gradients_from_stored_states():
     """LoRA + encoder_top: the step runs the adapted top layers on the cached lower states."""
-    from swedish_transcriber.model.encoder_top import with_encoder_outputs
-    from swedish_transcriber.model.lora import apply_lora
-    from swedish_transcriber.model.trainable import apply_trainable
+    from swedish_transcriber.model.training.encoder_top import with_encoder_outputs
+    from swedish_transcriber.model.training.lora import apply_lora
+    from swedish_transcriber.model.training.trainable import apply_trainable
 
     model = tiny_whisper()
     p = params(

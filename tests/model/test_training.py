@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from swedish_transcriber.model.train_params import DistillParams, TrainParams, resolve_precision
-from swedish_transcriber.model.training import KILL_AT_STEP_ENV
+from swedish_transcriber.model.training.fine_tune import KILL_AT_STEP_ENV
+from swedish_transcriber.model.training.params import DistillParams, TrainParams, resolve_precision
 from tests.dvc_stages import stage_command
 from tests.messages import assert_a_line_names, assert_names, raises_naming
 from tests.repo_params import PARAMS_FILE, dotted, repo_params, write_params
@@ -317,7 +317,7 @@ def test_position_embedding_gradient_is_deterministic_once_training_sets_up():
     rows in thread order (run to run different sums); after ``use_deterministic_kernels`` it
     must give the same gradient every time.
     """
-    from swedish_transcriber.model.training import use_deterministic_kernels
+    from swedish_transcriber.model.training.fine_tune import use_deterministic_kernels
 
     enabled = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
@@ -363,7 +363,7 @@ def fake_cuda(monkeypatch, available: bool, capability: tuple[int, int] = (0, 0)
 def test_auto_precision_picks_bf16_where_the_gpu_computes_it(
     monkeypatch, available, capability, hip, auto, bf16_ok
 ):
-    from swedish_transcriber.model.train_params import cuda_support
+    from swedish_transcriber.model.training.params import cuda_support
 
     fake_cuda(monkeypatch, available, capability, hip)
     support = cuda_support()
@@ -380,7 +380,7 @@ def test_auto_precision_picks_bf16_where_the_gpu_computes_it(
 
 
 def test_the_trainer_gets_the_resolved_precision(tmp_path):
-    from swedish_transcriber.model.training import training_arguments
+    from swedish_transcriber.model.training.fine_tune import training_arguments
 
     params = repo_params("train", TrainParams)
     for precision, bf16, fp16 in (("fp32", False, False), ("bf16", True, False)):
@@ -417,7 +417,7 @@ def tiny_params(**changes) -> TrainParams:
 
 
 def test_specaugment_masks_log_mel_frames_in_train_mode_only():
-    from swedish_transcriber.model.training import configure_model
+    from swedish_transcriber.model.training.fine_tune import configure_model
     from tests.tiny import tiny_whisper
 
     model = tiny_whisper()
@@ -443,7 +443,7 @@ def test_specaugment_masks_log_mel_frames_in_train_mode_only():
 
 
 def test_specaugment_off_leaves_the_input_alone():
-    from swedish_transcriber.model.training import configure_model
+    from swedish_transcriber.model.training.fine_tune import configure_model
     from tests.tiny import tiny_whisper
 
     model = tiny_whisper()
@@ -462,7 +462,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(trainable):
     """Non-reentrant checkpointing (as the Trainer turns it on) recomputes the layers in the
     backward pass: the gradients are the plain ones, also with a frozen encoder (the case
     where the reentrant variant would need the input's requires_grad trick)."""
-    from swedish_transcriber.model.training import configure_model
+    from swedish_transcriber.model.training.fine_tune import configure_model
     from tests.tiny import tiny_whisper
 
     features = torch.randn(2, 80, 3000)
@@ -495,8 +495,8 @@ def test_a_trainer_step_with_the_gpu_knobs(tmp_path):
     """The Trainer turns checkpointing on; a step with SpecAugment and the whole model
     trained moves the encoder, the decoder and the (unfrozen) token embeddings."""
     from swedish_transcriber.model.collator import SpeechSeq2SeqCollator
-    from swedish_transcriber.model.trainer import WhisperTrainer
-    from swedish_transcriber.model.training import configure_model, training_arguments
+    from swedish_transcriber.model.training.fine_tune import configure_model, training_arguments
+    from swedish_transcriber.model.training.trainer import WhisperTrainer
     from tests.tiny import feature_table, tiny_whisper
 
     params = tiny_params(
@@ -543,7 +543,7 @@ def test_a_trainer_step_with_the_gpu_knobs(tmp_path):
 
 
 def test_evaluation_during_training_is_on_a_fixed_subset():
-    from swedish_transcriber.model.training import dev_subset
+    from swedish_transcriber.model.training.fine_tune import dev_subset
     from tests.tiny import feature_table
 
     table = feature_table(10, 0, "dev")

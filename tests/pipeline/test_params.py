@@ -13,9 +13,9 @@ from swedish_transcriber.data.augmentation import AugmentParams, read_augment_pa
 from swedish_transcriber.data.ingest import MeasureSettings
 from swedish_transcriber.data.source import DataParams
 from swedish_transcriber.evaluation.transcription import EvaluateParams
-from swedish_transcriber.model.train_params import TrainParams
+from swedish_transcriber.model.training.params import TrainParams
 from swedish_transcriber.params import ParamsError, load_params, section
-from swedish_transcriber.serving.engines import EngineSettings
+from swedish_transcriber.serving.engines.contract import EngineSettings
 from swedish_transcriber.serving.long_form import ChunkPlan
 from swedish_transcriber.serving.media import MediaLimits
 from swedish_transcriber.serving.page import AppParams

@@ -127,7 +127,8 @@ def test_repro_exports_the_fine_tuned_model_for_the_page(pipeline):
     import pandas as pd
 
     from swedish_transcriber.audio import load_audio
-    from swedish_transcriber.serving.engines import CTRANSLATE2, load_engine, model_kind
+    from swedish_transcriber.serving.engines.contract import CTRANSLATE2, model_kind
+    from swedish_transcriber.serving.engines.factory import load_engine
     from swedish_transcriber.serving.page import load_config
 
     ct2 = pipeline / "models/ct2"

@@ -13,7 +13,7 @@ import pytest
 
 from swedish_transcriber import presets
 from swedish_transcriber.data.augmentation import AugmentParams, read_augment_params
-from swedish_transcriber.model.train_params import TrainParams
+from swedish_transcriber.model.training.params import TrainParams
 from swedish_transcriber.params import ParamsError, load_params, section
 from tests.messages import raises_naming
 from tests.param_sections import SECTIONS, SHARED

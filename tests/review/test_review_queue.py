@@ -94,7 +94,7 @@ def fill_cache(inputs: RankInputs, checkpoints: Path) -> None:
     """Store base-encoder outputs as the train stage does: every train row, the dev subset."""
     from transformers import WhisperForConditionalGeneration
 
-    from swedish_transcriber.model.training import dev_subset
+    from swedish_transcriber.model.training.fine_tune import dev_subset
 
     model = WhisperForConditionalGeneration.from_pretrained(inputs.base_model)
     key = stored_states.cache_key(inputs.base_model, inputs.features)
@@ -212,8 +212,8 @@ def test_the_train_stages_own_store_is_found(inputs, tmp_path, count_encoder_row
     """The train stage (cross-attention only, its default) and merge, then the rank stage:
     the store it wrote is found under its fingerprint, and its encoder is the base's."""
     from swedish_transcriber.model.merge import MergeParams, merge
-    from swedish_transcriber.model.train_params import DistillParams, TrainParams
-    from swedish_transcriber.model.training import TrainPaths, train
+    from swedish_transcriber.model.training.fine_tune import TrainPaths, train
+    from swedish_transcriber.model.training.params import DistillParams, TrainParams
 
     train_params = repo_params("train", TrainParams)
     train_params = dataclasses.replace(

@@ -21,7 +21,8 @@ import yaml
 from streamlit.testing.v1 import AppTest
 
 from swedish_transcriber.model.export import export_ct2
-from swedish_transcriber.serving import engines, media, model_paths, page
+from swedish_transcriber.serving import media, model_paths, page
+from swedish_transcriber.serving.engines import factory
 from swedish_transcriber.whisper import CHUNK_LENGTH
 from tests.media_files import encode, tone
 from tests.messages import assert_names
@@ -434,7 +435,7 @@ def test_a_model_that_fails_to_load_is_a_message_without_server_paths(
     def load_engine(path, *settings):
         raise PermissionError(errno.EACCES, "Permission denied", f"{path}/model.safetensors")
 
-    monkeypatch.setattr(engines, "load_engine", load_engine)
+    monkeypatch.setattr(factory, "load_engine", load_engine)
     app.file_uploader(key="audio_file").upload("a.wav", wav(tone(1.0, 16_000)), "audio/wav").run()
     app.button(key="transcribe").click().run()
     (message,) = errors(app)
@@ -445,13 +446,13 @@ def test_a_model_that_fails_to_load_is_a_message_without_server_paths(
 def test_the_model_cache_is_keyed_by_the_resolved_directory(app, params_file, monkeypatch):
     st.cache_resource.clear()
     loaded: list[str] = []
-    real = engines.load_engine
+    real = factory.load_engine
 
     def load_engine(path, *settings):
         loaded.append(path)
         return real(path, *settings)
 
-    monkeypatch.setattr(engines, "load_engine", load_engine)
+    monkeypatch.setattr(factory, "load_engine", load_engine)
     models = params_file.parent / "models"
     if not (models / "ct2-alias").exists():
         (models / "ct2-alias").symlink_to(models / "tiny-ct2")
@@ -553,7 +554,7 @@ def test_the_page_serves_a_model_with_the_context_it_recorded(app, params_file, 
         export_ct2(trained, clip_ct2, "int8")
     st.cache_resource.clear()
     loaded, widths = [], []
-    real = engines.load_engine
+    real = factory.load_engine
 
     def load_engine(path, *settings):
         engine = real(path, *settings)
@@ -568,7 +569,7 @@ def test_the_page_serves_a_model_with_the_context_it_recorded(app, params_file, 
         engine.features = features
         return engine
 
-    monkeypatch.setattr(engines, "load_engine", load_engine)
+    monkeypatch.setattr(factory, "load_engine", load_engine)
     data = wav(tone(1.5, 16_000, seed=5))
     app.file_uploader(key="audio_file").upload("a.wav", data, "audio/wav").run()
     for typed in ("models/tiny-ct2-clip", "models/tiny-ct2"):

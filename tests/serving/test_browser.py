@@ -47,7 +47,7 @@ except ImportError:  # pragma: no cover - the dev extras install it
 from swedish_transcriber.data.demo_corpus import check_espeak  # noqa: E402
 from swedish_transcriber.review.decisions import read_decisions  # noqa: E402
 from swedish_transcriber.serving import access, media, page  # noqa: E402
-from swedish_transcriber.serving.engines import load_engine  # noqa: E402
+from swedish_transcriber.serving.engines.factory import load_engine  # noqa: E402
 from swedish_transcriber.serving.long_form import Transcript, transcribe_audio  # noqa: E402
 from swedish_transcriber.serving.subtitles import to_txt  # noqa: E402
 from swedish_transcriber.whisper import SAMPLE_RATE  # noqa: E402

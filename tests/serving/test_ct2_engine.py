@@ -20,8 +20,9 @@ import pytest
 from swedish_transcriber.data.features import load_processor
 from swedish_transcriber.model.export import export_ct2
 from swedish_transcriber.model.source import ModelLanguage
-from swedish_transcriber.serving.ct2_engine import CTranslate2Engine, WhisperTokens
-from swedish_transcriber.serving.engines import EngineSettings, load_engine
+from swedish_transcriber.serving.engines.contract import EngineSettings
+from swedish_transcriber.serving.engines.ctranslate2_engine import CTranslate2Engine, WhisperTokens
+from swedish_transcriber.serving.engines.factory import load_engine
 from swedish_transcriber.serving.log_mel import LogMel, MelSettings, slaney_mel_filters
 from swedish_transcriber.whisper import SAMPLE_RATE as SR
 from swedish_transcriber.whisper import DecodeOptions
@@ -231,7 +232,8 @@ def test_the_ct2_engine_never_imports_torch_or_transformers(exports):
         spec = importlib.util.spec_from_file_location("page_script", "app/main.py")
         spec.loader.exec_module(importlib.util.module_from_spec(spec))
         from swedish_transcriber.model.source import ModelLanguage
-        from swedish_transcriber.serving.engines import EngineSettings, load_engine
+        from swedish_transcriber.serving.engines.contract import EngineSettings
+        from swedish_transcriber.serving.engines.factory import load_engine
         from swedish_transcriber.whisper import DecodeOptions, EncoderContext
         t = np.arange(2 * 16000) / 16000
         clip = (0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)

@@ -14,15 +14,15 @@ import yaml
 
 from swedish_transcriber.model.export import ExportParams, export_ct2
 from swedish_transcriber.model.source import ModelLanguage
-from swedish_transcriber.serving.ct2_engine import CTranslate2Engine
-from swedish_transcriber.serving.engines import (
+from swedish_transcriber.serving.engines.contract import (
     CTRANSLATE2,
     TRANSFORMERS,
     EngineSettings,
-    TransformersEngine,
-    load_engine,
     model_kind,
 )
+from swedish_transcriber.serving.engines.ctranslate2_engine import CTranslate2Engine
+from swedish_transcriber.serving.engines.factory import load_engine
+from swedish_transcriber.serving.engines.transformers_engine import TransformersEngine
 from swedish_transcriber.whisper import (
     CONTEXT_KEY,
     N_SAMPLES,

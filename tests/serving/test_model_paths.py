@@ -14,7 +14,12 @@ import pytest
 
 from swedish_transcriber.evaluation.transcription import load_model
 from swedish_transcriber.serving import page
-from swedish_transcriber.serving.engines import CTRANSLATE2, TRANSFORMERS, ModelDirError, model_kind
+from swedish_transcriber.serving.engines.contract import (
+    CTRANSLATE2,
+    TRANSFORMERS,
+    ModelDirError,
+    model_kind,
+)
 from swedish_transcriber.serving.model_paths import (
     REFUSED,
     configured_model,

@@ -18,14 +18,10 @@ import pytest
 from swedish_transcriber.data.features import pad_features, stored_frames
 from swedish_transcriber.model.export import export_ct2
 from swedish_transcriber.model.source import ModelLanguage
-from swedish_transcriber.serving.ct2_engine import CTranslate2Engine
-from swedish_transcriber.serving.engines import (
-    EngineSettings,
-    TransformersEngine,
-    _features,
-    by_context,
-    load_engine,
-)
+from swedish_transcriber.serving.engines.contract import EngineSettings, by_context
+from swedish_transcriber.serving.engines.ctranslate2_engine import CTranslate2Engine
+from swedish_transcriber.serving.engines.factory import load_engine
+from swedish_transcriber.serving.engines.transformers_engine import TransformersEngine, _features
 from swedish_transcriber.serving.log_mel import LogMel, MelSettings
 from swedish_transcriber.serving.long_form import ChunkPlan, plan_chunks, transcribe_audio
 from swedish_transcriber.whisper import (

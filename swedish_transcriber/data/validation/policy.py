@@ -35,7 +35,7 @@ from swedish_transcriber.data.validation.suite import (
 )
 
 if TYPE_CHECKING:
-    from swedish_transcriber.data.validation import ValidationSettings
+    from swedish_transcriber.data.validation.settings import ValidationSettings
 
 STAGE = "validate"
 RELEASE_FILE = "release.json"  # written by ingest beside the manifests (data.ingest)

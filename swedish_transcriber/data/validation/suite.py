@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from great_expectations.core.expectation_suite import ExpectationSuite
     from great_expectations.expectations.expectation import Expectation
 
-    from swedish_transcriber.data.validation import ValidationSettings
+    from swedish_transcriber.data.validation.settings import ValidationSettings
 
 SUITE_NAME = "swedish_manifest"
 ROW_ID = "row_id"

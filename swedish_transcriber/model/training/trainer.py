@@ -4,17 +4,17 @@ Two methods need the training step itself:
 
 * ``trainable: [encoder_top]`` with the encoder cache: the batch holds the stored states below
   the trained layers; the step runs the top layers on them first
-  (:mod:`swedish_transcriber.model.encoder_top`), inside ``compute_loss`` so gradients reach
+  (:mod:`.encoder_top`), inside ``compute_loss`` so gradients reach
   them, and ``prediction_step`` does the same for dev loss and dev transcripts;
 * ``distill``: ``compute_loss`` adds the KL to the frozen base model
-  (:mod:`swedish_transcriber.model.distill`) and keeps its two parts for the logs
+  (:mod:`.distill`) and keeps its two parts for the logs
   (``distill_ce``, ``distill_kl``, averaged over the logging interval).
 
 The dev loss stays the plain cross-entropy (``prediction_step`` calls the model itself), so
 it compares across methods.
 
 Under ``whisper.context: clip`` the data loaders yield batches of one context length
-(:mod:`swedish_transcriber.model.length_buckets`; ``train_lengths`` / ``eval_lengths``: each
+(:mod:`.length_buckets`; ``train_lengths`` / ``eval_lengths``: each
 row's context in frames), and a teacher trained on the 30 s window may read its own input
 (the collator's ``TEACHER_KEYS``): context distillation.
 """
@@ -28,9 +28,9 @@ from torch.utils.data import DataLoader
 from transformers import Seq2SeqTrainer
 
 from swedish_transcriber.model.collator import TEACHER_FEATURES, TEACHER_KEYS, TEACHER_OUTPUTS
-from swedish_transcriber.model.distill import distillation_kl
-from swedish_transcriber.model.encoder_top import with_encoder_outputs
-from swedish_transcriber.model.length_buckets import LengthBuckets
+from swedish_transcriber.model.training.distill import distillation_kl
+from swedish_transcriber.model.training.encoder_top import with_encoder_outputs
+from swedish_transcriber.model.training.length_buckets import LengthBuckets
 
 
 def without_teacher(inputs: dict) -> dict:

@@ -5,7 +5,7 @@ subspace, and ``B`` starts at zero: the model starts as the base and moves less 
 than full fine-tuning of the same layers, so it forgets less. Adapters go on the linear
 modules named by ``train.lora.target_modules`` (name suffixes: ``q_proj`` is every attention's
 query projection, ``encoder_attn.q_proj`` only cross-attention's) *inside the parts listed in
-``train.trainable``* (:mod:`swedish_transcriber.model.trainable`); every other weight is
+``train.trainable``* (:mod:`swedish_transcriber.model.training.trainable`); every other weight is
 frozen. After training :func:`merged` folds them into the weights (``merge_and_unload``), so
 ``models/trained`` is an ordinary ``WhisperForConditionalGeneration`` checkpoint.
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from swedish_transcriber.model.train_params import TrainParams
-from swedish_transcriber.model.trainable import lora_target_names
+from swedish_transcriber.model.training.params import TrainParams
+from swedish_transcriber.model.training.trainable import lora_target_names
 
 ADAPTER_FILE = "adapter_model.safetensors"
 

@@ -8,19 +8,18 @@ What this adds to a plain Trainer script, and why:
   decides the result (train params, base model, features): a killed run resumes from its
   newest checkpoint, while a changed experiment starts over instead of resuming someone
   else's optimizer;
-* ``train.trainable`` picks the parts that train (:mod:`swedish_transcriber.model.trainable`);
-  with a frozen encoder the decoder trains on stored encoder outputs, with only the top
-  encoder layers trained the step starts from stored lower-layer states
-  (:mod:`swedish_transcriber.model.encoder_cache`, :mod:`swedish_transcriber.model.encoder_top`);
-* LoRA adapters (:mod:`swedish_transcriber.model.lora`) are merged into the weights before
-  writing, and distillation towards the base model (:mod:`swedish_transcriber.model.distill`)
-  adds a KL term to the loss (:mod:`swedish_transcriber.model.trainer`);
+* ``train.trainable`` picks the parts that train (:mod:`.trainable`); with a frozen encoder
+  the decoder trains on stored encoder outputs, with only the top encoder layers trained the
+  step starts from stored lower-layer states
+  (:mod:`swedish_transcriber.model.encoder_cache`, :mod:`.encoder_top`);
+* LoRA adapters (:mod:`.lora`) are merged into the weights before writing, and distillation
+  towards the base model (:mod:`.distill`) adds a KL term to the loss (:mod:`.trainer`);
 * ``whisper.context: clip`` trains on each clip's own context
   (:class:`~swedish_transcriber.whisper.EncoderContext`) in batches of one context length
-  (:mod:`swedish_transcriber.model.length_buckets`); the model records the context in its
-  config, so the transcribe stages and the page serve it that way;
+  (:mod:`.length_buckets`); the model records the context in its config, so the transcribe
+  stages and the page serve it that way;
 * DVCLive logs train loss, dev loss and dev WER against the optimizer step
-  (:mod:`swedish_transcriber.model.live_logging`);
+  (:mod:`.live_logging`);
 * the result is a plain transformers checkpoint with its processor and Swedish generation
   config, written atomically: ``from_pretrained`` alone loads it.
 
@@ -45,7 +44,6 @@ from swedish_transcriber.atomic import atomic_dir
 from swedish_transcriber.data.features import load_processor, load_split, stored_frames_of
 from swedish_transcriber.evaluation.scoring import scores
 from swedish_transcriber.model.collator import SpeechSeq2SeqCollator
-from swedish_transcriber.model.distill import load_teacher
 from swedish_transcriber.model.encoder_cache import (
     build as build_encoder_cache,
 )
@@ -54,12 +52,18 @@ from swedish_transcriber.model.encoder_cache import (
     tree_digest,
     write_fingerprint,
 )
-from swedish_transcriber.model.encoder_top import first_trained_layer
-from swedish_transcriber.model.live_logging import DVCLiveStepCallback
-from swedish_transcriber.model.lora import apply_lora, is_peft, load_adapter_checkpoint, merged
-from swedish_transcriber.model.train_params import TrainParams, cuda_support, resolve_precision
-from swedish_transcriber.model.trainable import apply_trainable, check_against_model
-from swedish_transcriber.model.trainer import WhisperTrainer
+from swedish_transcriber.model.training.distill import load_teacher
+from swedish_transcriber.model.training.encoder_top import first_trained_layer
+from swedish_transcriber.model.training.live_logging import DVCLiveStepCallback
+from swedish_transcriber.model.training.lora import (
+    apply_lora,
+    is_peft,
+    load_adapter_checkpoint,
+    merged,
+)
+from swedish_transcriber.model.training.params import TrainParams, cuda_support, resolve_precision
+from swedish_transcriber.model.training.trainable import apply_trainable, check_against_model
+from swedish_transcriber.model.training.trainer import WhisperTrainer
 from swedish_transcriber.own_context import own_context
 from swedish_transcriber.whisper import CONTEXT_KEY, PADDED, EncoderContext
 
@@ -227,18 +231,7 @@ def training_arguments(params: TrainParams, run_dir: Path, precision: str):
 
 
 def use_deterministic_kernels() -> None:
-    """Pick torch's deterministic kernels, so that a rerun gives the same weights, bit for bit.
-
-    Seeds fix the data order and dropout, but not the order in which threads add up
-    gradients. On a CPU the one kernel that varies in this model is the backward of the
-    decoder's position embedding (``weight[position_ids]``: ``index_put_`` with accumulate,
-    whose threads add rows in a racy order once the gradient has more than ~32k elements, as
-    it has at Whisper base's width); its deterministic variant sorts the indices first and
-    costs nothing noticeable here. Results stay tied to the machine and the thread count
-    (a matrix product splits its sums by thread). ``warn_only``: an op with no deterministic
-    variant (on a GPU) warns instead of stopping the run; cuBLAS needs the workspace setting
-    to be deterministic at all.
-    """
+    """Deterministic kernels: a rerun writes the same weights bit for bit (docs/training.md)."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
 

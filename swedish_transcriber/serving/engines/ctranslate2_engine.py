@@ -23,7 +23,7 @@ import numpy as np
 
 from swedish_transcriber.decoding import Attempt, transcripts
 from swedish_transcriber.model.source import ModelLanguage
-from swedish_transcriber.serving.engines import CTRANSLATE2, EngineSettings, by_context
+from swedish_transcriber.serving.engines.contract import CTRANSLATE2, EngineSettings, by_context
 from swedish_transcriber.serving.log_mel import LogMel
 from swedish_transcriber.whisper import SAMPLE_RATE, DecodeOptions, EncoderContext, model_context
 

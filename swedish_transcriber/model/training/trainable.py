@@ -12,7 +12,7 @@ the trainable set is a list of named parts:
   how the decoder reads the audio; its language model stays the base's.
 
 A part is a set of parameter-name prefixes; :func:`part_prefixes` is the one place they are
-spelt, and LoRA (:mod:`swedish_transcriber.model.lora`) puts its adapters inside the same
+spelt, and LoRA (:mod:`swedish_transcriber.model.training.lora`) puts its adapters inside the same
 prefixes. :func:`check_against_model` turns a part the model lacks into an error naming the
 param, before any long work starts.
 """
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from swedish_transcriber.model.train_params import TrainParams
+from swedish_transcriber.model.training.params import TrainParams
 
 ENCODER = "model.encoder."
 DECODER = "model.decoder."

@@ -14,7 +14,7 @@ from swedish_transcriber.whisper import DecodeOptions
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 TEACHER_CONTEXTS = ("padded", "student")
-# What ``train.trainable`` may list (swedish_transcriber.model.trainable says what each one is).
+# What ``train.trainable`` may list (training.trainable says what each one is).
 TRAINABLE_PARTS = ("encoder", "encoder_top", "decoder", "cross_attention")
 # A part that contains another: listing both would say the same thing twice, or hide a typo.
 CONTAINS = {"encoder": "encoder_top", "decoder": "cross_attention"}
