@@ -13,12 +13,14 @@ repro:
 	@SETUP_BROWSER=0 bash scripts/setup.sh
 	source $(VENV)/activate && dvc repro
 
+# Everything, slow tests included, on both cores: a test file per worker, the costliest files
+# first (tests/conftest.py orders them), so the `dvc repro` integration file is not the tail.
 test: setup
-	source $(VENV)/activate && ruff check . && pytest -q
+	source $(VENV)/activate && ruff check . && pytest -q -n 2 --dist loadfile
 
 # The quick tier while editing: everything but the tests marked slow (training runs,
 # dvc repro, the browser, DDP, subprocess-heavy checks), on both cores (a test file per worker, so module fixtures
-# are built once). `make test` (and CI) still runs them all, one at a time.
+# are built once). `make test` (and CI) runs them all.
 test-fast: setup
 	source $(VENV)/activate && ruff check . && pytest -q -n 2 --dist loadfile -m "not slow"
 

@@ -101,3 +101,29 @@ def test_a_message_check_finds_whole_facts_and_fails_on_a_bare_message():
         raise ValueError("bad value 'x'")
     with pytest.raises(AssertionError), raises_naming(ValueError, "'x'"):
         raise ValueError("error")
+
+
+def test_the_costliest_files_are_collected_first():
+    """`make test` hands files to its two workers in collection order: the integration file
+    first, then files with slow tests, then the rest, each file's tests together."""
+    import subprocess
+    import sys
+
+    files = [
+        "tests/data/test_audio.py",  # no slow test
+        "tests/model/test_training.py",  # slow tests
+        "tests/pipeline/test_pipeline_integration.py",  # dvc repro
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *files],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    ids = [line for line in proc.stdout.splitlines() if "::" in line]
+    order = list(dict.fromkeys(i.split("::")[0] for i in ids))
+    assert order == files[::-1], order
+    # Each file's tests stay contiguous (module fixtures are built once per worker).
+    starts = [i.split("::")[0] for i in ids]
+    assert sum(a != b for a, b in zip(starts, starts[1:], strict=False)) == len(files) - 1
