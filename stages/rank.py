@@ -8,8 +8,9 @@ For each clip: the fine-tuned model's teacher-forced loss and greedy transcript,
 zero-shot model's transcript, their WER/CER against the label, reading speed and loudness
 measures, and (``review.rank.cross_fit``) the same losses and transcript scored by fold
 models that did not train on the clip, with the suspect word, each turned into a percentile
-score and weighted into ``suspicion`` (params ``review.rank``). The most suspicious clips (a label read differently, a truncated
-recording, a clip under the wrong sentence) come first, for the review page. ``checkpoints``
+score and weighted into ``suspicion`` (params ``review.rank``). The most suspicious clips
+(a label read differently, a truncated recording, a clip under the wrong sentence, a wrong
+word) come first, for the review page. ``checkpoints``
 is only read: the train stage's stored encoder outputs are reused where they fit.
 Only when the queue is needed (``review.rank.enabled``, or auto-exclusion on): otherwise
 the stage writes the queue's files empty, saying why, and loads no model.
