@@ -4,7 +4,7 @@ Usage (repo root, .venv active, espeak-ng installed as for `dvc repro`):
 
     python benchmarks/label_noise.py [--noise 0.05] [--top 0.10] \
         [--workdir benchmarks/out/label_noise] [--out benchmarks/results/label_noise.json] \
-        [--set merge.alpha=1.0 ...] [--resume]
+        [--set merge.alpha=1.0 ...] [--resume] [--only-noisy]
 
 Copies this checkout's git-tracked files (the working tree, dvc.lock included) into a DVC
 repo under the workdir that shares this checkout's DVC cache (so stages whose inputs did not
@@ -18,11 +18,16 @@ with `dvc repro` three times, changing only params:
 3. ``noisy_auto``: as 2 plus ``review.auto_exclude_top_fraction = --top``: the retrain
    stage trains again without the top of the review queue.
 
-Reported: precision and recall of the planted clips among the auto-excluded ones (the top
-``--top`` of the train clips in the queue; target recall >= 0.8), the same for each queue
-component alone, planted clips that validate had already quarantined, and test WER_norm of
-the fine-tuned model in each run (target: exclusion recovers at least half of what the
-noise cost, ``(noisy - noisy_auto) / (noisy - clean) >= 0.5``). PASS/MISS per target.
+Reported: recall and precision of the planted clips in the top ``--top`` of the train clips
+in the queue, overall and per kind of error (swap, drop_words, truncate, substitute_word;
+a kind's precision is the share of the top that are planted clips of that kind, so the
+kinds' precisions add up to the overall one), the same for each queue component alone,
+planted clips that validate had already quarantined, and test WER_norm of the fine-tuned
+model in each run. Targets (issue 23): recall >= 0.85 overall and >= 0.70 for
+substitute_word; exclusion recovers at least half of what the noise cost,
+``(noisy - noisy_auto) / (noisy - clean) >= 0.5``. PASS/MISS per target.
+``--only-noisy`` runs only ``noisy`` (one pipeline run: the queue's recall and precision;
+no WER comparison, reported as null).
 Each finished run is kept as <workdir>/<run>.json; ``--resume`` reuses those and the repo,
 so a run that failed (a full disk, a kill) goes on from where `dvc repro` stopped.
 """
@@ -52,7 +57,8 @@ from swedish_transcriber.evaluation.scoring import scores  # noqa: E402
 from swedish_transcriber.review.params import DIRECTIONS  # noqa: E402
 from swedish_transcriber.review.suspicion import component_score  # noqa: E402
 
-RECALL_TARGET = 0.8
+RECALL_TARGET = 0.85  # in the top --top, overall (issue 23; 0.8 before)
+KIND_RECALL_TARGETS = {"substitute_word": 0.70}  # the hardest kind, on its own
 RECOVERY_TARGET = 0.5
 MODELS = ("finetuned", "ct2", "zero_shot")
 
@@ -163,6 +169,23 @@ def queue_findings(repo: Path, top_fraction: float) -> dict[str, object]:
     }
 
 
+def recall_targets(findings: dict[str, object], top: float) -> dict[str, str]:
+    """PASS/MISS of the recall targets: overall, and per kind that has a target."""
+    recall = findings["suspicion"]["recall"]
+    out = {
+        f"recall in top {top:g} >= {RECALL_TARGET}": "PASS" if recall >= RECALL_TARGET else "MISS"
+    }
+    for kind, target in KIND_RECALL_TARGETS.items():
+        found_kind = findings["by_kind"].get(kind)
+        said = (
+            "n/a (none planted)"
+            if not found_kind or not found_kind["planted_in_queue"]
+            else ("PASS" if found_kind["recall"] >= target else "MISS")
+        )
+        out[f"{kind} recall in top {top:g} >= {target}"] = said
+    return out
+
+
 def verdict(recovered: float | None) -> str:
     if recovered is None:
         return "n/a (the noise cost nothing)"
@@ -181,6 +204,11 @@ def main() -> None:
         action="store_true",
         help="keep the workdir's repo and the runs already finished there (<run>.json)",
     )
+    parser.add_argument(
+        "--only-noisy",
+        action="store_true",
+        help="run only the noisy ranking (one pipeline run; no clean/noisy_auto, no WER)",
+    )
     add_set_argument(parser, "a param for every run (YAML value), e.g. merge.alpha=1.0")
     args = parser.parse_args()
     common = parse_sets(args.set)
@@ -196,6 +224,8 @@ def main() -> None:
             "review.auto_exclude_top_fraction": args.top,
         },
     }
+    if args.only_noisy:
+        runs = {"noisy": runs["noisy"]}
     results: dict[str, dict] = {}
     for name, changes in runs.items():
         done = args.workdir / f"{name}.json"
@@ -231,24 +261,40 @@ def main() -> None:
         "noisy": repo / "models/trained",
         "noisy_auto": repo / "models/curated",
     }
-    unmerged = {
-        name: unmerged_wer(repo, model.resolve(), args.workdir / f"unmerged-{name}")
-        for name, model in trained.items()
-    }
-    print(f"trained models before merge, test WER_norm: {unmerged}", flush=True)
+    unmerged = (
+        {}
+        if args.only_noisy
+        else {
+            name: unmerged_wer(repo, model.resolve(), args.workdir / f"unmerged-{name}")
+            for name, model in trained.items()
+        }
+    )
+    if unmerged:
+        print(f"trained models before merge, test WER_norm: {unmerged}", flush=True)
     # The queue of the last run ranks the noisy run's clips: the fraction does not change it.
     findings = queue_findings(repo, args.top)
     s = findings["suspicion"]
     print(f"queue top {args.top:g}: recall {s['recall']}, precision {s['precision']}")
+    for kind, got in findings["by_kind"].items():
+        print(f"  {kind}: recall {got['recall']}, precision {got['precision']}")
 
     wer = {n: r["test_wer_norm"]["finetuned"] for n, r in results.items()}
-    cost = wer["noisy"] - wer["clean"]
-    recovered = (wer["noisy"] - wer["noisy_auto"]) / cost if cost > 0 else None
-    cost_unmerged = unmerged["noisy"] - unmerged["clean"]
-    recovered_unmerged = (
-        (unmerged["noisy"] - unmerged["noisy_auto"]) / cost_unmerged if cost_unmerged > 0 else None
-    )
-    recall = findings["suspicion"]["recall"]
+    cost = recovered = cost_unmerged = recovered_unmerged = None
+    if not args.only_noisy:
+        cost = wer["noisy"] - wer["clean"]
+        recovered = (wer["noisy"] - wer["noisy_auto"]) / cost if cost > 0 else None
+        cost_unmerged = unmerged["noisy"] - unmerged["clean"]
+        recovered_unmerged = (
+            (unmerged["noisy"] - unmerged["noisy_auto"]) / cost_unmerged
+            if cost_unmerged > 0
+            else None
+        )
+    targets = recall_targets(findings, args.top)
+    if not args.only_noisy:
+        targets[f"exclusion recovers >= {RECOVERY_TARGET} of the noise's WER cost"] = verdict(
+            recovered
+        )
+        targets["the same, trained models before merge"] = verdict(recovered_unmerged)
     report = {
         "benchmark": "label_noise",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -264,20 +310,15 @@ def main() -> None:
         "queue": findings,
         "runs": results,
         "finetuned_test_wer_norm": wer,
-        "noise_cost": round(cost, 6),
+        "only_noisy": args.only_noisy,
+        "noise_cost": None if cost is None else round(cost, 6),
         "recovered_share": None if recovered is None else round(recovered, 4),
-        "trained_before_merge_test_wer_norm": unmerged,
-        "noise_cost_before_merge": round(cost_unmerged, 6),
+        "trained_before_merge_test_wer_norm": unmerged or None,
+        "noise_cost_before_merge": None if cost_unmerged is None else round(cost_unmerged, 6),
         "recovered_share_before_merge": (
             None if recovered_unmerged is None else round(recovered_unmerged, 4)
         ),
-        "targets": {
-            f"recall in top {args.top:g} >= {RECALL_TARGET}": (
-                "PASS" if recall >= RECALL_TARGET else "MISS"
-            ),
-            f"exclusion recovers >= {RECOVERY_TARGET} of the noise's WER cost": verdict(recovered),
-            "the same, trained models before merge": verdict(recovered_unmerged),
-        },
+        "targets": targets,
     }
     for target, said in report["targets"].items():
         print(f"{said}: {target}")

@@ -6,9 +6,11 @@ The fine-tuned model is the train stage's (trained on every clip the queue ranks
 merge and before the retrain stage leaves the queue's top out).
 For each clip: the fine-tuned model's teacher-forced loss and greedy transcript, the
 zero-shot model's transcript, their WER/CER against the label, reading speed and loudness
-measures, each turned into a percentile score and weighted into ``suspicion`` (params
-``review.rank``). The most suspicious clips (a label read differently, a truncated
-recording, a clip under the wrong sentence) come first, for the review page. ``checkpoints``
+measures, and (``review.rank.cross_fit``) the same losses and transcript scored by fold
+models that did not train on the clip, with the suspect word, each turned into a percentile
+score and weighted into ``suspicion`` (params ``review.rank``). The most suspicious clips
+(a label read differently, a truncated recording, a clip under the wrong sentence, a wrong
+word) come first, for the review page. ``checkpoints``
 is only read: the train stage's stored encoder outputs are reused where they fit.
 Only when the queue is needed (``review.rank.enabled``, or auto-exclusion on): otherwise
 the stage writes the queue's files empty, saying why, and loads no model.
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from swedish_transcriber import stage
 from swedish_transcriber.model.source import ModelLanguage
+from swedish_transcriber.model.training.params import TrainParams
 from swedish_transcriber.params import section
 from swedish_transcriber.review.params import ReviewParams
 from swedish_transcriber.review.queue import RankInputs, rank, write_empty_queue
@@ -47,7 +50,17 @@ def run(
     model = section("model", ModelLanguage, subset=True)
     inputs = RankInputs(base_model, finetuned, features, validated, checkpoints)
     context = section("whisper", EncoderContext)
-    queue = rank(inputs, params.rank, model.language, model.task, outputs, context=context)
+    # The fold models of cross-fitting train with the train stage's recipe.
+    recipe = section("train", TrainParams) if params.rank.cross_fit.enabled else None
+    queue = rank(
+        inputs,
+        params.rank,
+        model.language,
+        model.task,
+        outputs,
+        context=context,
+        train_params=recipe,
+    )
     print(f"rank: {len(queue)} clips -> {queue_parquet}, {queue_csv}; the most suspicious:")
     for row in queue.head(5).itertuples():
         said = f"{row.sentence!r} -> {row.transcript!r}"

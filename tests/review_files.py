@@ -72,11 +72,16 @@ def write_queue(root: Path, rows: list[dict] | None = None, audio: bool = True) 
                 "clipping_ratio": 0.0,
                 "score_ft_loss": row["suspicion"],
                 "score_ft_wer": row["suspicion"] / 2,
+                # Cross-fitting's suspect word, when a row names one.
+                "suspect_word": row.get("suspect_word", ""),
+                "suspect_word_index": row.get("suspect_word_index", -1),
             }
         )
     path = root / "reports" / "review_queue.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = [*review.REQUIRED_COLUMNS, *review.COMPONENTS, "score_ft_loss", "score_ft_wer"]
+    if any("suspect_word" in row for row in rows):
+        columns += ["suspect_word", "suspect_word_index"]
     pd.DataFrame.from_records(records, columns=columns).to_parquet(path, index=False)
     return path
 

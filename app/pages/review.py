@@ -43,10 +43,15 @@ def queue(path: str, root: str, _modified: int) -> list[review.Clip]:
 
 
 def show_labels(clip: review.Clip) -> None:
-    """The label beside the model's transcript, the transcript's differing words coloured."""
+    """The label beside the model's transcript, the transcript's differing words coloured,
+    the label's suspect word (cross-fitting) marked."""
     left, right = st.columns(2)
     left.markdown("**Label** (what the clip is said to say)")
     left.text(clip.sentence or "(empty)")
+    marked = review.marked_label(clip)
+    if marked is not None:  # its words are escaped
+        left.markdown(marked, unsafe_allow_html=True)
+        left.caption("Marked: the word a model that did not train on this clip doubts most.")
     right.markdown("**Fine-tuned model heard**")
     right.text(clip.transcript or "(nothing)")
     try:

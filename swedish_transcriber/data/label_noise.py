@@ -2,14 +2,17 @@
 
 Whether the review queue finds real label errors can only be measured where the errors are
 known. The demo corpus speaks every sentence correctly, so the errors are planted in the
-written labels, after the audio is made from the true sentence, in the three ways
+written labels, after the audio is made from the true sentence, in the four ways
 crowd-sourced labels go wrong:
 
 - ``swap``: two clips' labels exchanged (a clip filed under another sentence);
 - ``drop_words``: one or two words missing from the label (the speaker skipped words, or the
   text was edited after recording);
 - ``truncate``: only the first half of the label (a recording cut short, labelled in full
-  the other way round).
+  the other way round);
+- ``substitute_word``: one word replaced by a word of another sentence that the label does
+  not hold (a misheard or mistyped word): the hardest kind, one word among eight moves a
+  clip's mean loss and WER little.
 
 Only train clips are touched: dev and test labels stay true, so WER still measures the
 models. The planted clips are listed in a file beside the corpus, never in it
@@ -27,7 +30,7 @@ from pathlib import Path
 
 from swedish_transcriber.atomic import atomic_file
 
-KINDS = ("swap", "drop_words", "truncate")
+KINDS = ("swap", "drop_words", "truncate", "substitute_word")
 PLANTED_COLUMNS = ("path", "kind", "spoken", "label")
 
 
@@ -70,6 +73,41 @@ def _truncate(words: list[str]) -> list[str]:
     return words[: max(1, len(words) // 2)]
 
 
+PUNCTUATION = ".,!?;:\"'()-–—…"  # stripped from a word's ends before comparing
+
+
+def _bare(word: str) -> str:
+    """A word without the punctuation around it, lower-cased: how two words are compared."""
+    return word.strip(PUNCTUATION).casefold()
+
+
+def _substitute_word(
+    words: list[str], clips: list[tuple[str, str]], own: int, rng: random.Random
+) -> list[str] | None:
+    """``words`` with one word (not the first) replaced by a word of another clip's sentence
+    that ``words`` does not hold; its punctuation kept. None when no sentence offers one."""
+    held = {_bare(w) for w in words}
+    start = rng.randrange(len(clips))
+    for step in range(len(clips)):  # the first other sentence, from a random start, with a word
+        other = (start + step) % len(clips)
+        if other == own:
+            continue
+        # Not its first word: a sentence's capital would give the replacement away.
+        donors = [w.strip(PUNCTUATION) for w in clips[other][1].split()[1:]]
+        donors = [w for w in donors if w and _bare(w) not in held]
+        if donors:
+            break
+    else:
+        return None
+    position = rng.randrange(1, len(words))
+    old, new = words[position], rng.choice(donors)
+    core = old.strip(PUNCTUATION)
+    if core:  # keep what surrounds the word ("sju." -> "båt.")
+        at = old.index(core)
+        new = f"{old[:at]}{new}{old[at + len(core) :]}"
+    return [*words[:position], new, *words[position + 1 :]]
+
+
 def plant(
     clips: list[tuple[str, str]], params: LabelNoiseParams
 ) -> tuple[dict[str, str], list[PlantedError]]:
@@ -77,7 +115,8 @@ def plant(
 
     Returns path -> wrong label, and the planted errors in path order. Clips whose sentence
     has fewer than three words are not used for ``drop_words``/``truncate`` (the result would
-    be empty or not wrong enough to see); a swap needs two clips with different sentences.
+    be empty or not wrong enough to see); a swap needs two clips with different sentences;
+    ``substitute_word`` takes its word from another clip's sentence (:func:`_substitute_word`).
     """
     target = round(params.fraction * len(clips))
     if target == 0:
@@ -116,7 +155,12 @@ def plant(
         elif len(words) < 3:
             continue
         else:
-            wrong = _drop_words(words, rng) if kind == "drop_words" else _truncate(words)
+            if kind == "substitute_word":
+                wrong = _substitute_word(words, clips, index, rng)
+                if wrong is None:
+                    continue
+            else:
+                wrong = _drop_words(words, rng) if kind == "drop_words" else _truncate(words)
             labels[path] = " ".join(wrong)
             planted.append(PlantedError(path, kind, sentence, labels[path]))
         turn += 1

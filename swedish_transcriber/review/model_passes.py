@@ -7,6 +7,7 @@ most of a clip's cost, never runs twice:
   training computes it (the collator's labels: ``<|startoftranscript|>`` removed, padding
   ignored); per clip its mean (the training loss of that clip alone) and its maximum (one
   wrong word in a long sentence shows as one very unlikely token, which the mean dilutes);
+  :func:`token_logprobs` keeps each token's log-prob too, for the word-level evidence;
 * :func:`greedy_transcripts`: the model's greedy transcript (no temperature fallback, no
   thresholds: its best guess), each clip capped at its own token budget by duration
   (:func:`swedish_transcriber.decoding.token_cap`) so a looping model stops early. The batch
@@ -35,10 +36,11 @@ def collator_for(model) -> SpeechSeq2SeqCollator:
 
 
 @torch.no_grad()
-def token_losses(
+def label_nll(
     model, hidden: torch.Tensor, labels: Sequence[Sequence[int]]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per clip: mean and max negative log-likelihood (nats) of its label tokens.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Teacher-forced negative log-likelihood (nats) of each label token: ``nll``, ``mask``
+    (which positions are label tokens) and ``targets``, each ``batch x positions``.
 
     ``hidden``: the clips' encoder outputs, ``batch x positions x width``; the batch is the
     one the training collator builds from stored outputs and labels.
@@ -55,11 +57,39 @@ def token_losses(
     nll = F.cross_entropy(
         out.logits.float().transpose(1, 2), targets, ignore_index=IGNORE_INDEX, reduction="none"
     )
-    mask = targets != IGNORE_INDEX
+    return nll, targets != IGNORE_INDEX, targets
+
+
+def _mean_and_max(nll: torch.Tensor, mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     counts = mask.sum(dim=1).clamp(min=1)
     mean = (nll * mask).sum(dim=1) / counts
     peak = nll.masked_fill(~mask, float("-inf")).max(dim=1).values
     return mean.cpu().numpy().astype(float), peak.cpu().numpy().astype(float)
+
+
+@torch.no_grad()
+def token_losses(
+    model, hidden: torch.Tensor, labels: Sequence[Sequence[int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per clip: mean and max negative log-likelihood (nats) of its label tokens."""
+    nll, mask, _ = label_nll(model, hidden, labels)
+    return _mean_and_max(nll, mask)
+
+
+@torch.no_grad()
+def token_logprobs(
+    model, hidden: torch.Tensor, labels: Sequence[Sequence[int]]
+) -> tuple[np.ndarray, np.ndarray, list[tuple[list[int], np.ndarray]]]:
+    """Per clip: mean and max label-token loss (as :func:`token_losses`), and each label
+    token's id and log-prob (special tokens included), for the word-level evidence
+    (:mod:`.word_evidence`); one decoder pass."""
+    nll, mask, targets = label_nll(model, hidden, labels)
+    mean, peak = _mean_and_max(nll, mask)
+    tokens = [
+        (targets[i][mask[i]].tolist(), (-nll[i][mask[i]]).cpu().numpy().astype(float))
+        for i in range(nll.shape[0])
+    ]
+    return mean, peak, tokens
 
 
 def prompt_ids(tokenizer, language: str, task: str) -> list[int]:

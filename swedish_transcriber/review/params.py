@@ -18,7 +18,7 @@ from swedish_transcriber.whisper import DecodeOptions
 # Each component and which of its values are suspicious: "high" (a large loss or WER),
 # "low" (a quiet recording), "both" (reading speed: a truncated clip speaks impossibly fast,
 # a clip filed under a too-short sentence impossibly slowly).
-DIRECTIONS: dict[str, str] = {
+IN_SAMPLE_DIRECTIONS: dict[str, str] = {
     "ft_loss": "high",
     "ft_loss_max": "high",
     "ft_wer": "high",
@@ -31,9 +31,25 @@ DIRECTIONS: dict[str, str] = {
     "peak": "low",
     "rms": "low",
 }
+# Out of sample (review.rank.cross_fit): each train clip scored by a fold model that did not
+# train on it (dev clips by one too), so the scores hold no memorised label. The fold
+# model's mean and worst label-token loss, its transcript's WER/CER, and the word-level
+# evidence (swedish_transcriber.review.word_evidence): the suspect word's negative log-prob
+# when the transcript does not align to it, else 0.
+OUT_OF_SAMPLE_DIRECTIONS: dict[str, str] = {
+    "oos_loss": "high",
+    "oos_loss_max": "high",
+    "oos_wer": "high",
+    "oos_cer": "high",
+    "oos_word": "high",
+}
+DIRECTIONS: dict[str, str] = {**IN_SAMPLE_DIRECTIONS, **OUT_OF_SAMPLE_DIRECTIONS}
+IN_SAMPLE: tuple[str, ...] = tuple(IN_SAMPLE_DIRECTIONS)
+OUT_OF_SAMPLE: tuple[str, ...] = tuple(OUT_OF_SAMPLE_DIRECTIONS)
 COMPONENTS: tuple[str, ...] = tuple(DIRECTIONS)
-# The review queue's text columns, in order; then COMPONENTS (raw), then score_<component>.
-# Here, not in .queue, so the review page reads the layout without importing torch.
+# The review queue's text columns, in order; then the cross-fit columns (when it ran), then
+# the components (raw), then score_<component>. Here, not in .queue, so the review page reads
+# the layout without importing torch.
 TEXT_COLUMNS: tuple[str, ...] = (
     "rank",
     "path",
@@ -44,6 +60,44 @@ TEXT_COLUMNS: tuple[str, ...] = (
     "zero_shot_transcript",
     "suspicion",
 )
+# With cross-fitting: which fold a clip is in and which model scored it out of sample (a
+# fold model never scores a clip it trained on), its transcript, and the suspect word
+# (its index in ``sentence.split()``, -1 for none: the review page highlights it).
+CROSS_FIT_COLUMNS: tuple[str, ...] = (
+    "fold",
+    "scored_by",
+    "oos_transcript",
+    "suspect_word",
+    "suspect_word_index",
+    "suspect_word_logprob",
+    "suspect_word_aligned",
+)
+
+
+@dataclass(frozen=True)
+class CrossFitParams:
+    """Params ``review.rank.cross_fit``: out-of-sample scores by k-fold cross-fitting.
+
+    The train clips' speakers (``client_id``) are split into ``folds`` groups; fold model
+    ``i`` trains with the train stage's recipe (params ``train``, on its stored encoder
+    outputs) on every fold but ``i`` and scores fold ``i``'s clips. 0: off (no ``oos_*``
+    components; the queue is the in-sample one).
+    """
+
+    folds: int
+    # A fold model's optimizer steps; null: train.max_steps (the recipe as it is). Fewer
+    # steps make cross-fitting cheaper, and say so here rather than silently.
+    max_steps: int | None
+
+    def __post_init__(self) -> None:
+        if self.folds != 0 and self.folds < 2:
+            raise ValueError(f"cross_fit.folds must be 0 (off) or >= 2, got {self.folds}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"cross_fit.max_steps must be >= 1 or null, got {self.max_steps}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.folds >= 2
 
 
 @dataclass(frozen=True)
@@ -62,6 +116,7 @@ class RankParams:
     # tokens (swedish_transcriber.decoding.token_cap); null: max_new_tokens only.
     max_tokens_per_second: float | None
     max_tokens_slack: int
+    cross_fit: CrossFitParams  # out-of-sample scores (the oos_* components)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.weights) - set(COMPONENTS))
@@ -69,6 +124,12 @@ class RankParams:
             raise ValueError(
                 f"weights: unknown component(s) {', '.join(unknown)}; "
                 f"known: {', '.join(COMPONENTS)}"
+            )
+        needs_folds = sorted(set(self.weights) & set(OUT_OF_SAMPLE))
+        if needs_folds and not self.cross_fit.enabled:
+            raise ValueError(
+                f"weights: {', '.join(needs_folds)} need cross-fitting (cross_fit.folds >= 2), "
+                f"but cross_fit.folds is {self.cross_fit.folds}"
             )
         bad = {k: w for k, w in self.weights.items() if not math.isfinite(w) or w < 0}
         if bad:

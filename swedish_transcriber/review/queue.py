@@ -17,6 +17,7 @@ rounding alone), else its own encoder runs.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,10 +33,23 @@ from swedish_transcriber.decoding import token_cap
 from swedish_transcriber.evaluation.normalizer import normalize
 from swedish_transcriber.evaluation.scoring import cer, wer
 from swedish_transcriber.evaluation.transcription import context_batches, load_model
+from swedish_transcriber.model.training.params import TrainParams
 from swedish_transcriber.review import stored_states
-from swedish_transcriber.review.model_passes import greedy_transcripts, token_losses
-from swedish_transcriber.review.params import COMPONENTS, TEXT_COLUMNS, RankParams
+from swedish_transcriber.review.cross_fit import Fit, FoldModel, fit_fold_models, scoring_folds
+from swedish_transcriber.review.model_passes import (
+    greedy_transcripts,
+    token_logprobs,
+    token_losses,
+)
+from swedish_transcriber.review.params import (
+    CROSS_FIT_COLUMNS,
+    IN_SAMPLE,
+    OUT_OF_SAMPLE,
+    TEXT_COLUMNS,
+    RankParams,
+)
 from swedish_transcriber.review.suspicion import rank_clips
+from swedish_transcriber.review.word_evidence import clip_evidence, token_bytes
 from swedish_transcriber.whisper import N_FRAMES, PADDED, EncoderContext
 
 SPLITS: tuple[str, ...] = ("train", "dev")
@@ -48,7 +62,7 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "peak",
     "rms",
 )
-RAW_COLUMNS = COMPONENTS  # every component, raw, in the queue (weighted or not)
+RAW_COLUMNS = IN_SAMPLE  # every in-sample component, raw, in the queue (weighted or not)
 # Encoder weights equal up to this are one encoder: the merge stage's float32 interpolation
 # of two equal tensors, (1 - a) * x + a * x, is x within 2 ulp (1.2e-7 relative), while a
 # trained encoder differs by a learning-rate step (1e-5 and more).
@@ -56,9 +70,24 @@ SAME_ENCODER_RTOL = 1e-6
 SAME_ENCODER_ATOL = 1e-8
 
 
-def queue_columns(weights: dict[str, float]) -> list[str]:
-    """The queue's columns, in order (the review page reads them by name)."""
-    return [*TEXT_COLUMNS, *RAW_COLUMNS, *(f"score_{c}" for c in weights)]
+def queue_columns(weights: dict[str, float], cross_fitted: bool = False) -> list[str]:
+    """The queue's columns, in order (the review page reads them by name).
+
+    Without cross-fitting (``review.rank.cross_fit.folds: 0``, or an empty queue: nothing
+    was scored) there are no fold, suspect-word or ``oos_*`` columns: an empty queue has the
+    columns it had before cross-fitting existed, so a default ``dvc repro`` writes the same
+    bytes.
+    """
+    if not cross_fitted:
+        weights = {c: w for c, w in weights.items() if c not in OUT_OF_SAMPLE}
+        return [*TEXT_COLUMNS, *RAW_COLUMNS, *(f"score_{c}" for c in weights)]
+    return [
+        *TEXT_COLUMNS,
+        *CROSS_FIT_COLUMNS,
+        *RAW_COLUMNS,
+        *OUT_OF_SAMPLE,
+        *(f"score_{c}" for c in weights),
+    ]
 
 
 @dataclass(frozen=True)
@@ -106,7 +135,13 @@ def original_clips(features: Path, validated: Path, split: str):
     twice = manifest["path"][manifest["path"].duplicated()]
     if len(twice):
         raise ValueError(f"{validated}/{split}.parquet lists clip {twice.iloc[0]!r} twice")
-    ours = pd.DataFrame({"path": [str(p) for p in table["path"]], "sentence": table["sentence"]})
+    ours = pd.DataFrame(
+        {
+            "path": [str(p) for p in table["path"]],
+            "sentence": table["sentence"],
+            "client_id": [str(c) for c in table["client_id"]],
+        }
+    )
     ours["row"] = range(len(ours))
     clips = ours.merge(manifest, on="path", how="inner", validate="one_to_one")
     clips.insert(1, "split", split)
@@ -152,11 +187,15 @@ def measure(
     task: str,
     log: Callable[[str], None] = print,
     context: EncoderContext = PADDED,
+    cross: tuple[dict[str, int], list[FoldModel]] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Every original train and dev clip with its raw components and transcripts; a summary.
 
     Both models read each clip at ``context`` (params ``whisper``), in batches of one
     context length; the train stage's stored encoder outputs are used where they fit.
+    ``cross``: the train speakers' folds and the fold models (:mod:`.cross_fit`); each clip
+    is then also scored by the fold model that left its fold out (the ``oos_*`` components,
+    the suspect word), which reads the same encoder outputs when its encoder is the base's.
     """
     check_inputs(inputs)
     started = time.perf_counter()
@@ -169,15 +208,28 @@ def measure(
         else "rank: the fine-tuned encoder differs from the base's: it runs on every clip"
     )
     splits = {s: original_clips(inputs.features, inputs.validated, s) for s in SPLITS}
+    folds: list[tuple[FoldModel, object, object, bool]] = []
+    scorer: dict[str, list[int]] = {}
+    if cross is not None:
+        train_folds, fold_models = cross
+        for fold in fold_models:
+            model, fold_processor = load_model(fold.path, language, task)
+            folds.append((fold, model, fold_processor, same_encoder(base, model)))
+        speakers = {s: list(c["client_id"]) for s, (_, c) in splits.items()}
+        scorer = scoring_folds(speakers, train_folds, len(fold_models))
     labels = {s: [list(x) for x in table["labels"]] for s, (table, _) in splits.items()}
     stored = stored_states.find(
         inputs.checkpoints, inputs.base_model, inputs.features, inputs.finetuned, labels, context
     )
     options = params.decode_options()
     counts = {"stored": 0, "encoded_base": 0, "encoded_finetuned": 0}
+    if folds:
+        counts["encoded_folds"] = 0
     frames = []
     for split, (table, clips) in splits.items():
         log(f"rank: {split}: {len(clips)} original clips of {len(table)}; {stored[split].note}")
+        if folds:
+            clips["fold"] = scorer[split]
         order = clips.sort_values(["duration", "row"], kind="mergesort")
         own = stored_frames_of(table)
         results: dict[int, dict] = {}
@@ -216,6 +268,40 @@ def measure(
                     "ft_cer": ft_cer,
                     "zs_wer": error_rates(sentence, zs_text[i])[0],
                 }
+            for fold, model, fold_processor, fold_shared in folds:
+                mine = [i for i, f in enumerate(batch["fold"]) if f == fold.fold]
+                if not mine:
+                    continue
+                sub = [rows[i] for i in mine]
+                if fold_shared:
+                    hidden = base_hidden[mine]
+                else:
+                    hidden = encode(model, table, sub, width)
+                    counts["encoded_folds"] += len(sub)
+                means, peaks, tokens = token_logprobs(
+                    model, hidden, [labels[split][r] for r in sub]
+                )
+                texts = greedy_transcripts(
+                    model, fold_processor.tokenizer, hidden, [caps[i] for i in mine], language, task
+                )
+                for j, (i, row) in enumerate(zip(mine, sub, strict=True)):
+                    ids, logprobs = tokens[j]
+                    pieces = token_bytes(fold_processor.tokenizer, ids)
+                    word = clip_evidence(pieces, logprobs, texts[j])
+                    oos_wer, oos_cer = error_rates(str(batch["sentence"].iloc[i]), texts[j])
+                    results[row].update(
+                        scored_by=fold.name,
+                        oos_transcript=texts[j],
+                        suspect_word=word.word,
+                        suspect_word_index=word.index,
+                        suspect_word_logprob=word.logprob,
+                        suspect_word_aligned=word.aligned,
+                        oos_loss=float(means[j]),
+                        oos_loss_max=float(peaks[j]),
+                        oos_wer=oos_wer,
+                        oos_cer=oos_cer,
+                        oos_word=word.score,
+                    )
             done += len(rows)
             log(f"rank: {split}: {done}/{len(order)} clips")
         measured = pd.DataFrame([results[int(r)] for r in clips["row"]], index=clips.index)
@@ -234,6 +320,22 @@ def measure(
         "stored_outputs": {s: stored[s].note for s in SPLITS},
         "seconds": round(time.perf_counter() - started, 1),
     }
+    if folds:
+        summary["cross_fit"] = {
+            "folds": len(folds),
+            "models": [
+                {
+                    "name": fold.name,
+                    "held_out_speakers": len(fold.held_out_speakers),
+                    "trained_rows": len(fold.trained_on),
+                    "encoder_is_base": fold_shared,
+                    "scored": {
+                        s: int((c["fold"] == fold.fold).sum()) for s, (_, c) in splits.items()
+                    },
+                }
+                for fold, _, _, fold_shared in folds
+            ],
+        }
     return clips, summary
 
 
@@ -241,10 +343,16 @@ def measure(
 RUN_FACTS = ("encoder_outputs", "stored_outputs", "seconds")
 
 
+def fold_steps(train_params: TrainParams, params: RankParams) -> int:
+    """The optimizer steps of each fold model (``cross_fit.max_steps``, else the recipe's)."""
+    return params.cross_fit.max_steps or train_params.max_steps
+
+
 def build_queue(clips: pd.DataFrame, params: RankParams) -> pd.DataFrame:
     """The ranked queue with exactly :func:`queue_columns`."""
     ranked = rank_clips(clips, params.weights)
-    return ranked[queue_columns(params.weights)]
+    cross_fitted = "scored_by" in ranked.columns
+    return ranked[queue_columns(params.weights, cross_fitted)]
 
 
 def write_queue(queue: pd.DataFrame, parquet: Path, csv: Path, summary_file: Path, summary: dict):
@@ -271,9 +379,37 @@ def rank(
     outputs: tuple[Path, Path, Path],
     log: Callable[[str], None] = print,
     context: EncoderContext = PADDED,
+    train_params: TrainParams | None = None,
+    fit: Fit | None = None,
 ) -> pd.DataFrame:
-    """Measure, rank and write the queue (Parquet, CSV, summary JSON); return it."""
-    clips, summary = measure(inputs, params, language, task, log, context)
+    """Measure, rank and write the queue (Parquet, CSV, summary JSON); return it.
+
+    With ``params.cross_fit`` on, the fold models are trained first (with ``fit``, the train
+    stage's training when None, and ``train_params``) in a temporary folder removed
+    afterwards.
+    """
+    if not params.cross_fit.enabled:
+        clips, summary = measure(inputs, params, language, task, log, context)
+    else:
+        if train_params is None:
+            raise ValueError("cross-fitting needs the train params (params train)")
+        check_inputs(inputs)
+        with tempfile.TemporaryDirectory(prefix="rank-cross-fit-") as workdir:
+            cross = fit_fold_models(
+                inputs.base_model,
+                inputs.features,
+                inputs.checkpoints,
+                Path(workdir),
+                train_params,
+                params.cross_fit,
+                language,
+                task,
+                context,
+                fit,
+                log,
+            )
+            clips, summary = measure(inputs, params, language, task, log, context, cross)
+        summary["cross_fit"]["max_steps"] = fold_steps(train_params, params)
     queue = build_queue(clips, params)
     summary = {"built": True, **summary, "weights": dict(params.weights)}
     # How this run went (wall time, encoder outputs reused from checkpoints/) is logged, not

@@ -54,6 +54,36 @@ class Clip:
     suspicion: float
     components: tuple[tuple[str, float], ...]  # (name, raw value) in COMPONENTS order
     scores: tuple[tuple[str, float], ...]  # (name, score in [0, 1]) for score_<name> columns
+    # The label word a model that did not train on the clip doubts most (cross-fitting), and
+    # its index in ``sentence.split()``; "" and -1 in a queue without cross-fitting.
+    suspect_word: str = ""
+    suspect_word_index: int = -1
+
+
+# How the suspect word is marked in the label (the review page's only HTML besides the diff).
+SUSPECT_STYLE = "background-color: #ffe08a; border-radius: 3px; padding: 0 2px"
+
+
+def _literal(word: str) -> str:
+    """``word`` for markdown with raw HTML, shown as written: every character but letters and
+    digits as a numeric character reference, which neither HTML nor markdown reads as markup
+    (html.escape alone leaves ``[x](http://...)`` a link)."""
+    return "".join(c if c.isalnum() else f"&#{ord(c)};" for c in word)
+
+
+def marked_label(clip: Clip) -> str | None:
+    """The label as HTML with its suspect word marked (every word escaped), or None when the
+    queue names no suspect word or the index does not point at it (a label fixed since)."""
+    words = clip.sentence.split()
+    i = clip.suspect_word_index
+    if not clip.suspect_word or not 0 <= i < len(words) or words[i] != clip.suspect_word:
+        return None
+    parts = [_literal(w) for w in words]
+    parts[i] = (
+        f'<mark class="suspect-word" style="{SUSPECT_STYLE}" '
+        f'title="the word a model that did not train on this clip doubts most">{parts[i]}</mark>'
+    )
+    return " ".join(parts)
 
 
 def resolve(path: str | Path, root: Path) -> Path:
@@ -74,6 +104,12 @@ def _number(value: object) -> float:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return math.nan
+
+
+def _index(value: object) -> int:
+    """A word index cell; -1 when missing or not a whole number."""
+    number = _number(value)
+    return int(number) if math.isfinite(number) and number == int(number) else -1
 
 
 def load_queue(path: str | Path, root: Path) -> list[Clip]:
@@ -136,6 +172,8 @@ def load_queue(path: str | Path, root: Path) -> list[Clip]:
                 suspicion=_number(row["suspicion"]),
                 components=tuple((c, _number(row[c])) for c in components),
                 scores=tuple((c, _number(row[SCORE_PREFIX + c])) for c in scored),
+                suspect_word=_text(row.get("suspect_word")),
+                suspect_word_index=_index(row.get("suspect_word_index")),
             )
         )
     return sorted(clips, key=lambda c: c.rank)

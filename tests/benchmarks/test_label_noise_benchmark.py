@@ -69,3 +69,25 @@ def test_params_edits_refuse_an_unknown_key(tmp_path):
     assert saved["corpus"]["label_noise"]["fraction"] == 0.05
     with pytest.raises(KeyError, match="corpus.label_noise.fractoin"):
         label_noise.set_params(tmp_path, {"corpus.label_noise.fractoin": 0.05})
+
+
+def test_precision_per_kind_adds_up_and_the_targets_are_per_kind(run_dir):
+    planted = pd.read_csv(run_dir / "data/label_noise/planted.tsv", sep="\t")
+    planted.loc[planted["path"] == "c5.mp3", "kind"] = "substitute_word"
+    planted.to_csv(run_dir / "data/label_noise/planted.tsv", sep="\t", index=False)
+    out = label_noise.queue_findings(run_dir, 0.25)  # top 5: c0, c1, c5, c2, c3
+    kinds = out["by_kind"]
+    assert set(kinds) == {"swap", "substitute_word", "truncate"}
+    assert sum(k["precision"] for k in kinds.values()) == pytest.approx(
+        out["suspicion"]["precision"], abs=1e-3
+    )
+    assert kinds["substitute_word"]["recall"] == 1.0 and kinds["truncate"]["recall"] == 0.0
+    targets = label_noise.recall_targets(out, 0.25)
+    assert targets == {
+        "recall in top 0.25 >= 0.85": "MISS",  # 2 of 3
+        "substitute_word recall in top 0.25 >= 0.7": "PASS",
+    }
+    del out["by_kind"]["substitute_word"]
+    assert (
+        "n/a" in label_noise.recall_targets(out, 0.25)["substitute_word recall in top 0.25 >= 0.7"]
+    )

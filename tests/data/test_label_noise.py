@@ -112,3 +112,31 @@ def test_the_corpus_writes_wrong_train_labels_and_lists_them_outside(tmp_path):
     validated = read_tsv(tmp_path / "noisy/validated.tsv").rows.set_index("path")
     assert validated.loc[list(planted), "sentence"].tolist() == [planted[p].label for p in planted]
     assert not any((tmp_path / "noisy").rglob("*planted*")), "the list is outside the corpus"
+
+
+def test_substitute_word_replaces_one_word_by_one_from_another_sentence():
+    """One word (never the first) becomes a word the sentence does not hold, taken from
+    another clip's sentence; the rest, punctuation included, is unchanged. By seed."""
+    params = noise(0.5, kinds=("substitute_word",))
+    labels, planted = plant(CLIPS, params)
+    assert len(planted) == 30 and {e.kind for e in planted} == {"substitute_word"}
+    bare = lambda word: word.strip(".,!?;:").casefold()  # noqa: E731
+    others = {bare(w) for _, s in CLIPS for w in s.split()}
+    for error in planted:
+        spoken, label = error.spoken.split(), error.label.split()
+        assert len(label) == len(spoken)
+        changed = [i for i, (a, b) in enumerate(zip(spoken, label, strict=True)) if a != b]
+        assert len(changed) == 1 and changed[0] >= 1
+        i = changed[0]
+        assert bare(label[i]) not in {bare(w) for w in spoken}
+        assert bare(label[i]) in others  # a word of the corpus's other sentences
+        if spoken[i][-1] in ".,!?":  # "sju." -> "båt.": the punctuation stays
+            assert label[i].endswith(spoken[i][-1])
+    assert plant(CLIPS, params) == (labels, planted)
+    assert plant(CLIPS, noise(0.5, kinds=("substitute_word",), seed=8))[1] != planted
+
+
+def test_the_repos_kinds_name_all_four_and_the_corpus_is_untouched_at_zero():
+    repo = section("corpus", CorpusParams, REPO / "params.yaml").label_noise
+    assert repo.kinds == list(KINDS) and "substitute_word" in KINDS
+    assert repo.fraction == 0 and plant(CLIPS, repo) == ({}, [])

@@ -583,3 +583,41 @@ def test_a_reason_over_the_cap_is_refused_before_the_file(clips):
         review.make_decision(clips[0], "fix", "å" * 901, "", LIMITS)
     with pytest.raises(DecisionsError, match=r"U\+001B"):
         review.make_decision(clips[0], "exclude", "", "\x1b[31m", LIMITS)
+
+
+def test_the_suspect_word_is_marked_in_the_label(tmp_path, monkeypatch):
+    """Cross-fitting's suspect word (its index in the label) is highlighted in the label, the
+    rest of the label escaped; a queue without one, or an index that no longer fits, shows
+    the label unmarked."""
+    hostile = "Hej <img src=x> [jag](http://host/x) Anna"
+    rows = [
+        {**ROWS[0], "suspect_word": "Anna", "suspect_word_index": 3},
+        {**ROWS[1], "sentence": hostile, "suspect_word": "<img", "suspect_word_index": 1},
+        {**ROWS[2], "suspect_word": "Anna", "suspect_word_index": 1},  # not that word
+    ]
+    write_queue(tmp_path, rows)
+    clips = review.load_queue(tmp_path / "reports" / "review_queue.parquet", tmp_path)
+    assert [(c.suspect_word, c.suspect_word_index) for c in clips][:2] == [("Anna", 3), ("<img", 1)]
+    assert review.marked_label(clips[2]) is None
+    marked = review.marked_label(clips[1])
+    assert '<mark class="suspect-word"' in marked and "&#60;img</mark>" in marked
+    assert "<img src" not in rendered(marked) and "<a " not in rendered(marked)
+    assert "&lt;img</mark> src=x&gt; [jag](http://host/x) Anna" in rendered(marked)  # as written
+
+    at = run_page(tmp_path, monkeypatch)
+    assert shown(at) == "clip_a.mp3"
+    labels = [m.value for m in at.markdown if 'class="suspect-word"' in m.value]
+    assert len(labels) == 1
+    assert re.search(r'<mark class="suspect-word"[^>]*>Anna</mark>$', labels[0]), labels[0]
+    assert labels[0].startswith("Hej jag heter ")
+    assert not markup_in(at), markup_in(at)
+    at.button(key="keep").click().run()
+    assert shown(at) == "clip_b.mp3" and not markup_in(at), markup_in(at)
+    at.button(key="keep").click().run()
+    assert not any('class="suspect-word"' in m.value for m in at.markdown)
+
+    write_queue(tmp_path)  # a queue without cross-fitting: nothing marked
+    assert all(
+        review.marked_label(c) is None
+        for c in review.load_queue(tmp_path / "reports" / "review_queue.parquet", tmp_path)
+    )

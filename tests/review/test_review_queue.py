@@ -17,9 +17,17 @@ import torch
 
 from swedish_transcriber.data.features import pad_features
 from swedish_transcriber.model.encoder_cache import build as build_cache
+from swedish_transcriber.model.training.params import TrainParams
 from swedish_transcriber.params import ParamsError, section
 from swedish_transcriber.review import stored_states
-from swedish_transcriber.review.params import COMPONENTS, RankParams, ReviewParams
+from swedish_transcriber.review.params import (
+    COMPONENTS,
+    CROSS_FIT_COLUMNS,
+    IN_SAMPLE,
+    OUT_OF_SAMPLE,
+    RankParams,
+    ReviewParams,
+)
 from swedish_transcriber.review.queue import (
     RankInputs,
     measure,
@@ -35,6 +43,8 @@ TRAIN_ROWS, DEV_ROWS, ORIGINAL_TRAIN = 8, 4, 6  # train rows 6, 7 play augmented
 EVAL_MAX_CLIPS, SEED = 2, 1234  # the train stage's dev subset (train_info.json)
 PARAMS = repo_params("review.rank", RankParams, batch_size=4, max_new_tokens=8)
 LOSS_ONLY = dataclasses.replace(PARAMS, weights={"ft_loss": 1.0})
+PARAMS_STEPS = repo_params("train", TrainParams).max_steps  # cross_fit.max_steps: null
+IN_SAMPLE_WEIGHTS = {c: w for c, w in PARAMS.weights.items() if c in IN_SAMPLE}
 
 
 def manifest_for(table: datasets.Dataset, rows: int) -> pd.DataFrame:
@@ -332,6 +342,7 @@ def test_a_mislabelled_and_a_truncated_clip_lead_the_queue():
         silence_ratio=list(rng.uniform(0.05, 0.3, n)) + [0.2, 0.02, 0.75],
     )
     weights = repo_params("review.rank", RankParams).weights
+    weights = {c: w for c, w in weights.items() if c in IN_SAMPLE}  # no fold models here
     ranked = rank_clips(clips, weights)
     assert ranked["path"].head(2).tolist() == [f"c{n}.mp3", f"c{n + 1}.mp3"]
     assert ranked.loc[ranked["path"] == f"c{n + 2}.mp3", "rank"].item() > 2
@@ -339,7 +350,8 @@ def test_a_mislabelled_and_a_truncated_clip_lead_the_queue():
 
 def test_rank_params_are_strict(tmp_path):
     rank = "{enabled: true, weights: {ft_loss: 1.0}, batch_size: 2, max_new_tokens: 8, "
-    rank += "max_tokens_per_second: 12.0, max_tokens_slack: 4}"
+    rank += "max_tokens_per_second: 12.0, max_tokens_slack: 4, "
+    rank += "cross_fit: {folds: 0, max_steps: null}}"
     path = tmp_path / "params.yaml"
     page = "{enabled: false, queue: q, decisions: d, max_reason_chars: 9, max_fix_chars: 9}"
     path.write_text(f"review:\n  rank: {rank}\n  auto_exclude_top_fraction: 0.1\n  page: {page}\n")
@@ -349,12 +361,23 @@ def test_rank_params_are_strict(tmp_path):
         ("{ft_los: 1.0}", "unknown component.*ft_los"),
         ("{ft_loss: -1.0}", "finite and >= 0"),
         ("{ft_loss: 0.0}", "at least one component"),
+        ("{oos_word: 1.0}", "oos_word need cross-fitting"),
     ):
         path.write_text(f"review:\n  rank: {rank.replace('{ft_loss: 1.0}', weights)}\n")
         with pytest.raises(ParamsError, match=message):
             section("review.rank", RankParams, path)
+    for cross_fit, message in (
+        ("{folds: 1, max_steps: null}", "folds"),
+        ("{folds: 2}", "max_steps"),
+    ):
+        path.write_text(
+            f"review:\n  rank: {rank.replace('{folds: 0, max_steps: null}', cross_fit)}\n"
+        )
+        with pytest.raises(ParamsError, match=message):
+            section("review.rank", RankParams, path)
     repo = section("review", ReviewParams, PARAMS_FILE)
     assert set(repo.rank.weights) <= set(COMPONENTS)
+    assert repo.rank.cross_fit.folds == 2 and set(repo.rank.weights) & set(OUT_OF_SAMPLE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,8 +395,14 @@ def rank_repo(repo_copy, inputs) -> Path:
         (inputs.validated, "data/validated"),
     ):
         shutil.copytree(source, repo / rel)
-    # A random model talks until its cap: keep the transcripts short.
-    rank = {"max_new_tokens": 8, "enabled": True}  # off in the repo: a default repro skips it
+    # A random model talks until its cap: keep the transcripts short. Cross-fitting off
+    # here (the in-sample queue); test_stage_cross_fits_... turns it on.
+    rank = {
+        "max_new_tokens": 8,
+        "enabled": True,  # off in the repo: a default repro skips it
+        "cross_fit": {"folds": 0, "max_steps": None},
+        "weights": IN_SAMPLE_WEIGHTS,
+    }
     write_params(repo, dotted("review.rank", rank))
     return repo
 
@@ -495,3 +524,155 @@ def test_clip_context_ranks_every_clip_in_batches_of_one_context(inputs, monkeyp
     assert set(widths) <= wanted and len(set(widths)) > 1 and max(widths) < 3000
     assert len(clips) == sum(summary["clips"].values())
     assert clips["ft_loss"].notna().all() and clips["zs_wer"].notna().all()
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-fitting: out-of-sample scores, never by a model that trained on the clip
+
+
+def test_folds_are_speaker_disjoint_balanced_and_deterministic():
+    from swedish_transcriber.review.cross_fit import assign_folds, held_out_paths
+
+    speakers = ["a"] * 5 + ["b"] * 3 + ["c"] * 3 + ["d"] * 2 + ["e"]
+    folds = assign_folds(speakers, 2)
+    assert set(folds) == set(speakers) and set(folds.values()) == {0, 1}
+    sizes = [sum(folds[s] == f for s in speakers) for f in (0, 1)]
+    assert abs(sizes[0] - sizes[1]) <= 1  # 14 clips: 7 and 7
+    assert assign_folds(list(reversed(speakers)), 2) == folds
+    with pytest.raises(ValueError, match="at least 3 speakers"):
+        assign_folds(["a", "b", "a"], 3)
+    # A fold leaves out its speakers' original clips; their augmented copies go with them
+    # through the train stage's own exclusion (kept_rows), copies of others' clips do not.
+    paths = ["x.mp3", "x.aug1.flac", "y.mp3", "y.aug1.flac"]
+    owners = ["a", "a", "b", "b"]
+    held = held_out_paths(paths, owners, {"a": 0, "b": 1}, 0)
+    assert held == {"x.mp3"}
+    from swedish_transcriber.model.training.fine_tune import kept_rows
+
+    table = datasets.Dataset.from_dict({"path": paths})
+    assert [paths[i] for i in kept_rows(table, held)] == ["y.mp3", "y.aug1.flac"]
+
+
+def test_a_fold_model_trains_fewer_steps_only_by_param():
+    from swedish_transcriber.review.cross_fit import fold_params
+    from swedish_transcriber.review.params import CrossFitParams
+
+    recipe = repo_params("train", TrainParams)
+    assert fold_params(recipe, CrossFitParams(folds=2, max_steps=None)) == recipe
+    short = fold_params(recipe, CrossFitParams(folds=2, max_steps=3))
+    assert short.max_steps == 3 and short.eval_steps <= 3 and short.save_steps <= 3
+    assert (
+        dataclasses.replace(
+            short,
+            max_steps=recipe.max_steps,
+            eval_steps=recipe.eval_steps,
+            save_steps=recipe.save_steps,
+            logging_steps=recipe.logging_steps,
+            warmup_steps=recipe.warmup_steps,
+        )
+        == recipe
+    )
+
+
+class RecordingFit:
+    """The train stage's training, stood in for: a model (the base with a changed decoder,
+    different per fold) written where the real one goes, and what it was told to leave out."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Path, frozenset[str], int]] = []
+
+    def __call__(self, params, language, task, paths, context=None) -> None:
+        from transformers import WhisperForConditionalGeneration
+
+        assert paths.shared_encoder_cache is not None and paths.exclude
+        self.calls.append((paths.output, paths.exclude, params.max_steps))
+        model = WhisperForConditionalGeneration.from_pretrained(paths.base_model)
+        with torch.no_grad():
+            model.model.decoder.layers[0].fc1.weight.mul_(1.0 + 0.25 * len(self.calls))
+        shutil.copytree(paths.base_model, paths.output)  # processor, generation config
+        model.save_pretrained(paths.output)
+
+
+@pytest.fixture
+def cross_fitted(inputs, tmp_path, monkeypatch):
+    """The tiny queue, cross-fitted with 2 folds (the recording stand-in trains)."""
+    from swedish_transcriber.review import cross_fit
+    from swedish_transcriber.review.queue import rank
+
+    fit = RecordingFit()
+    trained: dict[str, frozenset[str]] = {}
+    original = cross_fit.fit_fold_models
+
+    def recording(*args, **kwargs):
+        fold_of, models = original(*args, **kwargs)
+        trained.update({m.name: m.trained_on for m in models})
+        return fold_of, models
+
+    monkeypatch.setattr(cross_fit, "train", fit)
+    monkeypatch.setattr("swedish_transcriber.review.queue.fit_fold_models", recording)
+    outputs = tuple(tmp_path / f"review_queue.{e}" for e in ("parquet", "csv", "json"))
+    recipe = repo_params("train", TrainParams)
+    queue = rank(inputs, PARAMS, "sv", "transcribe", outputs, quiet, train_params=recipe)
+    return queue, fit, trained, outputs
+
+
+def test_no_clip_is_scored_by_a_model_that_trained_on_it(inputs, cross_fitted):
+    """Plant a clip (train_003.mp3, speaker-1): the fold model that left speaker-1 out scores
+    it, and that model's training rows (what the train stage would train on, given the
+    exclusion it was handed) hold neither it nor any of speaker-1's clips."""
+    queue, fit, trained, _ = cross_fitted
+    assert len(fit.calls) == 2 and all(steps == PARAMS_STEPS for *_, steps in fit.calls)
+    table = datasets.load_from_disk(str(inputs.features / "train"))
+    speaker = dict(zip(table["path"], table["client_id"], strict=True))
+    planted = queue.set_index("path").loc["train_003.mp3"]
+    assert planted["scored_by"] in trained and planted["split"] == "train"
+    assert "train_003.mp3" not in trained[planted["scored_by"]]
+    held = {p for p in speaker if speaker[p] == speaker["train_003.mp3"]}
+    assert not held & trained[planted["scored_by"]]
+    # The other fold's model trained on it, and never scored it.
+    other = next(name for name in trained if name != planted["scored_by"])
+    assert "train_003.mp3" in trained[other]
+    for row in queue[queue["split"] == "train"].itertuples():
+        assert row.path not in trained[row.scored_by], row.path
+        assert int(row.scored_by.split("-")[1]) == row.fold
+    # Folds by speaker: one speaker, one fold.
+    train = queue[queue["split"] == "train"]
+    assert train.groupby(train["path"].map(speaker))["fold"].nunique().eq(1).all()
+    assert set(queue["scored_by"]) == set(trained)  # dev clips too, by a fold model
+
+
+def test_the_cross_fitted_queue_has_the_out_of_sample_and_suspect_word_columns(cross_fitted):
+    queue, _, _, outputs = cross_fitted
+    assert list(queue.columns) == queue_columns(PARAMS.weights, cross_fitted=True)
+    assert set(CROSS_FIT_COLUMNS) | set(OUT_OF_SAMPLE) <= set(queue.columns)
+    assert {f"score_{c}" for c in PARAMS.weights} <= set(queue.columns)
+    for row in queue.itertuples():
+        words = row.sentence.split()
+        assert 0 <= row.suspect_word_index < len(words)
+        assert words[row.suspect_word_index] == row.suspect_word
+        assert row.suspect_word_logprob <= 0
+        assert row.oos_word == (0.0 if row.suspect_word_aligned else -row.suspect_word_logprob)
+    assert queue["oos_loss"].notna().all() and (queue["oos_loss_max"] >= queue["oos_loss"]).all()
+    written = pd.read_parquet(outputs[0])
+    pd.testing.assert_frame_equal(written, queue)
+    summary = json.loads(outputs[2].read_text(encoding="utf-8"))
+    fits = summary["cross_fit"]
+    assert fits["folds"] == 2 and fits["max_steps"] == PARAMS_STEPS
+    assert sum(m["scored"]["train"] for m in fits["models"]) == ORIGINAL_TRAIN
+
+
+def test_the_empty_queue_keeps_its_columns_with_out_of_sample_weights(tmp_path):
+    """A default repro (ranking off) writes the queue it wrote before cross-fitting existed:
+    the repo's weights name oos_* components, whose columns only a built queue has."""
+    from swedish_transcriber.review.queue import write_empty_queue
+
+    before = [
+        *("rank", "path", "split", "audio_file", "sentence", "transcript"),
+        *("zero_shot_transcript", "suspicion"),
+        *IN_SAMPLE,
+        *(f"score_{c}" for c in ("ft_loss", "ft_wer", "zs_wer", "chars_per_second")),
+        "score_silence_ratio",
+    ]
+    outputs = tuple(tmp_path / f"q.{e}" for e in ("parquet", "csv", "json"))
+    write_empty_queue(PARAMS, outputs, "off")
+    assert list(pd.read_parquet(outputs[0]).columns) == before
