@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from swedish_transcriber.model.training.fine_tune import KILL_AT_STEP_ENV
 from swedish_transcriber.stage import main
 from tests.dvc_stages import stage_args, stage_command
-from tests.repo_params import dotted, load_yaml, write_params
+from tests.repo_params import REPO, dotted, load_yaml, write_params
 
 # The train stage's mechanics on plain decoder training, not the repo's default recipe
 # (cross-attention with distillation; tests/model/test_train_methods.py covers the methods).
@@ -122,3 +125,61 @@ def assert_trains_alike_uncached(repo: Path) -> None:
     live = read_json(repo / "dvclive" / "metrics.json")
     assert live["train"]["loss"] == pytest.approx(cached["train"]["loss"], rel=1e-3)
     assert live["eval"]["loss"] == pytest.approx(cached["eval"]["loss"], rel=1e-3)
+
+
+# One greedy pass per clip: whisper-base zero-shot on espeak audio is unlikely at every
+# temperature, and the fallback (tests/model/test_decoding.py) would decode each clip six times.
+GREEDY = {"temperatures": [0.0]}
+
+
+def small_pipeline(repo: Path, change: Callable[[dict], None] | None = None) -> Path:
+    """The repo's tracked sources in ``repo``, on a few clips, after one `dvc repro`, committed.
+
+    20 sentences (32 train, 2 dev, 4 test clips), 6 of them ingested, one augmented copy each,
+    4 training steps, 3 test clips per set, greedy decoding; ``change`` edits the params dict
+    after that (another model, another recipe).
+    """
+    repo.mkdir(parents=True, exist_ok=True)
+    for item in TRACKED:
+        src = REPO / item
+        if not src.exists():
+            continue
+        if src.is_dir():
+            shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (repo / item).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, repo / item)
+    params = load_yaml()
+    params["corpus"]["max_sentences"] = 20
+    params["data"]["max_clips"] = 6
+    params["augment"].update(enabled=True, copies=1)  # exercise the augment stage too
+    params["train"].update(
+        learning_rate=5e-4,
+        max_steps=4,
+        batch_size=4,
+        logging_steps=1,
+        eval_steps=2,
+        save_steps=2,
+        warmup_steps=0,
+        eval_max_clips=2,
+        generation={
+            **params["train"]["generation"],
+            **GREEDY,
+            "batch_size": 4,
+            "max_new_tokens": 24,
+        },
+    )
+    params["evaluate"]["max_clips"] = 3
+    params["evaluate"]["decode"].update(GREEDY, max_new_tokens=32)
+    params["evaluate"]["bootstrap"]["resamples"] = 999
+    params["review"]["rank"]["max_new_tokens"] = 24
+    if change is not None:
+        change(params)
+    (repo / "params.yaml").write_text(
+        yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
+    git_commit_all(repo)
+    run([sys.executable, "-m", "dvc", "repro"], repo)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(GIT + ["commit", "-qm", "baseline results"], cwd=repo, check=True)
+    return repo
