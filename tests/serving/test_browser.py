@@ -378,6 +378,25 @@ def click_to_decide(tab, button: str, before: str) -> None:
     target.click()
 
 
+def click_previous_to(tab, clip: str) -> None:
+    """Click ◀ Previous until ``clip``'s heading shows.
+
+    Until a rerun ends the old button (disabled, or about to be replaced) stays beside the new
+    one, and a click on the one being replaced can be dropped: click the enabled one, and
+    again only if the clip did not come within 20 s.
+    """
+    enabled = tab.get_by_role("button", name="◀ Previous", disabled=False)
+    heading = tab.get_by_role("heading", name=clip)
+    for _ in range(3):
+        idle(tab)
+        sync_api.expect(enabled.first).to_be_visible(timeout=30_000)
+        enabled.first.click()
+        with contextlib.suppress(AssertionError):
+            sync_api.expect(heading).to_be_visible(timeout=20_000)
+            return
+    raise AssertionError(f"◀ Previous did not bring {clip} in three clicks")
+
+
 def play_clip(tab) -> float:
     """Press play on the clip's player; return how far playback got (seconds)."""
     player = tab.get_by_test_id("stAudio")
@@ -433,13 +452,8 @@ def review_clips(tab, server: Server) -> None:
     # The reason holding markdown and HTML shows as the text typed: no image, no link.
     tab.get_by_text("Show clips already decided").click()
     idle(tab)
-    previous = tab.get_by_role("button", name="◀ Previous")
     for clip in ("clip_b.mp3", "clip_a.mp3"):
-        # Until the rerun ends the old (disabled) button stays beside the new one.
-        expect(previous).to_have_count(1, timeout=30_000)
-        expect(previous).to_be_enabled(timeout=30_000)
-        previous.click()
-        expect(tab.get_by_role("heading", name=clip)).to_be_visible(timeout=30_000)
+        click_previous_to(tab, clip)
         idle(tab)
     expect(tab.get_by_text(MARKUP_REASON, exact=False)).to_be_visible(timeout=30_000)
     assert tab.locator("img[src*='host']").count() == 0
