@@ -103,6 +103,7 @@ def test_a_message_check_finds_whole_facts_and_fails_on_a_bare_message():
         raise ValueError("error")
 
 
+@pytest.mark.slow  # a pytest collection in a subprocess, torch imported: about 10 s
 def test_the_costliest_files_are_collected_first():
     """`make test` hands files to its two workers in collection order: the integration file
     first, then files with slow tests, then the rest, each file's tests together."""
