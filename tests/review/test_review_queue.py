@@ -593,9 +593,15 @@ class RecordingFit:
         model.save_pretrained(paths.output)
 
 
-@pytest.fixture
-def cross_fitted(inputs, tmp_path, monkeypatch):
-    """The tiny queue, cross-fitted with 2 folds (the recording stand-in trains)."""
+@pytest.fixture(scope="module")
+def cross_fitted(inputs, tmp_path_factory):
+    """The tiny queue, cross-fitted with 2 folds (the recording stand-in trains); built once,
+    read by the tests below."""
+    with pytest.MonkeyPatch.context() as monkeypatch:  # the stand-in only while it builds
+        return cross_fit_queue(inputs, tmp_path_factory.mktemp("cross_fit"), monkeypatch)
+
+
+def cross_fit_queue(inputs, tmp_path: Path, monkeypatch):
     from swedish_transcriber.review import cross_fit
     from swedish_transcriber.review.queue import rank
 
