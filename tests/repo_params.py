@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,16 +27,17 @@ T = TypeVar("T")
 SOURCES = ("params.yaml", "dvc.yaml", "stages", "swedish_transcriber", ".dvc")
 
 
-def copy_repo(dest: Path) -> Path:
-    """Copy the repo's tracked sources (``SOURCES``) into ``dest``, to run stages there."""
-    for item in SOURCES:
+def copy_repo(dest: Path, items: Sequence[str] = SOURCES) -> Path:
+    """Copy the repo's ``items`` (tracked sources, by default ``SOURCES``) into ``dest``, to
+    run stages there; an item the checkout lacks is left out."""
+    for item in items:
         src = REPO / item
         if src.is_dir():
             shutil.copytree(
                 src, dest / item, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache")
             )
-        else:
-            dest.mkdir(parents=True, exist_ok=True)
+        elif src.exists():
+            (dest / item).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / item)
     return dest
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,7 +17,7 @@ import yaml
 from swedish_transcriber.model.training.fine_tune import KILL_AT_STEP_ENV
 from swedish_transcriber.stage import main
 from tests.dvc_stages import stage_args, stage_command
-from tests.repo_params import REPO, dotted, load_yaml, write_params
+from tests.repo_params import copy_repo, dotted, load_yaml, write_params
 
 # The train stage's mechanics on plain decoder training, not the repo's default recipe
 # (cross-attention with distillation; tests/model/test_train_methods.py covers the methods).
@@ -139,16 +138,7 @@ def small_pipeline(repo: Path, change: Callable[[dict], None] | None = None) -> 
     4 training steps, 3 test clips per set, greedy decoding; ``change`` edits the params dict
     after that (another model, another recipe).
     """
-    repo.mkdir(parents=True, exist_ok=True)
-    for item in TRACKED:
-        src = REPO / item
-        if not src.exists():
-            continue
-        if src.is_dir():
-            shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (repo / item).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, repo / item)
+    copy_repo(repo, TRACKED)
     params = load_yaml()
     params["corpus"]["max_sentences"] = 20
     params["data"]["max_clips"] = 6
