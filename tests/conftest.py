@@ -8,11 +8,17 @@ Plain helpers live in modules beside this one (``tests/repo_params.py``, ``tests
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+# One OpenMP thread per process (torch, and every stage `dvc repro` starts from here): `make
+# test` runs two workers on two cores, and a second thread per worker only spins. Measured:
+# a tenth of the CPU gone, or more (docs/results.md, "Test suite"). Set before torch loads.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from tests.releases import build_release
 from tests.repo_params import copy_repo

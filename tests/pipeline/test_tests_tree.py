@@ -128,3 +128,43 @@ def test_the_costliest_files_are_collected_first():
     # Each file's tests stay contiguous (module fixtures are built once per worker).
     starts = [i.split("::")[0] for i in ids]
     assert sum(a != b for a, b in zip(starts, starts[1:], strict=False)) == len(files) - 1
+
+
+def test_each_process_of_the_suite_runs_one_openmp_thread():
+    """Two workers on two cores: a second OpenMP thread per process only spins. tests/conftest.py
+    sets it before torch loads, and the stages that `dvc repro` starts inherit it (a child
+    process here: an engine test may have set this process's own count since)."""
+    import os
+    import subprocess
+    import sys
+
+    assert os.environ.get("OMP_NUM_THREADS"), "tests/conftest.py sets OMP_NUM_THREADS"
+    child = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(child.stdout) == int(os.environ["OMP_NUM_THREADS"])
+
+
+def test_make_turns_the_byte_code_cache_on_for_every_recipe(tmp_path):
+    """A shell with PYTHONDONTWRITEBYTECODE set would make each stage process compile the
+    package again; the Makefile's recipes run without it."""
+    import os
+    import subprocess
+
+    probe = tmp_path / "probe.mk"
+    probe.write_text(
+        f'include {REPO / "Makefile"}\nprobe:\n\t@echo "[$$PYTHONDONTWRITEBYTECODE]"\n',
+        encoding="utf-8",
+    )
+    proc = subprocess.run(
+        ["make", "-s", "-f", str(probe), "probe"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert proc.stdout.strip() == "[]"

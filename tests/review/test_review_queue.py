@@ -147,6 +147,7 @@ def measured(inputs) -> tuple[pd.DataFrame, dict]:
     return measure(inputs, PARAMS, "sv", "transcribe", quiet)
 
 
+@pytest.mark.slow  # a ranking pass, then the model's own loss per clip
 def test_ft_loss_is_the_models_own_loss_of_each_clip(inputs, measured):
     from transformers import WhisperForConditionalGeneration
 
@@ -186,6 +187,7 @@ def test_ft_loss_is_the_models_own_loss_of_each_clip(inputs, measured):
     assert np.allclose(clips["chars_per_second"], clips["sentence"].str.len() / clips["duration"])
 
 
+@pytest.mark.slow  # a full ranking pass with the tiny model, twice
 def test_stored_encoder_outputs_are_reused(inputs, measured, tmp_path, count_encoder_rows):
     plain, _ = measured
     fill_cache(inputs, tmp_path / "checkpoints")
@@ -257,6 +259,7 @@ def test_the_train_stages_own_store_is_found(inputs, tmp_path, count_encoder_row
     assert count_encoder_rows["rows"] == DEV_ROWS - EVAL_MAX_CLIPS
 
 
+@pytest.mark.slow  # a ranking pass with a trained encoder
 def test_a_trained_encoder_runs_on_every_clip(inputs, tmp_path, count_encoder_rows):
     own = save_finetuned(inputs.base_model, tmp_path / "finetuned", encoder_too=True)
     fill_cache(inputs, tmp_path / "checkpoints")
@@ -407,6 +410,7 @@ def rank_repo(repo_copy, inputs) -> Path:
     return repo
 
 
+@pytest.mark.slow  # the rank stage end to end with models
 def test_stage_writes_the_queue_with_the_exact_columns(rank_repo, monkeypatch, capsys):
     import stages.rank
 
@@ -622,6 +626,7 @@ def cross_fit_queue(inputs, tmp_path: Path, monkeypatch):
     return queue, fit, trained, outputs
 
 
+@pytest.mark.slow  # two fold models trained and a queue ranked (module fixture)
 def test_no_clip_is_scored_by_a_model_that_trained_on_it(inputs, cross_fitted):
     """Plant a clip (train_003.mp3, speaker-1): the fold model that left speaker-1 out scores
     it, and that model's training rows (what the train stage would train on, given the
@@ -647,6 +652,7 @@ def test_no_clip_is_scored_by_a_model_that_trained_on_it(inputs, cross_fitted):
     assert set(queue["scored_by"]) == set(trained)  # dev clips too, by a fold model
 
 
+@pytest.mark.slow  # the same cross-fitted queue
 def test_the_cross_fitted_queue_has_the_out_of_sample_and_suspect_word_columns(cross_fitted):
     queue, _, _, outputs = cross_fitted
     assert list(queue.columns) == queue_columns(PARAMS.weights, cross_fitted=True)

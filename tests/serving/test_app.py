@@ -128,6 +128,7 @@ def test_trimmed_clip_is_what_gets_transcribed(app):
     assert "1.5 s of audio" in " ".join(c.value for c in app.caption)
 
 
+@pytest.mark.slow  # ffmpeg decodes and two transcriptions under AppTest
 def test_video_and_microphone_inputs(app, params_file):
     audio = tone(2.0, 16_000, seed=7)
     app.radio(key="source").set_value("Video file").run()
@@ -248,6 +249,7 @@ def test_uploads_beyond_the_decode_limit_wait_with_a_message(app, params_file):
     assert app.button(key="transcribe")  # the clip is there
 
 
+@pytest.mark.slow  # transcriptions held on purpose in threads
 def test_transcriptions_beyond_the_limit_wait_with_a_message(app, params_file):
     """One model serves every session; at most max_concurrent_transcriptions run at once."""
     limit = page.load_config(params_file).app.limits.max_concurrent_transcriptions
@@ -443,6 +445,7 @@ def test_a_model_that_fails_to_load_is_a_message_without_server_paths(
     assert str(params_file.parent) not in message
 
 
+@pytest.mark.slow  # several model loads under AppTest
 def test_the_model_cache_is_keyed_by_the_resolved_directory(app, params_file, monkeypatch):
     st.cache_resource.clear()
     loaded: list[str] = []
@@ -539,6 +542,7 @@ def test_each_model_shows_its_measured_wer_and_the_best_on_real_speech_is_the_de
         eval_json.unlink(missing_ok=True)
 
 
+@pytest.mark.slow  # a clip-context export made and served
 def test_the_page_serves_a_model_with_the_context_it_recorded(app, params_file, monkeypatch):
     """An export of a ``clip``-trained model: the page's engine feeds it the clip's own frames."""
     from swedish_transcriber.whisper import CONTEXT_KEY, EncoderContext

@@ -237,6 +237,7 @@ def test_both_engines_give_the_same_ids(tiny, context, monkeypatch):
     assert [ct2.generate_ids([c])[0] for c in clips] == ids
 
 
+@pytest.mark.slow  # both engines and transformers' generate on every edge length
 def test_padded_ids_are_byte_identical_to_before(tiny):
     """The padded path: the whole window's features into the plain model, as before."""
     import ctranslate2
@@ -291,6 +292,7 @@ def test_clip_context_changes_what_the_model_hears(tiny):
     ) == ct2.generate_ids(whole)
 
 
+@pytest.mark.slow  # four exports loaded and decoded
 def test_engines_serve_the_context_their_model_recorded(tiny):
     assert model_context(tiny["clip"]) == CLIP_2S
     for name, want in (("base", PADDED), ("ct2", PADDED), ("clip", CLIP_2S), ("ct2-clip", CLIP_2S)):

@@ -275,6 +275,7 @@ def test_an_endless_page_is_cut_off_by_the_fetchs_byte_budget(server):
     assert server.sent["/endless.html"] < 60_000_000
 
 
+@pytest.mark.slow  # waits out the download deadline
 def test_a_trickling_server_is_cut_off_at_the_deadline(server):
     policy = url.UrlPolicy(allow_private=True, socket_timeout=1.0, download_timeout=1.5)
     began = time.monotonic()
@@ -432,6 +433,7 @@ def test_the_guard_is_on_in_the_repos_params():
 # --- the page ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a loopback server, a download and a transcription under AppTest
 def test_the_page_transcribes_a_link(app, params_file, server):
     app.radio(key="source").set_value("URL").run()
     assert app.info[0].value.startswith("Choose")  # nothing typed yet
