@@ -64,6 +64,7 @@ def outs(repo: Path) -> dict[str, str]:
 
 def small_data(params: dict) -> None:
     params["corpus"]["max_sentences"] = 20  # 32 train, 2 dev, 4 test clips
+    params["data"]["max_clips"] = 8  # train clips ingested: two feature batches of 4
     params["augment"].update(enabled=True, copies=1)  # the augment stage writes audio too
     params["features"]["batch_size"] = 4  # two worker processes on the train split
 
