@@ -19,6 +19,10 @@ import pytest
 # test` runs two workers on two cores, and a second thread per worker only spins. Measured:
 # a tenth of the CPU gone, or more (docs/results.md, "Test suite"). Set before torch loads.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The stages a test starts write Python's byte-code cache, as under make and `dvc repro` in a
+# user's shell, whatever this shell says: a scratch repo whose copy lacked .dvcignore then
+# fails the tests that compare dvc status before and after a run.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 from tests.releases import build_release
 from tests.repo_params import copy_repo

@@ -23,8 +23,9 @@ PARAMS_FILE = REPO / "params.yaml"
 
 T = TypeVar("T")
 
-# What a stage run needs of the repo (a scratch copy's sources).
-SOURCES = ("params.yaml", "dvc.yaml", "stages", "swedish_transcriber", ".dvc")
+# What a stage run needs of the repo (a scratch copy's sources). .dvcignore keeps the byte-code
+# cache that a stage's Python writes next to the package out of every stage's deps.
+SOURCES = ("params.yaml", "dvc.yaml", ".dvcignore", "stages", "swedish_transcriber", ".dvc")
 
 
 def copy_repo(dest: Path, items: Sequence[str] = SOURCES) -> Path:
