@@ -79,7 +79,7 @@ def test_no_machine_paths_in_the_repo():
     pattern = re.compile(r"(?<![\w.])/(work|home|Users)/[\w.-]+")
     found = [
         f"{p.relative_to(REPO)}:{n}: {m.group(0)}"
-        for p in tracked_files("*.py", "*.md", "*.sh", "*.yaml", "*.toml", "Makefile")
+        for p in tracked_files("*.py", "*.md", "*.sh", "*.yaml", "*.toml", "*.json", "Makefile")
         if p.name != "test_layout.py"
         for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
         for m in [pattern.search(line)]
