@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.repo_params import REPO, dotted, write_params
+from tests.repo_params import copy_repo, dotted, write_params
 from tests.stage_runs import GIT, TINY_TRAIN, TRACKED, git_commit_all, run
 
 pytestmark = pytest.mark.slow
@@ -27,16 +27,7 @@ def make_repo(path: Path, source: Path, changes) -> Path:
     """A git repo at ``path`` holding ``source``'s tracked files with ``changes`` to params."""
     path.mkdir(parents=True)
     subprocess.run(["git", "init", "-q"], cwd=path, check=True)
-    for item in TRACKED:
-        src = REPO / item
-        if src.is_dir():
-            (path / item).parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["cp", "-r", str(src), str(path / item)], check=True)
-        elif src.exists():
-            (path / item).parent.mkdir(parents=True, exist_ok=True)
-            (path / item).write_bytes(src.read_bytes())
-    for cache in path.rglob("__pycache__"):
-        subprocess.run(["rm", "-rf", str(cache)], check=True)
+    copy_repo(path, TRACKED)
     params = yaml.safe_load((path / "params.yaml").read_text(encoding="utf-8"))
     changes(params)
     (path / "params.yaml").write_text(

@@ -9,6 +9,9 @@ a test module from another runs its tests' module-level code twice and hides the
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,10 +137,6 @@ def test_each_process_of_the_suite_runs_one_openmp_thread():
     """Two workers on two cores: a second OpenMP thread per process only spins. tests/conftest.py
     sets it before torch loads, and the stages that `dvc repro` starts inherit it (a child
     process here: an engine test may have set this process's own count since)."""
-    import os
-    import subprocess
-    import sys
-
     assert os.environ.get("OMP_NUM_THREADS"), "tests/conftest.py sets OMP_NUM_THREADS"
     child = subprocess.run(
         [sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
@@ -151,9 +150,6 @@ def test_each_process_of_the_suite_runs_one_openmp_thread():
 def test_make_turns_the_byte_code_cache_on_for_every_recipe(tmp_path):
     """A shell with PYTHONDONTWRITEBYTECODE set would make each stage process compile the
     package again; the Makefile's recipes run without it."""
-    import os
-    import subprocess
-
     probe = tmp_path / "probe.mk"
     probe.write_text(
         f'include {REPO / "Makefile"}\nprobe:\n\t@echo "[$$PYTHONDONTWRITEBYTECODE]"\n',
